@@ -1,0 +1,46 @@
+# The two commands: `make demo` and `make test`. Each installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages are installed with sudo when not running as root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
+
+.PHONY: demo test lint typecheck unit servers nginx clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[redis,flask]' --group dev
+	touch $@
+
+# Real servers the tests start themselves (never a shared one).
+servers:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server from Debian packages"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) redis-server; }
+
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+		echo "installing nginx from Debian packages"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) nginx; }
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+# The fast loop: no servers.
+unit: $(VENV)/.installed
+	$(BIN)/pytest -m "not integration"
+
+test: $(VENV)/.installed servers lint typecheck
+	$(BIN)/pytest
+
+demo: $(VENV)/.installed nginx
+	$(BIN)/python examples/demo.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,75 @@
+"""The exceptions sharedsession raises.
+
+::
+
+    SessionError
+    ├── ConfigurationError
+    ├── SerializationError
+    ├── SessionTooLarge
+    └── StoreError
+        └── StoreUnavailable
+"""
+
+from __future__ import annotations
+
+
+class SessionError(Exception):
+    """Base class of every error raised by sharedsession."""
+
+
+class ConfigurationError(SessionError, ValueError):
+    """Raised when the configuration is invalid; the message says what to fix."""
+
+
+class SerializationError(SessionError, TypeError):
+    """Raised when a session value cannot be stored; nothing of that save is written.
+
+    :param key: The top-level session key whose value failed.
+    :param type_: The type that cannot be serialized.
+    :param path: Where inside the value the type sits, for example ``cart[2].price``.
+    """
+
+    def __init__(self, key: str, type_: type, path: str = "") -> None:
+        self.key = key
+        self.type_ = type_
+        self.path = path
+        where = f"session[{key!r}]{path}"
+        super().__init__(
+            f"{where} holds a {type_.__module__}.{type_.__qualname__}, which sessions cannot"
+            " store. Store JSON types (str, int, float, bool, None, list, dict with str keys)"
+            " or one of datetime, date, time, UUID, Decimal, bytes, tuple, set, frozenset,"
+            " Markup; convert other objects, e.g. to a dict or an ID, before storing them."
+        )
+
+
+class SessionTooLarge(SessionError, ValueError):
+    """Raised at save when the serialized session exceeds the configured maximum.
+
+    :param size: The serialized size in bytes.
+    :param limit: The configured maximum in bytes.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"The session would take {size} bytes, over the limit of {limit} bytes;"
+            " nothing was written. Store less in the session (keep large data in your"
+            " database and put its ID in the session) or raise SESSION_MAX_SIZE."
+        )
+
+
+class StoreError(SessionError):
+    """Raised when a store fails; ``original_error`` is the backend's exception.
+
+    :param message: What failed.
+    :param original_error: The exception raised by the backend client.
+    """
+
+    def __init__(self, message: str, original_error: BaseException | None = None) -> None:
+        self.original_error = original_error
+        super().__init__(message)
+
+
+class StoreUnavailable(StoreError):
+    """Raised when the store cannot be reached or timed out; adapters answer 503."""

@@ -1,0 +1,147 @@
+"""Flask adapter: ``Session(app)`` with Flask-Session's config keys.
+
+Flask calls ``open_session`` and ``save_session`` synchronously, so this
+adapter always uses a blocking store.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from flask import Request
+from flask import Response
+from flask.sessions import SessionInterface as FlaskSessionInterface
+from flask.sessions import SessionMixin
+
+from . import session as _session
+from ._config import Settings
+from .errors import StoreUnavailable
+from .manager import Cookie
+from .manager import SessionManager
+from .stores.base import Record
+from .stores.base import Refresh
+from .stores.base import SessionStore
+
+logger = logging.getLogger("sharedsession")
+
+#: The body of the 503 response sent when the store cannot be reached.
+UNAVAILABLE_MESSAGE = "Sessions are unavailable right now; please try again shortly."
+
+
+class FlaskSession(_session.Session, SessionMixin):  # type: ignore[override]
+    """``flask.session`` when this extension is active: a dict plus ``sid``."""
+
+
+class SessionInterface(FlaskSessionInterface):
+    """Connects Flask's session hooks to a :class:`SessionManager` and a store.
+
+    :param manager: Session policy.
+    :param store: Where sessions live.
+    """
+
+    def __init__(self, manager: SessionManager, store: SessionStore) -> None:
+        self.manager = manager
+        self.store = store
+
+    def _load(self, key: str, refresh: Refresh | None) -> Record | None:
+        return self.store.load(key, refresh=refresh)
+
+    def open_session(self, app: Flask, request: Request) -> FlaskSession:
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        return self.manager.open(cookie, self._load, session_class=FlaskSession)
+
+    def get_cookie_samesite(self, app: Flask) -> str | None:
+        """``SESSION_COOKIE_SAMESITE``, with Flask's default ``None`` made ``"Lax"``."""
+        return super().get_cookie_samesite(app) or "Lax"
+
+    def save_session(
+        self,
+        app: Flask,
+        session: SessionMixin,
+        response: Response,
+    ) -> None:
+        assert isinstance(session, FlaskSession)
+        if session.accessed:
+            response.vary.add("Cookie")
+        if not session.loaded:
+            return
+        plan = self.manager.save_plan(session)
+        try:
+            result = None
+            if plan.delete and plan.key is not None:
+                self.store.delete(plan.key)
+            elif plan.changes is not None and plan.key is not None:
+                result = self.store.apply(plan.key, plan.changes)
+        except StoreUnavailable as exc:
+            _log_unavailable(exc, "save")
+            _make_unavailable(response)
+            return
+        self._send_cookie(app, response, plan.cookie_after(result))
+
+    def _send_cookie(self, app: Flask, response: Response, cookie: Cookie | None) -> None:
+        if cookie is None:
+            return
+        name = self.get_cookie_name(app)
+        options: dict[str, Any] = {
+            "domain": self.get_cookie_domain(app),
+            "path": self.get_cookie_path(app),
+            "secure": self.get_cookie_secure(app),
+            "samesite": self.get_cookie_samesite(app),
+            "httponly": self.get_cookie_httponly(app),
+            "partitioned": self.get_cookie_partitioned(app),
+        }
+        if cookie.value is None:
+            response.delete_cookie(name, **options)
+        else:
+            response.set_cookie(name, cookie.value, expires=cookie.expires, **options)
+
+
+def _log_unavailable(exc: StoreUnavailable, stage: str) -> None:
+    # One line per failure; the message carries the backend's error, never a session ID.
+    logger.error("session store unavailable during %s: %s", stage, exc.original_error or exc)
+
+
+def _make_unavailable(response: Response) -> None:
+    response.status_code = 503
+    response.set_data(UNAVAILABLE_MESSAGE)
+    response.mimetype = "text/plain"
+    response.headers.pop("Set-Cookie", None)
+    response.headers["Retry-After"] = "5"
+
+
+def _unavailable_handler(exc: StoreUnavailable) -> tuple[str, int, dict[str, str]]:
+    _log_unavailable(exc, "load")
+    return UNAVAILABLE_MESSAGE, 503, {"Content-Type": "text/plain", "Retry-After": "5"}
+
+
+class Session:
+    """Server-side sessions for a Flask app, configured like Flask-Session.
+
+    :param app: The app to set up now; or call :meth:`init_app` later.
+    :param store: A store to use instead of the one ``SESSION_TYPE`` names,
+        for instance a custom store.
+    """
+
+    def __init__(self, app: Flask | None = None, *, store: SessionStore | None = None) -> None:
+        self._store = store
+        #: The app's session policy, set by :meth:`init_app`.
+        self.manager: SessionManager | None = None
+        #: The app's store, set by :meth:`init_app`.
+        self.store: SessionStore | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask, *, store: SessionStore | None = None) -> None:
+        """Install server-side sessions into ``app``.
+
+        :raises ConfigurationError: A config key has a value that cannot work.
+        """
+        settings = Settings.from_mapping(app.config, instance_path=app.instance_path)
+        self.manager = settings.manager()
+        self.store = store or self._store or settings.store()
+        interface = SessionInterface(self.manager, self.store)
+        app.session_interface = interface
+        app.extensions["sharedsession"] = interface
+        app.register_error_handler(StoreUnavailable, _unavailable_handler)

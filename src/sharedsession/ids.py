@@ -1,0 +1,79 @@
+"""Session IDs: generation, well-formedness, the store key, and cookie signing."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from collections.abc import Sequence
+
+from itsdangerous import BadSignature
+from itsdangerous import Signer
+
+#: Bytes of randomness in a new ID; 32 bytes is 256 bits.
+MIN_ID_BYTES = 32
+
+#: Salt of signed cookie values, the same as Flask-Session's so that its signed
+#: cookies stay valid after switching.
+SIGNER_SALT = "flask-session"
+
+# A cookie value longer than this is garbage, whatever ``id_bytes`` is.
+_MAX_ID_CHARS = 256
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{43,256}")
+
+
+def new_id(nbytes: int = MIN_ID_BYTES) -> str:
+    """Return a fresh URL-safe session ID from the OS's CSPRNG.
+
+    :param nbytes: Bytes of randomness, at least :data:`MIN_ID_BYTES`.
+    """
+    if nbytes < MIN_ID_BYTES:
+        raise ValueError(f"nbytes must be at least {MIN_ID_BYTES}, got {nbytes}")
+    return secrets.token_urlsafe(nbytes)
+
+
+def is_well_formed(sid: str) -> bool:
+    """Tell whether ``sid`` could be an ID this library issued (any length >= 256 bits)."""
+    return len(sid) <= _MAX_ID_CHARS and _ID_RE.fullmatch(sid) is not None
+
+
+def store_key(sid: str) -> str:
+    """Return the key the store keeps a session under: the URL-safe SHA-256 of its ID.
+
+    Whoever reads the store's keys, a log line or a backup cannot turn them
+    back into a cookie, and a lookup compares digests, not secrets.
+    """
+    digest = hashlib.sha256(sid.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+class CookieSigner:
+    """Sign and verify session IDs in cookie values with HMAC.
+
+    :param keys: Secret keys, the current one first, then older ones still accepted.
+    """
+
+    def __init__(self, keys: Sequence[str | bytes]) -> None:
+        if not keys or not all(keys):
+            raise ValueError("CookieSigner needs at least one non-empty secret key")
+        raw = [key.encode() if isinstance(key, str) else key for key in keys]
+        # itsdangerous signs with the last key and verifies with all of them.
+        self._signer = Signer(raw[::-1], salt=SIGNER_SALT, key_derivation="hmac")
+        self._current = Signer(raw[0], salt=SIGNER_SALT, key_derivation="hmac")
+
+    def sign(self, sid: str) -> str:
+        """Return ``sid`` with its signature, made with the current key."""
+        return self._signer.sign(sid).decode("ascii")
+
+    def unsign(self, value: str) -> tuple[str, bool] | None:
+        """Verify a cookie value.
+
+        :returns: ``(sid, current)`` where ``current`` says whether the current
+            key signed it, or ``None`` when no key's signature matches.
+        """
+        try:
+            sid = self._signer.unsign(value).decode("ascii")
+        except (BadSignature, UnicodeError):
+            return None
+        return sid, self._current.verify_signature(*value.encode("ascii").rsplit(b".", 1))

@@ -1,0 +1,99 @@
+"""MemoryStore: an in-process store for tests and single-process apps.
+
+It is also the reference implementation of the store contract: every other
+store must behave the same way in ``tests/integration/test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from .base import ApplyResult
+from .base import ChangeSet
+from .base import Record
+from .base import Refresh
+
+
+@dataclass
+class _Entry:
+    data: dict[str, str]
+    created: float
+    absolute: float | None
+    expires: float
+
+
+class MemoryStore:
+    """A dict behind a lock; data is lost when the process ends.
+
+    :param clock: Returns the time in epoch seconds; the expiry checks use it.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires <= self._clock():
+            del self._entries[key]
+            return None
+        return entry
+
+    def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        with self._lock:
+            entry = self._live(key)
+            if entry is None:
+                return None
+            if refresh is not None:
+                deadline = refresh.now + refresh.ttl
+                if entry.absolute is not None:
+                    deadline = min(deadline, entry.absolute)
+                entry.expires = deadline
+            return Record(dict(entry.data), entry.created, entry.absolute)
+
+    def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
+        with self._lock:
+            entry = self._live(key)
+            if changes.created is not None:
+                if entry is not None:
+                    return ApplyResult.EXISTS
+                entry = _Entry({}, changes.created, changes.absolute, changes.expires)
+            elif entry is None:
+                return ApplyResult.GONE
+            data = {} if changes.clear else dict(entry.data)
+            for name in changes.delete:
+                data.pop(name, None)
+            data.update(changes.set)
+            if not data or changes.expires <= self._clock():
+                self._entries.pop(key, None)
+            else:
+                self._entries[key] = _Entry(data, entry.created, entry.absolute, changes.expires)
+            return ApplyResult.APPLIED
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(1 for key in list(self._entries) if self._live(key) is not None)
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,243 @@
+"""SQLiteStore: the embedded default, one file shared by every process on a machine.
+
+Layout: a row per session in ``sessions`` and a row per key in
+``session_data``, so a save changes single keys inside one short
+``BEGIN IMMEDIATE`` transaction. WAL mode lets readers run while one process
+writes; expired rows are purged through the index on ``expires``, a bounded
+batch at a time, never with a full-table scan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from types import TracebackType
+
+from ..errors import ConfigurationError
+from ..errors import StoreError
+from ..errors import StoreUnavailable
+from .base import ApplyResult
+from .base import ChangeSet
+from .base import Record
+from .base import Refresh
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    key TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    absolute REAL,
+    expires REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
+CREATE TABLE IF NOT EXISTS session_data (
+    key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (key, name)
+) WITHOUT ROWID;
+"""
+
+_LOAD = """
+SELECT s.created, s.absolute, s.expires, d.name, d.value
+FROM sessions AS s LEFT JOIN session_data AS d ON d.key = s.key
+WHERE s.key = ?
+"""
+
+
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        # "database is locked" after busy_timeout, disk I/O errors, a vanished file.
+        raise StoreUnavailable(f"SQLite session store unavailable: {exc}", exc) from exc
+    except sqlite3.Error as exc:
+        raise StoreError(f"SQLite session store failed: {exc}", exc) from exc
+
+
+class SQLiteStore:
+    """Sessions in one SQLite file, safe for many threads and processes at once.
+
+    :param path: The database file; its folder must exist.
+    :param timeout: Seconds to wait for another process's write lock.
+    :param purge_interval: Seconds between purges of expired sessions done
+        by writes in this process.
+    :param clock: Returns the time in epoch seconds.
+    """
+
+    #: Expired sessions deleted per purge batch.
+    purge_batch = 500
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 10.0,
+        purge_interval: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self.purge_interval = purge_interval
+        self._clock = clock
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._next_purge = 0.0
+        with _mapped_errors():
+            self._setup(self._conn())
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise ConfigurationError(
+                f"{self.path} holds sessions in schema {version}, newer than this version of"
+                f" sharedsession understands ({SCHEMA_VERSION}); upgrade sharedsession or"
+                " point SESSION_SQLITE_PATH at another file."
+            )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _conn(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:
+            # A forked worker must not share its parent's connections.
+            self._local = threading.local()
+            self._connections = []
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        with _mapped_errors():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        now = self._clock()
+        with _mapped_errors():
+            conn = self._conn()
+            rows = conn.execute(_LOAD, (key,)).fetchall()
+            if not rows or rows[0][2] <= now:
+                return None
+            created, absolute, expires = rows[0][0], rows[0][1], rows[0][2]
+            if refresh is not None:
+                deadline = refresh.now + refresh.ttl
+                if absolute is not None:
+                    deadline = min(deadline, absolute)
+                if deadline - expires > refresh.step:
+                    # Autocommit; a concurrent delete wins, the update then matches nothing.
+                    conn.execute(
+                        "UPDATE sessions SET expires = ? WHERE key = ? AND expires < ?",
+                        (deadline, key, deadline),
+                    )
+        data = {name: value for _, _, _, name, value in rows if name is not None}
+        return Record(data, created, absolute)
+
+    def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
+        now = self._clock()
+        with self._write() as conn:
+            row = conn.execute("SELECT expires FROM sessions WHERE key = ?", (key,)).fetchone()
+            live = row is not None and row[0] > now
+            if changes.created is not None:
+                if live:
+                    return ApplyResult.EXISTS
+                conn.execute("DELETE FROM sessions WHERE key = ?", (key,))
+                conn.execute(
+                    "INSERT INTO sessions (key, created, absolute, expires) VALUES (?, ?, ?, ?)",
+                    (key, changes.created, changes.absolute, changes.expires),
+                )
+            elif not live:
+                return ApplyResult.GONE
+            else:
+                conn.execute(
+                    "UPDATE sessions SET expires = ? WHERE key = ?", (changes.expires, key)
+                )
+            if changes.clear:
+                conn.execute("DELETE FROM session_data WHERE key = ?", (key,))
+            conn.executemany(
+                "DELETE FROM session_data WHERE key = ? AND name = ?",
+                [(key, name) for name in changes.delete],
+            )
+            conn.executemany(
+                "INSERT INTO session_data (key, name, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (key, name) DO UPDATE SET value = excluded.value",
+                [(key, name, value) for name, value in changes.set.items()],
+            )
+            empty = conn.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM session_data WHERE key = ?)", (key,)
+            ).fetchone()[0]
+            if empty or changes.expires <= now:
+                conn.execute("DELETE FROM sessions WHERE key = ?", (key,))
+        if now >= self._next_purge:
+            self._next_purge = now + self.purge_interval
+            self.purge()
+        return ApplyResult.APPLIED
+
+    def delete(self, key: str) -> None:
+        with _mapped_errors():
+            self._conn().execute("DELETE FROM sessions WHERE key = ?", (key,))
+
+    def purge(self) -> int:
+        """Delete expired sessions, a batch at a time; return how many went."""
+        total = 0
+        while True:
+            with self._write() as conn:
+                cursor = conn.execute(
+                    "DELETE FROM sessions WHERE key IN"
+                    " (SELECT key FROM sessions WHERE expires <= ? LIMIT ?)",
+                    (self._clock(), self.purge_batch),
+                )
+            total += cursor.rowcount
+            if cursor.rowcount < self.purge_batch:
+                return total
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
