@@ -1,0 +1,75 @@
+"""A small Flask app used by the adapter tests, one per "instance"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask import flash
+from flask import get_flashed_messages
+from flask import session
+
+from sharedsession.flask import Session
+from sharedsession.stores.base import SessionStore
+
+
+def make_app(
+    name: str = "a", store: SessionStore | None = None, **config: Any
+) -> tuple[Flask, Session]:
+    app = Flask(f"instance-{name}")
+    app.config.update({"SECRET_KEY": "test-secret", "SESSION_TYPE": "memory", **config})
+    ext = Session(app, store=store)
+
+    @app.get("/untouched")
+    def untouched() -> str:
+        return f"served by {name}"
+
+    @app.get("/get/<key>")
+    def get(key: str) -> str:
+        return repr(session.get(key))
+
+    @app.get("/set/<key>/<value>")
+    def set_(key: str, value: str) -> str:
+        session[key] = value
+        return "ok"
+
+    @app.get("/del/<key>")
+    def delete(key: str) -> str:
+        session.pop(key, None)
+        return "ok"
+
+    @app.get("/append/<item>")
+    def append(item: str) -> str:
+        session.setdefault("cart", []).append(item)
+        return repr(session["cart"])
+
+    @app.get("/clear")
+    def clear() -> str:
+        session.clear()
+        return "ok"
+
+    @app.get("/sid")
+    def sid() -> str:
+        return str(session.sid)  # type: ignore[attr-defined]
+
+    @app.get("/temporary")
+    def temporary() -> str:
+        session.permanent = False
+        session["t"] = 1
+        return "ok"
+
+    @app.get("/flash/<message>")
+    def flash_(message: str) -> str:
+        flash(message)
+        return "ok"
+
+    @app.get("/flashes")
+    def flashes() -> str:
+        return repr(get_flashed_messages())
+
+    @app.get("/bad")
+    def bad() -> str:
+        session["obj"] = object()
+        return "ok"
+
+    return app, ext

@@ -1,0 +1,88 @@
+"""Test helpers that wrap real stores; they never stand in for one."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Coroutine
+from typing import Any
+from typing import TypeVar
+
+from sharedsession.stores.base import ApplyResult
+from sharedsession.stores.base import AsyncSessionStore
+from sharedsession.stores.base import ChangeSet
+from sharedsession.stores.base import Record
+from sharedsession.stores.base import Refresh
+from sharedsession.stores.base import SessionStore
+
+T = TypeVar("T")
+
+
+class CountingStore:
+    """Counts the calls made to a real store, to check the round-trip budget."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        self.calls["load"] += 1
+        return self.store.load(key, refresh=refresh)
+
+    def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
+        self.calls["apply"] += 1
+        return self.store.apply(key, changes)
+
+    def delete(self, key: str) -> None:
+        self.calls["delete"] += 1
+        self.store.delete(key)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> CountingStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class BlockingFacade:
+    """Drives an async store from blocking test code on a private event loop.
+
+    The contract suite is written once, against the blocking protocol; this
+    runs it unchanged against the async twins.
+    """
+
+    def __init__(self, store: AsyncSessionStore) -> None:
+        self.store = store
+        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._lock:
+            return self._loop.run_until_complete(coro)
+
+    def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        return self._run(self.store.load(key, refresh=refresh))
+
+    def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
+        return self._run(self.store.apply(key, changes))
+
+    def delete(self, key: str) -> None:
+        self._run(self.store.delete(key))
+
+    def close(self) -> None:
+        self._run(self.store.aclose())
+        self._loop.close()
+
+    def __enter__(self) -> BlockingFacade:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,121 @@
+"""Redis-specific layout and behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+from sharedsession.ids import new_id
+from sharedsession.ids import store_key
+from sharedsession.stores.base import ApplyResult
+from sharedsession.stores.base import ChangeSet
+from sharedsession.stores.base import Refresh
+from sharedsession.stores.redis import AsyncRedisStore
+from sharedsession.stores.redis import RedisStore
+from tests.flask_apps import make_app
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+def test_one_readable_hash_per_session(redis_server: RedisServer, redis_client: Any) -> None:
+    app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=redis_server.url)
+    client = app.test_client()
+    client.get("/append/apple")
+    client.get("/set/:meta-looking/x")
+    found = client.get_cookie("session")
+    assert found is not None
+    keys = redis_client.keys("*")
+    assert keys == [f"session:{{{store_key(found.value)}}}".encode()]
+    assert found.value.encode() not in keys[0]  # keyed by digest, not the ID
+    fields = redis_client.hgetall(keys[0])
+    assert fields[b"cart"] == b'["apple"]'
+    assert fields[b"::meta-looking"] == b'"x"'
+    assert set(fields) == {b"cart", b"::meta-looking", b":created"}
+
+
+def test_ttl_is_the_remaining_life(redis_server: RedisServer, redis_client: Any) -> None:
+    app, _ = make_app(
+        SESSION_TYPE="redis", SESSION_REDIS=redis_server.url, PERMANENT_SESSION_LIFETIME=600
+    )
+    client = app.test_client()
+    client.get("/set/a/1")
+    (key,) = redis_client.keys("*")
+    assert 595_000 < redis_client.pttl(key) <= 600_000
+
+
+def test_absolute_deadline_caps_ttl(redis_server: RedisServer, redis_client: Any) -> None:
+    app, _ = make_app(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=redis_server.url,
+        PERMANENT_SESSION_LIFETIME=600,
+        SESSION_ABSOLUTE_LIFETIME=30,
+    )
+    client = app.test_client()
+    client.get("/set/a/1")
+    client.get("/get/a")
+    (key,) = redis_client.keys("*")
+    assert 25_000 < redis_client.pttl(key) <= 30_000
+
+
+def test_key_prefix(redis_server: RedisServer, redis_client: Any) -> None:
+    app, _ = make_app(
+        SESSION_TYPE="redis", SESSION_REDIS=redis_server.url, SESSION_KEY_PREFIX="shop:"
+    )
+    app.test_client().get("/set/a/1")
+    (key,) = redis_client.keys("*")
+    assert key.startswith(b"shop:{")
+
+
+def test_decode_responses_client_works(redis_server: RedisServer, redis_client: Any) -> None:
+    store = RedisStore(redis_server.client(decode_responses=True))
+    k = store_key(new_id())
+    now = time.time()
+    store.apply(k, ChangeSet(now, now + 60, {"a": "1"}, created=now))
+    record = store.load(k, refresh=Refresh(now, 60))
+    assert record is not None and dict(record.data) == {"a": "1"}
+
+
+def test_async_concurrent_saves_of_different_keys(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    async def main() -> dict[str, str]:
+        async with AsyncRedisStore(redis.asyncio.Redis(port=redis_server.port)) as store:
+            k = store_key(new_id())
+            now = time.time()
+            await store.apply(k, ChangeSet(now, now + 60, {"seed": "0"}, created=now))
+
+            async def save(i: int) -> ApplyResult:
+                await store.load(k)
+                return await store.apply(k, ChangeSet(time.time(), now + 60, {f"k{i}": str(i)}))
+
+            results = await asyncio.gather(*(save(i) for i in range(50)))
+            assert set(results) == {ApplyResult.APPLIED}
+            record = await store.load(k)
+            assert record is not None
+            return dict(record.data)
+
+    data = asyncio.run(main())
+    assert data == {"seed": "0", **{f"k{i}": str(i) for i in range(50)}}
+
+
+def test_sync_and_async_twins_have_the_same_public_methods() -> None:
+    import inspect
+
+    def public(cls: type) -> dict[str, inspect.Signature]:
+        return {
+            name: inspect.signature(member)
+            for name, member in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith("_")
+        }
+
+    sync, async_ = public(RedisStore), public(AsyncRedisStore)
+    assert sync.pop("close") and async_.pop("aclose")
+    assert sync.keys() == async_.keys()
+    for name in sync:
+        assert list(sync[name].parameters) == list(async_[name].parameters), name

@@ -1,0 +1,249 @@
+"""One contract suite, run against every store, blocking and async."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from sharedsession.ids import new_id
+from sharedsession.ids import store_key
+from sharedsession.stores.base import ApplyResult
+from sharedsession.stores.base import ChangeSet
+from sharedsession.stores.base import Record
+from sharedsession.stores.base import Refresh
+from sharedsession.stores.memory import MemoryStore
+from sharedsession.stores.redis import AsyncRedisStore
+from sharedsession.stores.redis import RedisStore
+from sharedsession.stores.sqlite import SQLiteStore
+from tests.helpers import BlockingFacade
+from tests.servers import RedisServer
+
+STORES = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("redis-async", marks=pytest.mark.integration),
+]
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    kind = request.param
+    if kind == "memory":
+        made: Any = MemoryStore()
+    elif kind == "sqlite":
+        made = SQLiteStore(tmp_path / "contract.sqlite3")
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        request.getfixturevalue("redis_client")  # empties the server after the test
+        if kind == "redis":
+            made = RedisStore(server.client())
+        else:
+            made = BlockingFacade(AsyncRedisStore(redis.asyncio.Redis(port=server.port)))
+    with made:
+        yield made
+
+
+def key() -> str:
+    return store_key(new_id())
+
+
+def create(
+    store: Any,
+    k: str,
+    data: Mapping[str, str],
+    *,
+    ttl: float = 60,
+    absolute: float | None = None,
+) -> ApplyResult:
+    now = time.time()
+    result: ApplyResult = store.apply(
+        k, ChangeSet(now, now + ttl, data, created=now, absolute=absolute)
+    )
+    return result
+
+
+def update(store: Any, k: str, ttl: float = 60, **fields: Any) -> ApplyResult:
+    now = time.time()
+    result: ApplyResult = store.apply(k, ChangeSet(now, now + ttl, **fields))
+    return result
+
+
+def load(store: Any, k: str, refresh: Refresh | None = None) -> Record | None:
+    record: Record | None = store.load(k, refresh=refresh)
+    return record
+
+
+def test_unknown_key_loads_none(store: Any) -> None:
+    assert load(store, key()) is None
+
+
+def test_create_then_load(store: Any) -> None:
+    k = key()
+    before = time.time()
+    assert create(store, k, {"a": '"x"', "n": "1"}, absolute=before + 100) is ApplyResult.APPLIED
+    record = load(store, k)
+    assert record is not None
+    assert dict(record.data) == {"a": '"x"', "n": "1"}
+    assert before <= record.created <= time.time()
+    assert record.absolute == pytest.approx(before + 100)
+
+
+def test_create_over_existing_key_writes_nothing(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"})
+    assert create(store, k, {"b": "2"}) is ApplyResult.EXISTS
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {"a": "1"}
+
+
+def test_update_of_missing_record_is_gone_and_creates_nothing(store: Any) -> None:
+    k = key()
+    assert update(store, k, set={"a": "1"}) is ApplyResult.GONE
+    assert load(store, k) is None
+
+
+def test_save_in_flight_after_delete_stays_dead(store: Any) -> None:
+    k = key()
+    create(store, k, {"user": '"alice"'})
+    assert load(store, k) is not None  # a request loads the session ...
+    store.delete(k)  # ... logout happens meanwhile ...
+    assert update(store, k, set={"cart": "[1]"}) is ApplyResult.GONE  # ... its save comes late
+    assert load(store, k) is None
+
+
+def test_update_writes_only_given_keys(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1", "b": "2", "c": "3"})
+    assert update(store, k, set={"b": "20", "d": "4"}, delete={"c"}) is ApplyResult.APPLIED
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {"a": "1", "b": "20", "d": "4"}
+
+
+def test_clear_removes_keys_not_set(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1", "b": "2"})
+    assert update(store, k, set={"z": "9"}, clear=True) is ApplyResult.APPLIED
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {"z": "9"}
+
+
+def test_apply_that_leaves_no_keys_deletes_the_record(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"})
+    assert update(store, k, delete={"a"}) is ApplyResult.APPLIED
+    assert load(store, k) is None
+    assert update(store, k, set={"a": "1"}) is ApplyResult.GONE
+
+
+def test_creation_metadata_survives_updates(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"}, absolute=time.time() + 500)
+    first = load(store, k)
+    update(store, k, set={"b": "2"}, clear=True)
+    second = load(store, k)
+    assert first is not None and second is not None
+    assert second.created == pytest.approx(first.created)
+    assert second.absolute == pytest.approx(first.absolute)
+
+
+@pytest.mark.parametrize(
+    "name", [":created", "::x", ":absolute", "", "{tag}", "ünïcode ✓", "a b", "x" * 300]
+)
+def test_any_string_is_a_key(store: Any, name: str) -> None:
+    k = key()
+    create(store, k, {name: '"v"', "other": "1"})
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {name: '"v"', "other": "1"}
+    update(store, k, delete={name})
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {"other": "1"}
+
+
+def test_delete_of_unknown_key_is_fine(store: Any) -> None:
+    store.delete(key())
+
+
+def test_record_expires_at_its_deadline(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"}, ttl=0.3)
+    assert load(store, k) is not None
+    time.sleep(0.5)
+    assert load(store, k) is None
+    assert update(store, k, set={"a": "2"}) is ApplyResult.GONE
+
+
+def test_refresh_slides_the_deadline(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"}, ttl=0.4)
+    time.sleep(0.2)
+    assert load(store, k, Refresh(time.time(), 5.0)) is not None
+    time.sleep(0.4)
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {"a": "1"}
+
+
+def test_refresh_never_passes_the_absolute_deadline(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"}, ttl=0.3, absolute=time.time() + 0.6)
+    time.sleep(0.2)
+    assert load(store, k, Refresh(time.time(), 60.0)) is not None
+    time.sleep(0.2)
+    assert load(store, k, Refresh(time.time(), 60.0)) is not None
+    time.sleep(0.4)
+    assert load(store, k, Refresh(time.time(), 60.0)) is None
+
+
+def test_refresh_does_not_rewrite_data(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"})
+    load(store, k, Refresh(time.time(), 60.0))
+    update(store, k, set={"b": "2"})
+    record = load(store, k, Refresh(time.time(), 60.0))
+    assert record is not None and dict(record.data) == {"a": "1", "b": "2"}
+
+
+def test_refresh_of_unknown_key_creates_nothing(store: Any) -> None:
+    k = key()
+    assert load(store, k, Refresh(time.time(), 60.0)) is None
+    assert load(store, k) is None
+
+
+def test_update_with_past_deadline_ends_the_record(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"})
+    now = time.time()
+    assert store.apply(k, ChangeSet(now, now - 1, {"b": "2"})) is ApplyResult.APPLIED
+    assert load(store, k) is None
+
+
+def test_concurrent_saves_of_different_keys_all_survive(store: Any) -> None:
+    k = key()
+    create(store, k, {"seed": "0"})
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait()
+            assert load(store, k) is not None
+            assert update(store, k, set={f"k{i}": str(i)}) is ApplyResult.APPLIED
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    record = load(store, k)
+    assert record is not None
+    assert dict(record.data) == {"seed": "0", **{f"k{i}": str(i) for i in range(20)}}

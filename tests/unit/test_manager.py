@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sharedsession.errors import SessionTooLarge
+from sharedsession.errors import StoreError
+from sharedsession.expiry import ExpiryPolicy
+from sharedsession.ids import CookieSigner
+from sharedsession.ids import new_id
+from sharedsession.ids import store_key
+from sharedsession.manager import Cookie
+from sharedsession.manager import SavePlan
+from sharedsession.manager import SessionManager
+from sharedsession.session import Session
+from sharedsession.stores.base import ApplyResult
+from sharedsession.stores.base import ChangeSet
+from sharedsession.stores.memory import MemoryStore
+from tests.conftest import FakeClock
+
+
+def make(
+    clock: FakeClock, *, absolute: float | None = None, **options: Any
+) -> tuple[SessionManager, MemoryStore]:
+    manager = SessionManager(ExpiryPolicy(3600, absolute), clock=clock, **options)
+    return manager, MemoryStore(clock=clock)
+
+
+def run(manager: SessionManager, store: MemoryStore, session: Session) -> Cookie | None:
+    plan = manager.save_plan(session)
+    result = None
+    if plan.delete:
+        assert plan.key is not None
+        store.delete(plan.key)
+    elif plan.changes is not None:
+        assert plan.key is not None
+        result = store.apply(plan.key, plan.changes)
+    return plan.cookie_after(result)
+
+
+def open_(manager: SessionManager, store: MemoryStore, cookie: str | None) -> Session:
+    return manager.open(cookie, lambda key, refresh: store.load(key, refresh=refresh))
+
+
+def test_untouched_session_plans_nothing(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    plan = manager.save_plan(open_(manager, store, new_id()))
+    assert plan.key is None and plan.changes is None and plan.cookie is None
+
+
+def test_new_empty_session_writes_nothing(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, None)
+    assert session.get("x") is None
+    assert run(manager, store, session) is None
+    assert len(store) == 0
+
+
+def test_new_session_is_created_with_cookie(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, None)
+    session["user"] = "alice"
+    cookie = run(manager, store, session)
+    assert cookie == Cookie(session.sid, clock.now + 3600)
+    again = open_(manager, store, cookie.value if cookie else None)
+    assert again["user"] == "alice"
+
+
+def test_non_permanent_cookie_has_no_expiry(clock: FakeClock) -> None:
+    manager, store = make(clock, permanent=False)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    cookie = run(manager, store, session)
+    assert cookie is not None and cookie.expires is None
+
+
+def test_read_only_request_refreshes_cookie_not_data(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    sid = session.sid
+    run(manager, store, session)
+    clock.advance(100)
+    session = open_(manager, store, sid)
+    assert session["a"] == 1
+    plan = manager.save_plan(session)
+    assert plan.changes is None and plan.cookie == Cookie(sid, clock.now + 3600)
+
+
+def test_read_only_without_refresh_each_request_sends_nothing(clock: FakeClock) -> None:
+    manager, store = make(clock, refresh_each_request=False)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    run(manager, store, session)
+    session = open_(manager, store, session.sid)
+    assert session["a"] == 1
+    assert manager.refresh() is None
+    plan = manager.save_plan(session)
+    assert plan.changes is None and plan.cookie is None
+
+
+def test_idle_timeout_slides_on_reads(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    sid = session.sid
+    run(manager, store, session)
+    for _ in range(5):
+        clock.advance(3000)
+        assert open_(manager, store, sid).get("a") == 1
+    clock.advance(3601)
+    assert open_(manager, store, sid).get("a") is None
+
+
+def test_absolute_timeout_caps_everything(clock: FakeClock) -> None:
+    manager, store = make(clock, absolute=5000)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    sid = session.sid
+    run(manager, store, session)
+    clock.advance(3000)
+    session = open_(manager, store, sid)
+    session["b"] = 2
+    cookie = run(manager, store, session)
+    assert cookie is not None and cookie.expires == clock.now + 2000  # capped
+    clock.advance(2001)
+    assert open_(manager, store, sid).get("a") is None
+
+
+def test_expired_record_returned_by_a_store_is_refused(clock: FakeClock) -> None:
+    manager, store = make(clock, absolute=10)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    run(manager, store, session)
+    record = store.load(store_key(session.sid))
+    clock.advance(11)
+    assert manager.check(record) is None
+
+
+def test_clear_deletes_record_and_cookie(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    sid = session.sid
+    run(manager, store, session)
+    session = open_(manager, store, sid)
+    session.clear()
+    assert run(manager, store, session) == Cookie(None)
+    assert len(store) == 0
+
+
+def test_popping_last_key_ends_session(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    sid = session.sid
+    run(manager, store, session)
+    session = open_(manager, store, sid)
+    session.pop("a")
+    assert run(manager, store, session) == Cookie(None)
+    assert len(store) == 0
+
+
+def test_stale_cookie_is_deleted(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, new_id())
+    assert session.get("a") is None
+    assert run(manager, store, session) == Cookie(None)
+
+
+def test_save_after_concurrent_delete_deletes_cookie(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, None)
+    session["a"] = 1
+    sid = session.sid
+    run(manager, store, session)
+    session = open_(manager, store, sid)
+    session["b"] = 2
+    store.delete(store_key(sid))
+    assert run(manager, store, session) == Cookie(None)
+    assert len(store) == 0
+
+
+def test_key_collision_is_an_error() -> None:
+    plan_cookie = Cookie("x")
+    with pytest.raises(StoreError):
+        SavePlan(cookie=plan_cookie).cookie_after(ApplyResult.EXISTS)
+
+
+def test_signed_cookies(clock: FakeClock) -> None:
+    manager, store = make(clock, signer=CookieSigner(["secret"]))
+    session = open_(manager, store, None)
+    session["a"] = 1
+    cookie = run(manager, store, session)
+    assert cookie is not None and cookie.value is not None
+    assert cookie.value.startswith(session.sid + ".")
+    assert open_(manager, store, cookie.value)["a"] == 1
+    assert open_(manager, store, session.sid).get("a") is None  # unsigned: refused
+    forged = session.sid + ".AAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    assert manager.sid_from_cookie(forged) is None
+
+
+def test_too_large_session_writes_nothing(clock: FakeClock) -> None:
+    manager, store = make(clock, max_size=100)
+    session = open_(manager, store, None)
+    session["big"] = "x" * 200
+    with pytest.raises(SessionTooLarge) as info:
+        manager.save_plan(session)
+    assert info.value.limit == 100 and info.value.size > 100
+    assert len(store) == 0
+
+
+def test_short_ids_are_refused() -> None:
+    with pytest.raises(ValueError, match="256 bits"):
+        SessionManager(ExpiryPolicy(10), id_bytes=16)
+
+
+def test_change_set_carries_only_changes(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    session = open_(manager, store, None)
+    session.update(a=1, b=2)
+    sid = session.sid
+    run(manager, store, session)
+    session = open_(manager, store, sid)
+    session["b"] = 3
+    _ = session["a"]
+    plan = manager.save_plan(session)
+    assert isinstance(plan.changes, ChangeSet)
+    assert dict(plan.changes.set) == {"b": "3"} and not plan.changes.delete
