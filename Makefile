@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Real servers the tests start themselves (never a shared one).
-servers:
+servers: nginx
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server from Debian packages"; \
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) redis-server; }

@@ -1,0 +1,202 @@
+"""Run the shop as two app instances behind nginx, sharing one session store.
+
+``make demo`` runs this. It starts two gunicorn instances of ``examples/shop``
+(two workers each), an nginx in front that alternates requests between them,
+walks through a login and a cart to show the session following the user from
+instance to instance, prints the URL to open, and stops everything on Ctrl-C.
+
+Sessions live in a SQLite file shared by all four worker processes, or in
+Redis when ``--redis URL`` or ``SESSION_REDIS_URL`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "examples" / "nginx.conf.template"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args!r} exited early; its log:\n{log.read_text()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on port {port} after 30 s; see {log}")
+
+
+def find_nginx() -> str:
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        raise SystemExit("nginx is not installed; `make demo` installs it from Debian packages.")
+    return found
+
+
+class Browser:
+    """A client with a cookie jar, as a browser keeps the session cookie."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+
+    def get_state(self) -> dict[str, Any]:
+        with self.opener.open(self.base + "/api/state", timeout=10) as response:
+            state: dict[str, Any] = json.load(response)
+            return state
+
+    def post(self, path: str, **form: str) -> None:
+        data = urllib.parse.urlencode(form).encode()
+        with self.opener.open(self.base + path, data=data, timeout=10) as response:
+            response.read()
+
+
+def walkthrough(base: str) -> bool:
+    """Log in, fill a cart, read it back through the front, log out; True if all held."""
+    browser = Browser(base)
+    browser.post("/login", user="demo")
+    browser.post("/add/apple")
+    browser.post("/add/bread")
+    rows = [browser.get_state() for _ in range(4)]
+    print("\n  request  served by  user   cart")
+    for i, state in enumerate(rows, 1):
+        print(f"  {i:<8} {state['instance']:<10} {state['user']!s:<6} {', '.join(state['cart'])}")
+    served = {state["instance"] for state in rows}
+    shared = all(s["user"] == "demo" and s["cart"] == ["apple", "bread"] for s in rows)
+    browser.post("/logout")
+    after = [browser.get_state() for _ in range(2)]
+    logged_out = all(s["user"] is None and s["cart"] == [] for s in after)
+    print(f"\n  both instances served the session: {'yes' if served == {'A', 'B'} else 'NO'}")
+    print(f"  cart survived every switch:        {'yes' if shared else 'NO'}")
+    print(f"  logout ended it on both instances:  {'yes' if logged_out else 'NO'}")
+    return served == {"A", "B"} and shared and logged_out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
+    parser.add_argument("--redis", default=os.environ.get("SESSION_REDIS_URL"), metavar="URL")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
+    parser.add_argument("--check", action="store_true", help="run the walkthrough and exit")
+    args = parser.parse_args(argv)
+
+    if not port_is_free(args.port):
+        raise SystemExit(f"port {args.port} is in use; choose another: make demo DEMO_PORT=8080")
+    nginx = find_nginx()
+    workdir = Path(tempfile.mkdtemp(prefix="sharedsession-demo-"))
+    workdir.chmod(0o755)  # nginx workers may run as another user
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if args.redis:
+        env["SESSION_REDIS_URL"] = args.redis
+        where = f"Redis at {args.redis}"
+    else:
+        env.pop("SESSION_REDIS_URL", None)
+        env["SHOP_SQLITE_PATH"] = str(workdir / "sessions.sqlite3")
+        where = f"the SQLite file {workdir / 'sessions.sqlite3'}"
+
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        ports = {"A": free_port(), "B": free_port()}
+        for name, port in ports.items():
+            log = workdir / f"instance-{name}.log"
+            command = [
+                sys.executable, "-m", "gunicorn",
+                "--workers", str(args.workers),
+                "--bind", f"127.0.0.1:{port}",
+                "--chdir", str(ROOT),
+                f"examples.shop.app:create_app('{name}')",
+            ]  # fmt: skip
+            with open(log, "wb") as out:
+                process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            processes.append(process)
+            wait_for_port(port, process, log)
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (workdir / sub).mkdir(mode=0o777)
+        conf = TEMPLATE.read_text()
+        for placeholder, value in {
+            "@PREFIX@": str(workdir),
+            "@PORT@": str(args.port),
+            "@PORT_A@": str(ports["A"]),
+            "@PORT_B@": str(ports["B"]),
+        }.items():
+            conf = conf.replace(placeholder, value)
+        (workdir / "nginx.conf").write_text(conf)
+        log = workdir / "error.log"
+        with open(workdir / "nginx.out", "wb") as out:
+            command = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
+            processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
+        wait_for_port(args.port, processes[-1], workdir / "nginx.out")
+
+        url = f"http://127.0.0.1:{args.port}/"
+        print(f"Two shop instances (A on :{ports['A']}, B on :{ports['B']}) behind nginx,")
+        print(f"sharing sessions in {where}.")
+        ok = walkthrough(url.rstrip("/"))
+        if args.check:
+            return 0 if ok else 1
+        print(f"\nOpen {url} and reload: the instance alternates, your cart stays.")
+        print("Press Ctrl-C to stop.")
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        print("a demo process exited; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping")
+        return 0
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGQUIT if process is processes[-1] else signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
