@@ -39,8 +39,9 @@ unit: $(VENV)/.installed
 test: $(VENV)/.installed servers lint typecheck
 	$(BIN)/pytest
 
+DEMO_PORT ?= 8000
 demo: $(VENV)/.installed nginx
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/demo.py --port $(DEMO_PORT) $(if $(SESSION_REDIS_URL),--redis $(SESSION_REDIS_URL))
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info

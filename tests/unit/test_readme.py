@@ -1,0 +1,46 @@
+"""The README's code runs as shown."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from tests.flask_apps import make_app
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+
+
+def block(marker: str) -> str:
+    (found,) = [code for code in BLOCKS if marker in code]
+    return found
+
+
+def test_quick_start() -> None:
+    code = block("Session(app)")
+    assert len(code.splitlines()) <= 20
+    namespace: dict[str, Any] = {"__name__": "readme_quick_start"}
+    exec(code.replace('"sqlite"', '"memory"'), namespace)
+    app: Flask = namespace["app"]
+    client = app.test_client()
+    client.post("/cart/apple")
+    body = client.post("/cart/pear").get_json()
+    assert body["cart"] == ["apple", "pear"] and len(body["sid"]) == 43
+    assert client.post("/logout").text == "bye"
+    assert client.get_cookie("session") is None
+
+
+def test_writing_a_store_example() -> None:
+    namespace: dict[str, Any] = {}
+    exec(block("class DictStore"), namespace)
+    store = namespace["DictStore"]()
+    app, _ = make_app(store=store)
+    client = app.test_client()
+    client.get("/append/apple")
+    assert client.get("/append/pear").text == "['apple', 'pear']"
+    assert len(store.rows) == 1
+    client.get("/clear")
+    assert store.rows == {}
