@@ -11,7 +11,7 @@ from flask import Flask
 from tests.flask_apps import make_app
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
+BLOCKS: list[str] = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
 def block(marker: str) -> str:
