@@ -7,6 +7,7 @@ builds the same manager and store from it.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class Settings:
 
     session_type: str
     redis: Any
+    redis_timeout: float
     key_prefix: str
     sqlite_path: str
     permanent: bool
@@ -122,6 +124,7 @@ class Settings:
         return cls(
             session_type=_choice(config, "SESSION_TYPE", SESSION_TYPES),
             redis=config.get("SESSION_REDIS") or DEFAULT_REDIS_URL,
+            redis_timeout=_seconds(config, "SESSION_REDIS_TIMEOUT", 2.0) or 2.0,
             key_prefix=prefix,
             sqlite_path=os.fspath(sqlite_path),
             permanent=_bool(config, "SESSION_PERMANENT", True),
@@ -144,6 +147,7 @@ class Settings:
             id_bytes=self.id_bytes,
             signer=CookieSigner(self.secret_keys) if self.use_signer else None,
             max_size=self.max_size,
+            degrade=self.on_store_error == "degrade",
         )
 
     def store(self) -> SessionStore:
@@ -157,7 +161,7 @@ class Settings:
 
             os.makedirs(os.path.dirname(os.path.abspath(self.sqlite_path)), exist_ok=True)
             return SQLiteStore(self.sqlite_path)
-        return _redis_store(self.redis, self.key_prefix)
+        return _redis_store(self.redis, self.key_prefix, self.redis_timeout)
 
 
 def _secret_keys(config: Mapping[str, Any]) -> tuple[str | bytes, ...]:
@@ -168,7 +172,7 @@ def _secret_keys(config: Mapping[str, Any]) -> tuple[str | bytes, ...]:
     return (current, *(config.get("SECRET_KEY_FALLBACKS") or ()))
 
 
-def _redis_store(client: Any, prefix: str) -> SessionStore:
+def _redis_store(client: Any, prefix: str, timeout: float) -> SessionStore:
     try:
         from .stores.redis import RedisStore
     except ImportError as exc:
@@ -177,14 +181,22 @@ def _redis_store(client: Any, prefix: str) -> SessionStore:
         ) from exc
     if isinstance(client, str):
         try:
-            return RedisStore.from_url(client, prefix=prefix)
+            return RedisStore.from_url(client, prefix=prefix, timeout=timeout)
         except ValueError as exc:
             raise ConfigurationError(
-                f"SESSION_REDIS = {client!r} is not a Redis URL ({exc}); use a form such as"
-                " redis://host:6379/0, rediss://host:6380/0 or unix:///path/redis.sock."
+                f"SESSION_REDIS = {client!r} is not a usable Redis URL ({exc}); use a form"
+                " such as redis://host:6379/0, rediss://host:6380/0, unix:///path/redis.sock,"
+                " redis+sentinel://host:26379/mymaster/0 or redis+cluster://host:7000."
             ) from exc
-    if not hasattr(client, "register_script"):
+    execute = getattr(client, "execute_command", None)
+    if execute is None or not hasattr(client, "register_script"):
         raise ConfigurationError(
             f"SESSION_REDIS must be a Redis URL or a blocking redis-py client, got {client!r}."
+        )
+    if inspect.iscoroutinefunction(execute):
+        raise ConfigurationError(
+            "SESSION_REDIS is a redis.asyncio client, but Flask calls sessions synchronously;"
+            " pass a blocking client (redis.Redis, Sentinel(...).master_for(...),"
+            " redis.cluster.RedisCluster) or a URL."
         )
     return RedisStore(client, prefix=prefix)

@@ -75,6 +75,9 @@ class SessionInterface(FlaskSessionInterface):
             elif plan.changes is not None and plan.key is not None:
                 result = self.store.apply(plan.key, plan.changes)
         except StoreUnavailable as exc:
+            if self.manager.degrade:
+                logger.warning("session store unavailable, session not saved: %s", _cause(exc))
+                return
             _log_unavailable(exc, "save")
             _make_unavailable(response)
             return
@@ -98,9 +101,13 @@ class SessionInterface(FlaskSessionInterface):
             response.set_cookie(name, cookie.value, expires=cookie.expires, **options)
 
 
+def _cause(exc: StoreUnavailable) -> BaseException:
+    # The backend's error says what failed (refused, timed out) and never holds a session ID.
+    return exc.original_error or exc
+
+
 def _log_unavailable(exc: StoreUnavailable, stage: str) -> None:
-    # One line per failure; the message carries the backend's error, never a session ID.
-    logger.error("session store unavailable during %s: %s", stage, exc.original_error or exc)
+    logger.error("session store unavailable during %s: %s", stage, _cause(exc))
 
 
 def _make_unavailable(response: Response) -> None:

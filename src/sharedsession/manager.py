@@ -87,6 +87,8 @@ class SessionManager:
     :param signer: Sign cookie values; ``None`` sends the bare ID.
     :param max_size: Refuse to save a session whose serialized data exceeds this
         many bytes; ``None`` for no limit.
+    :param degrade: When the store is unreachable, serve the request with an
+        empty session that is never saved, instead of failing it.
     :param clock: Returns the time in epoch seconds.
     """
 
@@ -99,6 +101,7 @@ class SessionManager:
         id_bytes: int = MIN_ID_BYTES,
         signer: CookieSigner | None = None,
         max_size: int | None = None,
+        degrade: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if id_bytes < MIN_ID_BYTES:
@@ -109,6 +112,7 @@ class SessionManager:
         self.id_bytes = id_bytes
         self.signer = signer
         self.max_size = max_size
+        self.degrade = degrade
         self.clock = clock
 
     # -- request start ---------------------------------------------------
@@ -157,7 +161,9 @@ class SessionManager:
             def lazy() -> Record | None:
                 return self.check(loader(key, self.refresh()))
 
-        return session_class(sid, lazy, permanent=self.permanent, id_bytes=self.id_bytes)
+        return session_class(
+            sid, lazy, permanent=self.permanent, id_bytes=self.id_bytes, degrade=self.degrade
+        )
 
     # -- request end -----------------------------------------------------
 
@@ -171,7 +177,7 @@ class SessionManager:
         :raises SerializationError: A value cannot be stored; nothing is written.
         :raises SessionTooLarge: The session exceeds ``max_size``; nothing is written.
         """
-        if not session.loaded:
+        if not session.loaded or session.degraded:
             return _NOTHING
         record = session.record
         stale_cookie = Cookie(None) if session.incoming_sid is not None else None

@@ -15,6 +15,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from . import serialization
+from .errors import StoreUnavailable
 from .ids import new_id
 from .stores.base import Record
 
@@ -34,6 +35,8 @@ class Session(MutableMapping[str, Any]):
         once, on first access. Omit it for a session that has no stored record.
     :param permanent: ``permanent`` of a session that does not say.
     :param id_bytes: Randomness of a newly issued ID.
+    :param degrade: If loading fails with :class:`StoreUnavailable`, act as an
+        empty session that is never saved instead of raising.
     """
 
     def __init__(
@@ -43,8 +46,11 @@ class Session(MutableMapping[str, Any]):
         *,
         permanent: bool = True,
         id_bytes: int = 32,
+        degrade: bool = False,
     ) -> None:
         self._incoming_sid = sid
+        self._degrade = degrade
+        self._degraded = False
         self._loader = loader
         self._default_permanent = permanent
         self._id_bytes = id_bytes
@@ -65,8 +71,22 @@ class Session(MutableMapping[str, Any]):
             return
         record = None
         if self._incoming_sid is not None and self._loader is not None:
-            record = self._loader()
+            try:
+                record = self._loader()
+            except StoreUnavailable as exc:
+                if not self._degrade:
+                    raise
+                logger.warning(
+                    "session store unavailable, serving an empty unsaved session: %s",
+                    exc.original_error or exc,
+                )
+                self._degraded = True
         self.preload(record)
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the store failed to load and this session is never saved."""
+        return self._degraded
 
     def preload(self, record: Record | None) -> None:
         """Set the stored record; used by adapters that load before the handler runs."""

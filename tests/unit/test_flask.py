@@ -242,7 +242,7 @@ def test_default_store_is_sqlite_in_instance_folder(tmp_path: Path) -> None:
         ({"SESSION_KEY_PREFIX": "a{b}"}, "SESSION_KEY_PREFIX must be a str without braces"),
         ({"SESSION_MAX_SIZE": -1}, "SESSION_MAX_SIZE must be a positive int"),
         ({"SESSION_ON_STORE_ERROR": "ignore"}, "SESSION_ON_STORE_ERROR = 'ignore'"),
-        ({"SESSION_TYPE": "redis", "SESSION_REDIS": "http://x"}, "is not a Redis URL"),
+        ({"SESSION_TYPE": "redis", "SESSION_REDIS": "http://x"}, "is not a usable Redis URL"),
         ({"SESSION_TYPE": "redis", "SESSION_REDIS": 42}, "SESSION_REDIS must be a Redis URL"),
     ],
 )

@@ -25,6 +25,8 @@ from redis import exceptions as redis_errors
 
 from ..errors import StoreError
 from ..errors import StoreUnavailable
+from ._redis_url import DEFAULT_TIMEOUT
+from ._redis_url import connect
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
@@ -37,9 +39,6 @@ if TYPE_CHECKING:
 #: The key prefix Flask-Session uses too; its string keys never clash with our hashes.
 DEFAULT_PREFIX = "session:"
 
-#: Client options used by :meth:`RedisStore.from_url` unless overridden: a dead
-#: Redis fails a request within seconds instead of hanging it.
-DEFAULT_CLIENT_OPTIONS: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 
 _CREATED = ":created"
 _ABSOLUTE = ":absolute"
@@ -181,11 +180,23 @@ class RedisStore:
         self._apply = client.register_script(_APPLY)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, **options: Any) -> RedisStore:
-        """Connect with ``redis.from_url(url, **options)`` (plus the default timeouts)."""
-        import redis
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = DEFAULT_TIMEOUT,
+        **options: Any,
+    ) -> RedisStore:
+        """Connect to a standalone server, a Sentinel-managed master or a Cluster.
 
-        return cls(redis.from_url(url, **{**DEFAULT_CLIENT_OPTIONS, **options}), prefix=prefix)
+        :param url: ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``
+            or ``redis+cluster://``; see the README for each form.
+        :param prefix: Prepended to every key.
+        :param timeout: Seconds a call may wait on Redis; timeouts are not retried.
+        :param options: Further redis-py client options.
+        """
+        return cls(connect(url, timeout=timeout, **options), prefix=prefix)
 
     def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
         name = redis_key(self.prefix, key)
@@ -232,12 +243,16 @@ class AsyncRedisStore:
         self._apply = client.register_script(_APPLY)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, **options: Any) -> AsyncRedisStore:
-        """Connect with ``redis.asyncio.from_url(url, **options)`` (plus the default timeouts)."""
-        import redis.asyncio
-
-        client = redis.asyncio.from_url(url, **{**DEFAULT_CLIENT_OPTIONS, **options})
-        return cls(client, prefix=prefix)
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = DEFAULT_TIMEOUT,
+        **options: Any,
+    ) -> AsyncRedisStore:
+        """The async twin of :meth:`RedisStore.from_url`, over ``redis.asyncio``."""
+        return cls(connect(url, asyncio=True, timeout=timeout, **options), prefix=prefix)
 
     async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
         name = redis_key(self.prefix, key)

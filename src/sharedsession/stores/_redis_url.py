@@ -1,0 +1,165 @@
+"""Redis URLs for every topology redis-py supports, blocking or asyncio.
+
+- ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS) and
+  ``unix://[[user]:password@]/path/to/redis.sock[?db=N]``: a standalone server,
+  as ``redis.from_url`` reads them.
+- ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]``:
+  the master of ``service``, found through the listed Sentinels
+  (``rediss+sentinel://`` for TLS to the servers). The password is the
+  server's; Sentinels are asked without one unless
+  ``?sentinel_password=...`` is given.
+- ``redis+cluster://[[user]:password@]host:port[,host:port...]``: a Redis
+  Cluster, discovered from any of the listed nodes (``rediss+cluster://`` for TLS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+#: Seconds a store call may wait on Redis before it fails with ``StoreUnavailable``.
+DEFAULT_TIMEOUT = 2.0
+
+STANDALONE_SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    hosts: list[tuple[str, int]]
+    username: str | None
+    password: str | None
+    path: list[str]
+    query: dict[str, str]
+    tls: bool
+
+
+def _parse_hosts(url: str, scheme: str, default_port: int) -> _Parsed:
+    rest = url[len(scheme) + 3 :]
+    netloc, _, tail = rest.partition("/")
+    path_part, _, query_part = tail.partition("?")
+    if "?" in netloc:
+        netloc, _, query_part = netloc.partition("?")
+    username = password = None
+    if "@" in netloc:
+        credentials, _, netloc = netloc.rpartition("@")
+        user, sep, secret = credentials.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if sep else None
+    hosts = []
+    for item in netloc.split(","):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":") if not item.endswith("]") else (item, "", "")
+        if not sep:
+            host, port = item, str(default_port)
+        try:
+            hosts.append((host.strip("[]"), int(port)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not host:port") from None
+    if not hosts:
+        raise ValueError("no host:port given")
+    query = {k: v[-1] for k, v in parse_qs(query_part).items()}
+    return _Parsed(
+        hosts, username, password, [p for p in path_part.split("/") if p], query, "rediss" in scheme
+    )
+
+
+def _retry(asyncio: bool) -> Any:
+    # Connection errors are retried once, quickly (a failover, a dropped idle
+    # connection); timeouts are not, so a call never waits longer than the timeout.
+    if asyncio:
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        return AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 1, (RedisConnectionError,))
+    from redis.retry import Retry
+
+    return Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (RedisConnectionError,))
+
+
+def connect(
+    url: str, *, asyncio: bool = False, timeout: float = DEFAULT_TIMEOUT, **options: Any
+) -> Any:
+    """Make a redis-py client for ``url``.
+
+    :param url: One of the forms in this module's docstring.
+    :param asyncio: Make a ``redis.asyncio`` client.
+    :param timeout: Socket and connect timeout in seconds.
+    :param options: Further client options; they override the defaults.
+    :raises ValueError: The URL is not one of the supported forms.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": _retry(asyncio),
+        **options,
+    }
+    if scheme in STANDALONE_SCHEMES:
+        if asyncio:
+            import redis.asyncio
+
+            return redis.asyncio.from_url(url, **options)
+        import redis
+
+        return redis.from_url(url, **options)
+    if scheme in SENTINEL_SCHEMES:
+        return _sentinel(_parse_hosts(url, scheme, 26379), asyncio, options)
+    if scheme in CLUSTER_SCHEMES:
+        return _cluster(_parse_hosts(url, scheme, 6379), asyncio, options)
+    raise ValueError(
+        f"unsupported scheme {scheme!r}; use redis://, rediss://, unix://,"
+        " redis+sentinel:// or redis+cluster://"
+    )
+
+
+def _sentinel(parsed: _Parsed, asyncio: bool, options: dict[str, Any]) -> Any:
+    if not parsed.path:
+        raise ValueError("a Sentinel URL names the service: redis+sentinel://host:port/service")
+    service = parsed.path[0]
+    db = int(parsed.path[1]) if len(parsed.path) > 1 else 0
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_timeout": options["socket_timeout"],
+        "socket_connect_timeout": options["socket_connect_timeout"],
+    }
+    if "sentinel_password" in parsed.query:
+        sentinel_kwargs["password"] = parsed.query["sentinel_password"]
+    server = {**options, "db": db, "username": parsed.username, "password": parsed.password}
+    if parsed.tls:
+        server["ssl"] = True
+    if asyncio:
+        from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+
+        found: Any = AsyncSentinel(  # type: ignore[no-untyped-call]
+            parsed.hosts, sentinel_kwargs=sentinel_kwargs
+        )
+    else:
+        from redis.sentinel import Sentinel
+
+        found = Sentinel(parsed.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    return found.master_for(service, **server)
+
+
+def _cluster(parsed: _Parsed, asyncio: bool, options: dict[str, Any]) -> Any:
+    if parsed.path:
+        raise ValueError("Redis Cluster has only database 0; drop the /db from the URL")
+    kwargs = {**options, "username": parsed.username, "password": parsed.password}
+    if parsed.tls:
+        kwargs["ssl"] = True
+    if asyncio:
+        from redis.asyncio.cluster import ClusterNode as AsyncNode
+        from redis.asyncio.cluster import RedisCluster as AsyncCluster
+
+        return AsyncCluster(startup_nodes=[AsyncNode(h, p) for h, p in parsed.hosts], **kwargs)
+    from redis.cluster import ClusterNode
+    from redis.cluster import RedisCluster
+
+    nodes = [ClusterNode(h, p) for h, p in parsed.hosts]  # type: ignore[no-untyped-call]
+    return RedisCluster(startup_nodes=nodes, **kwargs)
