@@ -7,7 +7,9 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -53,9 +55,16 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, **options)  # type: ignore[arg-type]
 
     def start(self) -> RedisServer:
+        return self._start([self.binary])
+
+    def start_sentinel(self, conf: Path) -> RedisServer:
+        """Run as a Sentinel with ``conf`` (Sentinel rewrites it as it learns)."""
+        return self._start([self.binary, str(conf), "--sentinel"])
+
+    def _start(self, head: list[str]) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
-            self.binary,
+            *head,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.directory),
@@ -102,3 +111,153 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
         self.process = None
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        try:
+            if predicate():
+                return
+        except (redis.ConnectionError, redis.ResponseError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+class SentinelSetup:
+    """One master, one replica and three Sentinels, all private, on loopback.
+
+    :param directory: Where every process keeps its files.
+    """
+
+    service = "mymaster"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.master = RedisServer(directory / "master")
+        self.replica = RedisServer(directory / "replica")
+        self.sentinels = [RedisServer(directory / f"sentinel{i}") for i in range(3)]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def start(self) -> SentinelSetup:
+        self.master.start()
+        self.replica.args = ["--replicaof", "127.0.0.1", str(self.master.port)]
+        self.replica.start()
+        replica = self.replica.client()
+        _wait(
+            lambda: replica.info("replication").get("master_link_status") == "up",
+            "the replica to sync",
+        )
+        replica.close()
+        for sentinel in self.sentinels:
+            sentinel.directory.mkdir(parents=True, exist_ok=True)
+            conf = sentinel.directory / "sentinel.conf"
+            conf.write_text(
+                f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {self.service} 1000\n"
+                f"sentinel failover-timeout {self.service} 10000\n"
+            )
+            sentinel.start_sentinel(conf)
+        for sentinel in self.sentinels:
+            client = sentinel.client()
+            _wait(
+                lambda c=client: len(c.execute_command("SENTINEL", "REPLICAS", self.service)) == 1,  # type: ignore[misc]
+                "the Sentinels to find the replica",
+            )
+            client.close()
+        return self
+
+    def master_port(self) -> int:
+        client: Any = self.sentinels[0].client()
+        try:
+            host, port = client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service)
+            return int(port)
+        finally:
+            client.close()
+
+    def failover(self) -> int:
+        """Force a failover and wait until the replica is the master; return its port."""
+        old = self.master_port()
+        client: Any = self.sentinels[0].client()
+
+        def started() -> bool:
+            # NOGOODSLAVE until the Sentinel has heard from the replica directly.
+            client.execute_command("SENTINEL", "FAILOVER", self.service)
+            return True
+
+        _wait(started, "the Sentinel to accept the failover")
+        client.close()
+        _wait(lambda: self.master_port() != old, "the failover", timeout=60)
+        new = self.master_port()
+        server = self.replica if new == self.replica.port else self.master
+        promoted = server.client()
+        _wait(lambda: promoted.info("replication")["role"] == "master", "the promotion")
+        promoted.close()
+        return new
+
+    def stop(self) -> None:
+        for server in [*self.sentinels, self.replica, self.master]:
+            server.stop()
+
+
+class ClusterSetup:
+    """A three-master Redis Cluster, private, on loopback.
+
+    :param directory: Where every node keeps its files.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.nodes = [RedisServer(directory / f"node{i}") for i in range(3)]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self) -> ClusterSetup:
+        for node in self.nodes:
+            node.args = [
+                "--cluster-enabled", "yes",
+                "--cluster-port", str(free_port()),
+                "--cluster-config-file", str(node.directory / "nodes.conf"),
+                "--cluster-node-timeout", "2000",
+            ]  # fmt: skip
+            node.start()
+        cli = require_binary("redis-cli")
+        addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        for node in self.nodes:
+            client = node.client()
+            _wait(
+                lambda c=client: (
+                    c.execute_command("CLUSTER", "INFO")  # type: ignore[misc]
+                    .decode()
+                    .startswith("cluster_state:ok")
+                ),
+                "the cluster to be ready",
+            )
+            client.close()
+        return self
+
+    def flush(self) -> None:
+        for node in self.nodes:
+            client = node.client()
+            client.flushall()
+            client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

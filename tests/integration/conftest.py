@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.servers import ClusterSetup
 from tests.servers import RedisServer
+from tests.servers import SentinelSetup
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,31 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 @pytest.fixture
 def sqlite_path(tmp_path: Path) -> Path:
     return tmp_path / "sessions.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSetup]:
+    """A private three-master Redis Cluster for the whole run."""
+    setup = ClusterSetup(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield setup.start()
+    finally:
+        setup.stop()
+
+
+@pytest.fixture
+def cluster_url(cluster: ClusterSetup) -> Iterator[str]:
+    try:
+        yield cluster.url
+    finally:
+        cluster.flush()
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
+    """A private master, replica and three Sentinels, fresh for each test (failover changes it)."""
+    setup = SentinelSetup(tmp_path / "sentinel")
+    try:
+        yield setup.start()
+    finally:
+        setup.stop()

@@ -104,18 +104,31 @@ def test_async_concurrent_saves_of_different_keys(
     assert data == {"seed": "0", **{f"k{i}": str(i) for i in range(50)}}
 
 
-def test_sync_and_async_twins_have_the_same_public_methods() -> None:
-    import inspect
+def _writer(url: str, key: str, worker: int, count: int) -> None:
+    store = RedisStore.from_url(url)
+    for i in range(count):
+        assert store.load(key) is not None
+        now = time.time()
+        store.apply(key, ChangeSet(now, now + 60, {f"w{worker}-{i}": str(i)}))
+    store.close()
 
-    def public(cls: type) -> dict[str, inspect.Signature]:
-        return {
-            name: inspect.signature(member)
-            for name, member in inspect.getmembers(cls, inspect.isfunction)
-            if not name.startswith("_")
-        }
 
-    sync, async_ = public(RedisStore), public(AsyncRedisStore)
-    assert sync.pop("close") and async_.pop("aclose")
-    assert sync.keys() == async_.keys()
-    for name in sync:
-        assert list(sync[name].parameters) == list(async_[name].parameters), name
+def test_many_processes_share_one_session(redis_server: RedisServer, redis_client: Any) -> None:
+    import multiprocessing
+
+    key = store_key(new_id())
+    store = RedisStore.from_url(redis_server.url)
+    now = time.time()
+    store.apply(key, ChangeSet(now, now + 60, {"seed": "0"}, created=now))
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=_writer, args=(redis_server.url, key, w, 25)) for w in range(4)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(60)
+        assert process.exitcode == 0
+    record = store.load(key)
+    assert record is not None and len(record.data) == 1 + 4 * 25
+    store.close()

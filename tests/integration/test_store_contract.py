@@ -30,6 +30,8 @@ STORES = [
     "sqlite",
     pytest.param("redis", marks=pytest.mark.integration),
     pytest.param("redis-async", marks=pytest.mark.integration),
+    pytest.param("redis-cluster", marks=pytest.mark.integration),
+    pytest.param("redis-cluster-async", marks=pytest.mark.integration),
 ]
 
 
@@ -40,6 +42,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         made: Any = MemoryStore()
     elif kind == "sqlite":
         made = SQLiteStore(tmp_path / "contract.sqlite3")
+    elif kind.startswith("redis-cluster"):
+        url: str = request.getfixturevalue("cluster_url")
+        if kind == "redis-cluster":
+            made = RedisStore.from_url(url)
+        else:
+            made = BlockingFacade(AsyncRedisStore.from_url(url))
     else:
         server: RedisServer = request.getfixturevalue("redis_server")
         request.getfixturevalue("redis_client")  # empties the server after the test

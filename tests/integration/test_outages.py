@@ -1,0 +1,100 @@
+"""Store outages against a real redis-server that the test stops, freezes and restarts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from tests.flask_apps import make_app
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private server with AOF persistence, so a restart keeps its data."""
+    redis_server = RedisServer(tmp_path / "redis", "--appendonly", "yes", "--appendfsync", "always")
+    try:
+        yield redis_server.start()
+    finally:
+        redis_server.stop()
+
+
+def login(app: Flask) -> str:
+    client = app.test_client()
+    assert client.get("/set/user/alice").status_code == 200
+    found = client.get_cookie("session")
+    assert found is not None
+    return str(found.value)
+
+
+def request(app: Flask, path: str, cookie: str) -> tuple[int, str, str | None]:
+    client = app.test_client()
+    client.set_cookie("session", cookie)
+    response = client.get(path)
+    return response.status_code, response.text, response.headers.get("Set-Cookie")
+
+
+def test_restart_with_aof_keeps_sessions_and_needs_no_app_restart(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=server.url, SESSION_REDIS_TIMEOUT=1)
+    cookies = [login(app) for _ in range(5)]
+    server.stop()
+    status, text, set_cookie = request(app, "/get/user", cookies[0])
+    assert status == 503 and "unavailable" in text and set_cookie is None
+    assert request(app, "/set/x/1", cookies[1])[0] == 503
+    assert request(app, "/untouched", cookies[2])[0] == 200
+    assert all(cookie not in caplog.text for cookie in cookies)  # logs never hold IDs
+    assert caplog.text.count("session store unavailable during load") == 2
+    server.start()
+    for cookie in cookies:
+        assert request(app, "/get/user", cookie)[:2] == (200, "'alice'")
+    assert request(app, "/set/x/2", cookies[1])[0] == 200
+    assert request(app, "/get/x", cookies[1])[:2] == (200, "'2'")
+
+
+def test_a_frozen_server_fails_within_the_timeout(server: RedisServer) -> None:
+    app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=server.url, SESSION_REDIS_TIMEOUT=0.5)
+    cookie = login(app)
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        status, _, _ = request(app, "/get/user", cookie)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    assert status == 503
+    assert elapsed < 0.5 * 2  # one timeout (timeouts are not retried), plus slack
+    assert request(app, "/get/user", cookie)[:2] == (200, "'alice'")
+
+
+def test_degrade_serves_an_empty_unsaved_session(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = make_app(
+        SESSION_TYPE="redis", SESSION_REDIS=server.url, SESSION_ON_STORE_ERROR="degrade"
+    )
+    cookie = login(app)
+    server.stop()
+    with caplog.at_level(logging.WARNING, logger="sharedsession"):
+        assert request(app, "/get/user", cookie) == (200, "None", None)
+        assert request(app, "/set/cart/x", cookie) == (200, "ok", None)
+        new_client = app.test_client()
+        response = new_client.get("/set/user/bob")  # a new session cannot be saved either
+    assert response.status_code == 200 and "Set-Cookie" not in response.headers
+    assert "serving an empty unsaved session" in caplog.text
+    assert "session not saved" in caplog.text
+    assert cookie not in caplog.text
+    server.start()
+    assert request(app, "/get/user", cookie)[:2] == (200, "'alice'")
+    assert request(app, "/get/cart", cookie)[:2] == (200, "None")  # nothing was written

@@ -1,0 +1,127 @@
+"""The round-trip budget (DESIGN.md), counted on the wire against a real redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+
+from sharedsession.ids import new_id
+from sharedsession.stores.redis import RedisStore
+from tests.flask_apps import make_app
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.integration
+
+
+class CountingConnection(redis.Connection):
+    """Records every request written to the socket: one entry is one round trip."""
+
+    sent: list[str] = []
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        chunks = command if isinstance(command, list) else [command]
+        head = b"".join(chunks)[:64].split(b"\r\n")
+        type(self).sent.append(head[2].decode().upper() if len(head) > 2 else "?")
+        super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def counted(redis_server: RedisServer, redis_client: Any) -> Iterator[tuple[Flask, list[str]]]:
+    pool = redis.ConnectionPool(port=redis_server.port, connection_class=CountingConnection)
+    client = redis.Redis(connection_pool=pool)
+    app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=client)
+    warm = app.test_client()  # first use loads the Lua scripts into the server
+    warm.get("/set/a/1")
+    warm.get("/get/a")
+    CountingConnection.sent.clear()
+    yield app, CountingConnection.sent
+    client.close()
+
+
+def trips(sent: list[str], app: Flask, path: str, cookie: str | None = None) -> list[str]:
+    client = app.test_client()
+    if cookie:
+        client.set_cookie("session", cookie)
+    sent.clear()
+    assert client.get(path).status_code == 200
+    return list(sent)
+
+
+def session_cookie(app: Flask) -> str:
+    client = app.test_client()
+    client.get("/set/user/alice")
+    found = client.get_cookie("session")
+    assert found is not None
+    return str(found.value)
+
+
+def test_no_cookie_and_not_written_is_free(counted: tuple[Flask, list[str]]) -> None:
+    app, sent = counted
+    assert trips(sent, app, "/untouched") == []
+    assert trips(sent, app, "/get/user") == []
+
+
+def test_new_session_is_one_write(counted: tuple[Flask, list[str]]) -> None:
+    app, sent = counted
+    assert trips(sent, app, "/set/a/1") == ["EVALSHA"]
+
+
+def test_untouched_route_with_cookie_is_free(counted: tuple[Flask, list[str]]) -> None:
+    app, sent = counted
+    assert trips(sent, app, "/untouched", session_cookie(app)) == []
+
+
+def test_read_is_one_round_trip_with_the_refresh(counted: tuple[Flask, list[str]]) -> None:
+    app, sent = counted
+    assert trips(sent, app, "/get/user", session_cookie(app)) == ["EVALSHA"]
+
+
+def test_read_without_refresh_is_one_round_trip(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    pool = redis.ConnectionPool(port=redis_server.port, connection_class=CountingConnection)
+    app, _ = make_app(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=redis.Redis(connection_pool=pool),
+        SESSION_REFRESH_EACH_REQUEST=False,
+    )
+    sent = CountingConnection.sent
+    cookie = session_cookie(app)
+    assert trips(sent, app, "/get/user", cookie) == ["HGETALL"]
+
+
+def test_write_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:
+    app, sent = counted
+    cookie = session_cookie(app)
+    assert trips(sent, app, "/set/theme/dark", cookie) == ["EVALSHA", "EVALSHA"]
+    assert trips(sent, app, "/append/apple", cookie) == ["EVALSHA", "EVALSHA"]
+    assert trips(sent, app, "/del/theme", cookie) == ["EVALSHA", "EVALSHA"]
+
+
+def test_clear_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:
+    app, sent = counted
+    assert trips(sent, app, "/clear", session_cookie(app)) == ["EVALSHA", "DEL"]
+
+
+def test_unknown_cookie_is_one_round_trip(counted: tuple[Flask, list[str]]) -> None:
+    app, sent = counted
+    assert trips(sent, app, "/get/user", new_id()) == ["EVALSHA"]
+
+
+def test_scripts_are_loaded_once_per_server(redis_server: RedisServer, redis_client: Any) -> None:
+    redis_client.script_flush()
+    pool = redis.ConnectionPool(port=redis_server.port, connection_class=CountingConnection)
+    store = RedisStore(redis.Redis(connection_pool=pool))
+    app, _ = make_app(SESSION_TYPE="redis", store=store)
+    sent = CountingConnection.sent
+    sent.clear()
+    cookie = session_cookie(app)
+    handshake = {"HELLO", "CLIENT"}  # once per new connection
+    first = [command for command in sent if command not in handshake]
+    assert first == ["EVALSHA", "SCRIPT", "EVALSHA"]  # NOSCRIPT, load, retry: first use only
+    assert trips(sent, app, "/set/b/2", cookie) == ["EVALSHA", "SCRIPT", "EVALSHA", "EVALSHA"]
+    assert trips(sent, app, "/set/c/3", cookie) == ["EVALSHA", "EVALSHA"]
