@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: demo test lint typecheck unit servers nginx clean
+.PHONY: demo test lint typecheck unit servers nginx bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ test: $(VENV)/.installed servers lint typecheck
 DEMO_PORT ?= 8000
 demo: $(VENV)/.installed nginx
 	$(BIN)/python examples/demo.py --port $(DEMO_PORT) $(if $(SESSION_REDIS_URL),--redis $(SESSION_REDIS_URL))
+
+# Peers (Flask-Session) go into .venv for the benchmark only; see bench/.
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --group bench
+	touch $@
+
+bench: $(VENV)/.bench-installed servers
+	$(BIN)/python -m bench.memory
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info
