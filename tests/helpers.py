@@ -14,6 +14,7 @@ from sharedsession.stores.base import AsyncSessionStore
 from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.base import Record
 from sharedsession.stores.base import Refresh
+from sharedsession.stores.base import SessionInfo
 from sharedsession.stores.base import SessionStore
 
 T = TypeVar("T")
@@ -41,6 +42,10 @@ class CountingStore:
     def delete(self, key: str) -> None:
         self.calls["delete"] += 1
         self.store.delete(key)
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        self.calls["sessions_for_user"] += 1
+        return self.store.sessions_for_user(user_id)
 
     def close(self) -> None:
         self.store.close()
@@ -76,6 +81,9 @@ class BlockingFacade:
 
     def delete(self, key: str) -> None:
         self._run(self.store.delete(key))
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        return self._run(self.store.sessions_for_user(user_id))
 
     def close(self) -> None:
         self._run(self.store.aclose())

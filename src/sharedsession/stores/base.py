@@ -31,11 +31,33 @@ class Record:
     :param data: Serialized value of each top-level key.
     :param created: When the session was created.
     :param absolute: The hard deadline, or ``None``.
+    :param issued: When its current ID was issued (creation or last regeneration).
+    :param user_id: The user the session is bound to, or ``None``.
     """
 
     data: RecordData
     created: float
     absolute: float | None = None
+    issued: float | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """A live session of a user, as listed by :meth:`SessionStore.sessions_for_user`.
+
+    :param handle: The session's store key: names it without revealing its ID.
+    :param user_id: The user it is bound to.
+    :param created: When it was created.
+    :param last_seen: When it was last loaded with a refresh or written.
+    :param client: What the app recorded about the client (e.g. ``agent``, ``ip``).
+    """
+
+    handle: str
+    user_id: str
+    created: float
+    last_seen: float
+    client: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,13 @@ class ChangeSet:
     :param created: Create the record (it must not exist) with this creation
         time; when ``None`` the record must exist, else nothing is written.
     :param absolute: The hard deadline of a record being created.
+    :param replaces: Move the record at this key to the new key first, in the
+        same atomic step (regeneration): the old key is gone before the new
+        one exists; ``GONE`` if the old record no longer exists.
+    :param bind: Bind the record to ``user_id`` (``None`` unbinds) and store
+        ``client``; ``False`` leaves the binding alone.
+    :param user_id: See ``bind``.
+    :param client: What to remember about the client, with ``bind``.
     """
 
     now: float
@@ -73,6 +102,10 @@ class ChangeSet:
     clear: bool = False
     created: float | None = None
     absolute: float | None = None
+    replaces: str | None = None
+    bind: bool = False
+    user_id: str | None = None
+    client: Mapping[str, str] = field(default_factory=dict)
 
 
 class ApplyResult(enum.Enum):
@@ -95,7 +128,9 @@ class SessionStore(Protocol):
     - ``load`` returns ``None`` for an unknown or expired key.
     - ``apply`` is atomic: all of a change set is written or none. A change set
       without ``created`` never brings a missing record back (``GONE``).
-    - A change set that leaves a record with no keys deletes the record.
+    - A change set that leaves a record with no keys deletes the record,
+      unless it is bound to a user.
+    - Every write and every refresh records the time as the session's last seen.
     - ``delete`` of an unknown key does nothing.
     """
 
@@ -117,6 +152,14 @@ class SessionStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Delete the record at ``key``; an unknown key is not an error."""
+        ...
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        """The live sessions bound to ``user_id``, oldest first.
+
+        Expired and deleted sessions never appear, and the store drops them
+        from whatever index it keeps, so the index does not grow without bound.
+        """
         ...
 
     def close(self) -> None:
@@ -142,6 +185,8 @@ class AsyncSessionStore(Protocol):
     async def apply(self, key: str, changes: ChangeSet) -> ApplyResult: ...
 
     async def delete(self, key: str) -> None: ...
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]: ...
 
     async def aclose(self) -> None: ...
 

@@ -10,12 +10,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from types import TracebackType
 
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
 from .base import Refresh
+from .base import SessionInfo
 
 
 @dataclass
@@ -24,6 +27,10 @@ class _Entry:
     created: float
     absolute: float | None
     expires: float
+    issued: float
+    seen: float
+    user_id: str | None = None
+    client: dict[str, str] = field(default_factory=dict)
 
 
 class MemoryStore:
@@ -54,30 +61,55 @@ class MemoryStore:
                 if entry.absolute is not None:
                     deadline = min(deadline, entry.absolute)
                 entry.expires = deadline
-            return Record(dict(entry.data), entry.created, entry.absolute)
+                entry.seen = refresh.now
+            data = dict(entry.data)
+            return Record(data, entry.created, entry.absolute, entry.issued, entry.user_id)
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         with self._lock:
             entry = self._live(key)
-            if changes.created is not None:
+            if changes.created is not None or changes.replaces is not None:
                 if entry is not None:
                     return ApplyResult.EXISTS
-                entry = _Entry({}, changes.created, changes.absolute, changes.expires)
+                if changes.replaces is not None:
+                    old = self._live(changes.replaces)
+                    if old is None:
+                        return ApplyResult.GONE
+                    del self._entries[changes.replaces]
+                    entry = replace(old, data=dict(old.data), issued=changes.now)
+                else:
+                    assert changes.created is not None
+                    entry = _Entry(
+                        {}, changes.created, changes.absolute, 0.0, changes.now, changes.now
+                    )
             elif entry is None:
                 return ApplyResult.GONE
             data = {} if changes.clear else dict(entry.data)
             for name in changes.delete:
                 data.pop(name, None)
             data.update(changes.set)
-            if not data or changes.expires <= self._clock():
+            updated = replace(entry, data=data, expires=changes.expires, seen=changes.now)
+            if changes.bind:
+                updated.user_id = changes.user_id
+                updated.client = dict(changes.client)
+            if (not data and updated.user_id is None) or changes.expires <= self._clock():
                 self._entries.pop(key, None)
             else:
-                self._entries[key] = _Entry(data, entry.created, entry.absolute, changes.expires)
+                self._entries[key] = updated
             return ApplyResult.APPLIED
 
     def delete(self, key: str) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        with self._lock:
+            found = [
+                SessionInfo(key, user_id, entry.created, entry.seen, dict(entry.client))
+                for key in list(self._entries)
+                if (entry := self._live(key)) is not None and entry.user_id == user_id
+            ]
+        return sorted(found, key=lambda info: info.created)
 
     def close(self) -> None:
         with self._lock:

@@ -1,36 +1,34 @@
 """RedisStore and AsyncRedisStore over redis-py (standalone, Sentinel, Cluster, Valkey).
 
-A session is one hash ``{prefix}{<digest>}``: one field per session key whose
-value is the tagged JSON of that key (readable with ``redis-cli HGETALL``),
-plus metadata fields that start with ``:`` (a user key that starts with
-``:`` is stored with one more ``:`` in front). The braces make the digest the
-hash tag, so everything about one session lives in one Cluster slot. The
-hash's TTL is the session's remaining life.
-
-Loading with a refresh and applying a change set are one Lua script each, so
-every request costs one round trip to read and one to write, and a write is
-conditional on the session still existing, atomically on the server.
+Each store operation is a flow in :mod:`._redis_layout` (the key layout, the
+Lua scripts and the logic, written once); these classes only drive the flows,
+one with blocking calls and one with ``await``. Reading with a refresh and
+writing a change set are one Lua script each, so a request costs one round
+trip to read and one to write, and a write is conditional on the session
+still existing, atomically on the server.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import TypeVar
 
 from redis import exceptions as redis_errors
 
 from ..errors import StoreError
 from ..errors import StoreUnavailable
+from . import _redis_layout as layout
 from ._redis_url import DEFAULT_TIMEOUT
 from ._redis_url import connect
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
 from .base import Refresh
+from .base import SessionInfo
 
 if TYPE_CHECKING:
     import redis
@@ -39,120 +37,7 @@ if TYPE_CHECKING:
 #: The key prefix Flask-Session uses too; its string keys never clash with our hashes.
 DEFAULT_PREFIX = "session:"
 
-
-_CREATED = ":created"
-_ABSOLUTE = ":absolute"
-
-# KEYS[1] the hash; ARGV[1] now, ARGV[2] idle ttl (seconds).
-_LOAD_REFRESH = """
-local data = redis.call('HGETALL', KEYS[1])
-if #data == 0 then return data end
-local now = tonumber(ARGV[1])
-local deadline = now + tonumber(ARGV[2])
-for i = 1, #data, 2 do
-  if data[i] == ':absolute' then
-    local absolute = tonumber(data[i + 1])
-    if absolute < deadline then deadline = absolute end
-  end
-end
-local ms = math.floor((deadline - now) * 1000)
-if ms <= 0 then
-  redis.call('DEL', KEYS[1])
-  return {}
-end
-redis.call('PEXPIRE', KEYS[1], ms)
-return data
-"""
-
-# KEYS[1] the hash; ARGV: mode ('create' | 'update'), ttl ms, clear ('1' | '0'),
-# number of fields to delete, those fields, then field/value pairs to set.
-_APPLY = """
-local key = KEYS[1]
-local exists = redis.call('EXISTS', key)
-if ARGV[1] == 'create' then
-  if exists == 1 then return 'exists' end
-elseif exists == 0 then
-  return 'gone'
-end
-if ARGV[3] == '1' then
-  for _, field in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(field, 1, 1) ~= ':' or string.sub(field, 1, 2) == '::' then
-      redis.call('HDEL', key, field)
-    end
-  end
-end
-local ndel = tonumber(ARGV[4])
-if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, 5, 4 + ndel)) end
-if 5 + ndel <= #ARGV then redis.call('HSET', key, unpack(ARGV, 5 + ndel, #ARGV)) end
-local meta = redis.call('HEXISTS', key, ':created') + redis.call('HEXISTS', key, ':absolute')
-local ms = tonumber(ARGV[2])
-if ms <= 0 or redis.call('HLEN', key) <= meta then
-  redis.call('DEL', key)
-else
-  redis.call('PEXPIRE', key, ms)
-end
-return 'applied'
-"""
-
-
-def redis_key(prefix: str, key: str) -> str:
-    """The Redis key of the session whose store key is ``key``."""
-    return f"{prefix}{{{key}}}"
-
-
-def _field(name: str) -> str:
-    return ":" + name if name.startswith(":") else name
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _record(flat: Sequence[bytes | str]) -> Record | None:
-    if not flat:
-        return None
-    data: dict[str, str] = {}
-    meta: dict[str, str] = {}
-    for i in range(0, len(flat), 2):
-        name, value = _text(flat[i]), _text(flat[i + 1])
-        if name.startswith("::") or not name.startswith(":"):
-            data[name[1:] if name.startswith(":") else name] = value
-        else:
-            meta[name] = value
-    absolute = meta.get(_ABSOLUTE)
-    return Record(
-        data, float(meta.get(_CREATED, 0.0)), None if absolute is None else float(absolute)
-    )
-
-
-def _record_from_hash(mapping: dict[Any, Any]) -> Record | None:
-    return _record([item for pair in mapping.items() for item in pair])
-
-
-def _load_args(refresh: Refresh) -> list[str]:
-    return [repr(refresh.now), repr(refresh.ttl)]
-
-
-def _apply_args(changes: ChangeSet) -> list[str | float]:
-    ttl_ms = int((changes.expires - changes.now) * 1000)
-    args: list[str | float] = [
-        "create" if changes.created is not None else "update",
-        ttl_ms,
-        "1" if changes.clear else "0",
-        len(changes.delete),
-    ]
-    args.extend(_field(name) for name in changes.delete)
-    for name, value in changes.set.items():
-        args += [_field(name), value]
-    if changes.created is not None:
-        args += [_CREATED, repr(changes.created)]
-        if changes.absolute is not None:
-            args += [_ABSOLUTE, repr(changes.absolute)]
-    return args
-
-
-def _apply_result(reply: bytes | str) -> ApplyResult:
-    return ApplyResult(_text(reply))
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -176,8 +61,7 @@ class RedisStore:
     def __init__(self, client: redis.Redis | Any, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
-        self._load_refresh = client.register_script(_LOAD_REFRESH)
-        self._apply = client.register_script(_APPLY)
+        self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
 
     @classmethod
     def from_url(
@@ -198,21 +82,37 @@ class RedisStore:
         """
         return cls(connect(url, timeout=timeout, **options), prefix=prefix)
 
-    def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
-        name = redis_key(self.prefix, key)
+    def _run(self, flow: layout.Flow[T]) -> T:
+        reply: Any = None
         with _mapped_errors():
-            if refresh is None:
-                return _record_from_hash(self.client.hgetall(name))
-            return _record(self._load_refresh(keys=[name], args=_load_args(refresh)))
+            try:
+                while True:
+                    reply = self._do(flow.send(reply))
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+
+    def _do(self, op: layout.Op) -> Any:
+        if isinstance(op, layout.Script):
+            return self._scripts[op.name](keys=op.keys, args=op.args)
+        if isinstance(op, layout.Pipeline):
+            pipe = self.client.pipeline(transaction=False)
+            for call in op.calls:
+                getattr(pipe, call.name)(*call.args)
+            return pipe.execute()
+        return getattr(self.client, op.name)(*op.args)
+
+    def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        return self._run(layout.load(self.prefix, key, refresh))
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
-        with _mapped_errors():
-            reply = self._apply(keys=[redis_key(self.prefix, key)], args=_apply_args(changes))
-        return _apply_result(reply)
+        return self._run(layout.apply(self.prefix, key, changes))
 
     def delete(self, key: str) -> None:
-        with _mapped_errors():
-            self.client.delete(redis_key(self.prefix, key))
+        self._run(layout.delete(self.prefix, key))
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        return self._run(layout.sessions_for_user(self.prefix, user_id))
 
     def close(self) -> None:
         self.client.close()
@@ -239,8 +139,7 @@ class AsyncRedisStore:
     def __init__(self, client: redis.asyncio.Redis | Any, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.client = client
         self.prefix = prefix
-        self._load_refresh = client.register_script(_LOAD_REFRESH)
-        self._apply = client.register_script(_APPLY)
+        self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
 
     @classmethod
     def from_url(
@@ -254,22 +153,37 @@ class AsyncRedisStore:
         """The async twin of :meth:`RedisStore.from_url`, over ``redis.asyncio``."""
         return cls(connect(url, asyncio=True, timeout=timeout, **options), prefix=prefix)
 
-    async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
-        name = redis_key(self.prefix, key)
+    async def _run(self, flow: layout.Flow[T]) -> T:
+        reply: Any = None
         with _mapped_errors():
-            if refresh is None:
-                return _record_from_hash(await self.client.hgetall(name))
-            return _record(await self._load_refresh(keys=[name], args=_load_args(refresh)))
+            try:
+                while True:
+                    reply = await self._do(flow.send(reply))
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+
+    async def _do(self, op: layout.Op) -> Any:
+        if isinstance(op, layout.Script):
+            return await self._scripts[op.name](keys=op.keys, args=op.args)
+        if isinstance(op, layout.Pipeline):
+            pipe = self.client.pipeline(transaction=False)
+            for call in op.calls:
+                getattr(pipe, call.name)(*call.args)
+            return await pipe.execute()
+        return await getattr(self.client, op.name)(*op.args)
+
+    async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        return await self._run(layout.load(self.prefix, key, refresh))
 
     async def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
-        name = redis_key(self.prefix, key)
-        with _mapped_errors():
-            reply = await self._apply(keys=[name], args=_apply_args(changes))
-        return _apply_result(reply)
+        return await self._run(layout.apply(self.prefix, key, changes))
 
     async def delete(self, key: str) -> None:
-        with _mapped_errors():
-            await self.client.delete(redis_key(self.prefix, key))
+        await self._run(layout.delete(self.prefix, key))
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        return await self._run(layout.sessions_for_user(self.prefix, user_id))
 
     async def aclose(self) -> None:
         await self.client.aclose()

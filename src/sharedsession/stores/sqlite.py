@@ -10,6 +10,7 @@ batch at a time, never with a full-table scan.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -25,6 +26,7 @@ from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
 from .base import Refresh
+from .base import SessionInfo
 
 SCHEMA_VERSION = 1
 
@@ -33,9 +35,14 @@ CREATE TABLE IF NOT EXISTS sessions (
     key TEXT PRIMARY KEY,
     created REAL NOT NULL,
     absolute REAL,
-    expires REAL NOT NULL
+    expires REAL NOT NULL,
+    issued REAL NOT NULL,
+    seen REAL NOT NULL,
+    user_id TEXT,
+    client TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id) WHERE user_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS session_data (
     key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -45,10 +52,19 @@ CREATE TABLE IF NOT EXISTS session_data (
 """
 
 _LOAD = """
-SELECT s.created, s.absolute, s.expires, d.name, d.value
+SELECT s.created, s.absolute, s.expires, s.issued, s.user_id, d.name, d.value
 FROM sessions AS s LEFT JOIN session_data AS d ON d.key = s.key
 WHERE s.key = ?
 """
+
+# Regeneration: the new row first (session_data points at it), then the old one goes.
+_MOVE = (
+    "INSERT INTO sessions (key, created, absolute, expires, issued, seen, user_id, client)"
+    " SELECT ?, created, absolute, expires, ?, seen, user_id, client FROM sessions"
+    " WHERE key = ?",
+    "UPDATE session_data SET key = ? WHERE key = ?",
+    "DELETE FROM sessions WHERE key = ?",
+)
 
 
 @contextlib.contextmanager
@@ -152,7 +168,7 @@ class SQLiteStore:
             rows = conn.execute(_LOAD, (key,)).fetchall()
             if not rows or rows[0][2] <= now:
                 return None
-            created, absolute, expires = rows[0][0], rows[0][1], rows[0][2]
+            created, absolute, expires, issued, user_id = rows[0][:5]
             if refresh is not None:
                 deadline = refresh.now + refresh.ttl
                 if absolute is not None:
@@ -160,30 +176,25 @@ class SQLiteStore:
                 if deadline - expires > refresh.step:
                     # Autocommit; a concurrent delete wins, the update then matches nothing.
                     conn.execute(
-                        "UPDATE sessions SET expires = ? WHERE key = ? AND expires < ?",
-                        (deadline, key, deadline),
+                        "UPDATE sessions SET expires = ?, seen = ? WHERE key = ? AND expires < ?",
+                        (deadline, refresh.now, key, deadline),
                     )
-        data = {name: value for _, _, _, name, value in rows if name is not None}
-        return Record(data, created, absolute)
+        data = {name: value for *_, name, value in rows if name is not None}
+        return Record(data, created, absolute, issued, user_id)
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         now = self._clock()
         with self._write() as conn:
-            row = conn.execute("SELECT expires FROM sessions WHERE key = ?", (key,)).fetchone()
-            live = row is not None and row[0] > now
-            if changes.created is not None:
-                if live:
-                    return ApplyResult.EXISTS
-                conn.execute("DELETE FROM sessions WHERE key = ?", (key,))
+            if not self._make_room(conn, key, changes, now):
+                return ApplyResult.EXISTS if self._live(conn, key, now) else ApplyResult.GONE
+            conn.execute(
+                "UPDATE sessions SET expires = ?, seen = ? WHERE key = ?",
+                (changes.expires, changes.now, key),
+            )
+            if changes.bind:
                 conn.execute(
-                    "INSERT INTO sessions (key, created, absolute, expires) VALUES (?, ?, ?, ?)",
-                    (key, changes.created, changes.absolute, changes.expires),
-                )
-            elif not live:
-                return ApplyResult.GONE
-            else:
-                conn.execute(
-                    "UPDATE sessions SET expires = ? WHERE key = ?", (changes.expires, key)
+                    "UPDATE sessions SET user_id = ?, client = ? WHERE key = ?",
+                    (changes.user_id, json.dumps(dict(changes.client)), key),
                 )
             if changes.clear:
                 conn.execute("DELETE FROM session_data WHERE key = ?", (key,))
@@ -197,7 +208,9 @@ class SQLiteStore:
                 [(key, name, value) for name, value in changes.set.items()],
             )
             empty = conn.execute(
-                "SELECT NOT EXISTS (SELECT 1 FROM session_data WHERE key = ?)", (key,)
+                "SELECT user_id IS NULL AND NOT EXISTS (SELECT 1 FROM session_data WHERE key = ?)"
+                " FROM sessions WHERE key = ?",
+                (key, key),
             ).fetchone()[0]
             if empty or changes.expires <= now:
                 conn.execute("DELETE FROM sessions WHERE key = ?", (key,))
@@ -205,6 +218,51 @@ class SQLiteStore:
             self._next_purge = now + self.purge_interval
             self.purge()
         return ApplyResult.APPLIED
+
+    @staticmethod
+    def _live(conn: sqlite3.Connection, key: str, now: float) -> bool:
+        row = conn.execute("SELECT expires FROM sessions WHERE key = ?", (key,)).fetchone()
+        return row is not None and row[0] > now
+
+    def _make_room(
+        self, conn: sqlite3.Connection, key: str, changes: ChangeSet, now: float
+    ) -> bool:
+        """Make sure a live row is at ``key`` for ``changes``; False if it cannot be."""
+        if changes.created is None and changes.replaces is None:
+            return self._live(conn, key, now)
+        if self._live(conn, key, now):
+            return False
+        conn.execute("DELETE FROM sessions WHERE key = ?", (key,))  # an expired leftover
+        if changes.replaces is not None:
+            if not self._live(conn, changes.replaces, now):
+                return False
+            insert, move, delete = _MOVE
+            conn.execute(insert, (key, changes.now, changes.replaces))
+            conn.execute(move, (key, changes.replaces))
+            conn.execute(delete, (changes.replaces,))
+            return True
+        conn.execute(
+            "INSERT INTO sessions (key, created, absolute, expires, issued, seen)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key, changes.created, changes.absolute, changes.expires, changes.now, changes.now),
+        )
+        return True
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        with _mapped_errors():
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT key, created, seen, client FROM sessions"
+                    " WHERE user_id = ? AND expires > ? ORDER BY created",
+                    (user_id, self._clock()),
+                )
+                .fetchall()
+            )
+        return [
+            SessionInfo(key, user_id, created, seen, json.loads(client or "{}"))
+            for key, created, seen, client in rows
+        ]
 
     def delete(self, key: str) -> None:
         with _mapped_errors():

@@ -1,0 +1,280 @@
+"""The Redis layout and every store operation as a flow, shared by the sync and async stores.
+
+A flow is a generator that yields the Redis operations it needs, one round
+trip each, and receives their replies; it returns the operation's result.
+:class:`~sharedsession.stores.redis.RedisStore` and
+:class:`~sharedsession.stores.redis.AsyncRedisStore` each drive the same flows,
+one with blocking calls and one with ``await``, so the logic exists once.
+
+Layout:
+
+- ``{prefix}{<digest>}``: a hash per session. A field per session key holds the
+  tagged JSON of its value; metadata fields start with ``:`` (a user key that
+  starts with ``:`` gets one more ``:`` in front). The braces make the digest
+  the Cluster hash tag. The hash's TTL is the session's remaining life.
+- ``{prefix}user:<user_id>``: a sorted set of the handles (store keys) of a
+  user's sessions. It is a hint, pruned of dead handles whenever it is read
+  or added to; the session hashes hold the truth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import TypeVar
+
+from .base import ApplyResult
+from .base import ChangeSet
+from .base import Record
+from .base import Refresh
+from .base import SessionInfo
+
+CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT = (
+    ":created", ":absolute", ":issued", ":seen", ":user", ":client"
+)  # fmt: skip
+
+# KEYS[1] the hash; ARGV[1] now, ARGV[2] idle ttl (seconds).
+LOAD_REFRESH = """
+local data = redis.call('HGETALL', KEYS[1])
+if #data == 0 then return data end
+local now = tonumber(ARGV[1])
+local deadline = now + tonumber(ARGV[2])
+for i = 1, #data, 2 do
+  if data[i] == ':absolute' then
+    local absolute = tonumber(data[i + 1])
+    if absolute < deadline then deadline = absolute end
+  end
+end
+local ms = math.floor((deadline - now) * 1000)
+if ms <= 0 then
+  redis.call('DEL', KEYS[1])
+  return {}
+end
+redis.call('PEXPIRE', KEYS[1], ms)
+redis.call('HSET', KEYS[1], ':seen', ARGV[1])
+return data
+"""
+
+# KEYS[1] the hash; ARGV: mode ('create' | 'update'), ttl ms, clear ('1' | '0'),
+# number of fields to delete, those fields, then field/value pairs to set.
+APPLY = """
+local key = KEYS[1]
+local exists = redis.call('EXISTS', key)
+if ARGV[1] == 'create' then
+  if exists == 1 then return 'exists' end
+elseif exists == 0 then
+  return 'gone'
+end
+if ARGV[3] == '1' then
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(field, 1, 1) ~= ':' or string.sub(field, 1, 2) == '::' then
+      redis.call('HDEL', key, field)
+    end
+  end
+end
+local ndel = tonumber(ARGV[4])
+if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, 5, 4 + ndel)) end
+if 5 + ndel <= #ARGV then redis.call('HSET', key, unpack(ARGV, 5 + ndel, #ARGV)) end
+local meta = 0
+local names = {':created', ':absolute', ':issued', ':seen', ':user', ':client'}
+for _, value in ipairs(redis.call('HMGET', key, unpack(names))) do
+  if value then meta = meta + 1 end
+end
+local bound = redis.call('HEXISTS', key, ':user') == 1
+local ms = tonumber(ARGV[2])
+if ms <= 0 or (redis.call('HLEN', key) <= meta and not bound) then
+  redis.call('DEL', key)
+else
+  redis.call('PEXPIRE', key, ms)
+end
+return 'applied'
+"""
+
+# KEYS[1] the hash: read it and delete it in one step (regeneration's first half).
+TAKE = """
+local data = redis.call('HGETALL', KEYS[1])
+if #data > 0 then redis.call('DEL', KEYS[1]) end
+return data
+"""
+
+SCRIPTS = {"load_refresh": LOAD_REFRESH, "apply": APPLY, "take": TAKE}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One Redis command: ``client.<name>(*args)``."""
+
+    name: str
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Script:
+    """One of :data:`SCRIPTS`, by name, run with EVALSHA."""
+
+    name: str
+    keys: list[str]
+    args: list[Any]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Several commands in one round trip (not a transaction)."""
+
+    calls: list[Call]
+
+
+Op = Call | Script | Pipeline
+T = TypeVar("T")
+Flow = Generator[Op, Any, T]
+
+
+def session_key(prefix: str, key: str) -> str:
+    """The Redis key of the session whose store key is ``key``."""
+    return f"{prefix}{{{key}}}"
+
+
+def user_key(prefix: str, user_id: str) -> str:
+    """The Redis key of a user's session index."""
+    return f"{prefix}user:{user_id}"
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _field(name: str) -> str:
+    return ":" + name if name.startswith(":") else name
+
+
+def _split(flat: Sequence[bytes | str] | dict[Any, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    pairs: Iterable[tuple[Any, Any]] = (
+        flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
+    )
+    data: dict[str, str] = {}
+    meta: dict[str, str] = {}
+    for raw_name, raw_value in pairs:
+        name, value = text(raw_name), text(raw_value)
+        if name.startswith("::") or not name.startswith(":"):
+            data[name[1:] if name.startswith(":") else name] = value
+        else:
+            meta[name] = value
+    return data, meta
+
+
+def _optional(meta: dict[str, str], name: str) -> float | None:
+    return float(meta[name]) if name in meta else None
+
+
+def _record(flat: Sequence[bytes | str] | dict[Any, Any]) -> Record | None:
+    if not flat:
+        return None
+    data, meta = _split(flat)
+    created = float(meta.get(CREATED, 0.0))
+    return Record(data, created, _optional(meta, ABSOLUTE), _optional(meta, ISSUED), meta.get(USER))
+
+
+def _meta(changes: ChangeSet) -> list[tuple[str, str]]:
+    """Metadata fields a change set writes."""
+    fields = [(SEEN, repr(changes.now))]
+    if changes.created is not None:
+        fields += [(CREATED, repr(changes.created)), (ISSUED, repr(changes.now))]
+        if changes.absolute is not None:
+            fields.append((ABSOLUTE, repr(changes.absolute)))
+    if changes.bind and changes.user_id is not None:
+        fields += [(USER, changes.user_id), (CLIENT, json.dumps(dict(changes.client)))]
+    return fields
+
+
+def _apply_args(mode: str, changes: ChangeSet, fields: list[tuple[str, str]]) -> list[Any]:
+    deletes = [_field(name) for name in changes.delete]
+    if changes.bind and changes.user_id is None:
+        deletes += [USER, CLIENT]
+    args: list[Any] = [
+        mode,
+        int((changes.expires - changes.now) * 1000),
+        "1" if changes.clear else "0",
+        len(deletes),
+        *deletes,
+    ]
+    for name, value in fields:
+        args += [name, value]
+    return args
+
+
+def load(prefix: str, key: str, refresh: Refresh | None) -> Flow[Record | None]:
+    name = session_key(prefix, key)
+    if refresh is None:
+        return _record((yield Call("hgetall", (name,))))
+    reply = yield Script("load_refresh", [name], [repr(refresh.now), repr(refresh.ttl)])
+    return _record(reply)
+
+
+def apply(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
+    name = session_key(prefix, key)
+    if changes.bind and changes.user_id is not None:
+        # Index first: a crash in between leaves a dead handle (pruned later),
+        # never a bound session that "log out other devices" cannot find.
+        index = user_key(prefix, changes.user_id)
+        yield Call("zadd", (index, {key: changes.now}))
+        yield from _prune(prefix, changes.user_id)
+    fields = [(_field(k), v) for k, v in changes.set.items()] + _meta(changes)
+    if changes.replaces is None:
+        mode = "update" if changes.created is None else "create"
+        reply = yield Script("apply", [name], _apply_args(mode, changes, fields))
+        return ApplyResult(text(reply))
+    # Regeneration: the old hash is read and deleted in one step, then the new
+    # one is created. The old ID is dead before the new one exists; the two
+    # hashes live in different Cluster slots, so no single script can do both.
+    old = yield Script("take", [session_key(prefix, changes.replaces)], [])
+    if not old:
+        return ApplyResult.GONE
+    data, meta = _split(old)
+    if changes.clear:
+        data = {}
+    for removed in changes.delete:
+        data.pop(removed, None)
+    if changes.bind and changes.user_id is None:
+        meta.pop(USER, None)
+        meta.pop(CLIENT, None)
+    meta[ISSUED] = repr(changes.now)
+    kept = [(_field(k), v) for k, v in data.items()] + list(meta.items())
+    unchanged = ChangeSet(changes.now, changes.expires)
+    reply = yield Script("apply", [name], _apply_args("create", unchanged, kept + fields))
+    return ApplyResult(text(reply))
+
+
+def delete(prefix: str, key: str) -> Flow[None]:
+    yield Call("delete", (session_key(prefix, key),))
+
+
+def _prune(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
+    """Read a user's index, drop the handles of dead or rebound sessions, return the live."""
+    index = user_key(prefix, user_id)
+    handles = [text(h) for h in (yield Call("zrange", (index, 0, -1)))]
+    if not handles:
+        return []
+    fields = [USER, CREATED, SEEN, CLIENT]
+    rows = yield Pipeline([Call("hmget", (session_key(prefix, h), fields)) for h in handles])
+    live: list[SessionInfo] = []
+    dead: list[str] = []
+    for handle, row in zip(handles, rows, strict=True):
+        user, created, seen, client = (None if v is None else text(v) for v in row)
+        if user != user_id or created is None:
+            dead.append(handle)
+            continue
+        seen_at = float(seen) if seen is not None else float(created)
+        live.append(
+            SessionInfo(handle, user_id, float(created), seen_at, json.loads(client or "{}"))
+        )
+    if dead:
+        yield Call("zrem", (index, *dead))
+    return sorted(live, key=lambda info: info.created)
+
+
+def sessions_for_user(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
+    return (yield from _prune(prefix, user_id))
