@@ -255,3 +255,117 @@ def test_concurrent_saves_of_different_keys_all_survive(store: Any) -> None:
     record = load(store, k)
     assert record is not None
     assert dict(record.data) == {"seed": "0", **{f"k{i}": str(i) for i in range(20)}}
+
+
+def test_replaces_moves_the_record_and_kills_the_old_key(store: Any) -> None:
+    old, new = key(), key()
+    created = time.time() - 100
+    now = time.time()
+    store.apply(old, ChangeSet(now, now + 60, {"a": "1", "b": "2"}, created=created))
+    result = store.apply(
+        new, ChangeSet(now + 1, now + 60, {"c": "3"}, frozenset({"b"}), replaces=old)
+    )
+    assert result is ApplyResult.APPLIED
+    assert load(store, old) is None
+    record = load(store, new)
+    assert record is not None
+    assert dict(record.data) == {"a": "1", "c": "3"}
+    assert record.created == pytest.approx(created)  # the absolute clock keeps running
+    assert record.issued == pytest.approx(now + 1)
+    assert update(store, old, set={"x": "1"}) is ApplyResult.GONE
+
+
+def test_replaces_of_a_missing_record_is_gone(store: Any) -> None:
+    old, new = key(), key()
+    now = time.time()
+    assert store.apply(new, ChangeSet(now, now + 60, {"a": "1"}, replaces=old)) is ApplyResult.GONE
+    assert load(store, new) is None
+
+
+def test_replaces_keeps_the_binding_and_absolute_deadline(store: Any) -> None:
+    old, new = key(), key()
+    now = time.time()
+    store.apply(
+        old,
+        ChangeSet(
+            now, now + 60, {"a": "1"}, created=now, absolute=now + 500, bind=True, user_id="u1"
+        ),
+    )
+    store.apply(new, ChangeSet(now, now + 60, replaces=old))
+    record = load(store, new)
+    assert record is not None and record.user_id == "u1"
+    assert record.absolute == pytest.approx(now + 500)
+    assert [info.handle for info in store.sessions_for_user("u1")] == [new]
+
+
+def test_bound_sessions_are_listed_with_metadata(store: Any) -> None:
+    user = f"user-{new_id()[:8]}"
+    keys = [key() for _ in range(3)]
+    for i, k in enumerate(keys):
+        now = time.time()
+        store.apply(
+            k,
+            ChangeSet(
+                now,
+                now + 60,
+                {"a": "1"},
+                created=now + i,
+                bind=True,
+                user_id=user,
+                client={"agent": f"browser {i}", "ip": "127.0.0.1"},
+            ),
+        )
+    other = key()
+    now = time.time()
+    store.apply(other, ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id="x"))
+    infos = store.sessions_for_user(user)
+    assert [info.handle for info in infos] == keys
+    assert [info.client["agent"] for info in infos] == ["browser 0", "browser 1", "browser 2"]
+    assert all(info.user_id == user and info.last_seen >= now - 1 for info in infos)
+    assert store.sessions_for_user("nobody") == []
+
+
+def test_bind_on_update_and_unbind(store: Any) -> None:
+    k = key()
+    create(store, k, {"a": "1"})
+    assert update(store, k, bind=True, user_id="u2") is ApplyResult.APPLIED
+    record = load(store, k)
+    assert record is not None and record.user_id == "u2"
+    assert [info.handle for info in store.sessions_for_user("u2")] == [k]
+    update(store, k, bind=True, user_id=None)
+    record = load(store, k)
+    assert record is not None and record.user_id is None
+    assert store.sessions_for_user("u2") == []
+
+
+def test_bound_session_without_keys_lives(store: Any) -> None:
+    k = key()
+    now = time.time()
+    store.apply(k, ChangeSet(now, now + 60, {}, created=now, bind=True, user_id="u3"))
+    record = load(store, k)
+    assert record is not None and record.user_id == "u3" and dict(record.data) == {}
+
+
+def test_user_index_drops_deleted_expired_and_rebound_sessions(store: Any) -> None:
+    user = f"user-{new_id()[:8]}"
+    keys = [key() for _ in range(4)]
+    for i, k in enumerate(keys):
+        now = time.time()
+        ttl = 0.3 if i == 1 else 60
+        store.apply(
+            k, ChangeSet(now, now + ttl, {"a": "1"}, created=now + i, bind=True, user_id=user)
+        )
+    store.delete(keys[0])
+    update(store, keys[2], bind=True, user_id="someone-else")
+    time.sleep(0.5)
+    assert [info.handle for info in store.sessions_for_user(user)] == [keys[3]]
+
+
+def test_refresh_updates_last_seen(store: Any) -> None:
+    k = key()
+    now = time.time()
+    store.apply(k, ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id="u4"))
+    (before,) = store.sessions_for_user("u4")
+    load(store, k, Refresh(now + 30, 60.0))
+    (after,) = store.sessions_for_user("u4")
+    assert after.last_seen == pytest.approx(now + 30) and before.last_seen == pytest.approx(now)

@@ -215,13 +215,20 @@ def load(prefix: str, key: str, refresh: Refresh | None) -> Flow[Record | None]:
 
 
 def apply(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
-    name = session_key(prefix, key)
     if changes.bind and changes.user_id is not None:
         # Index first: a crash in between leaves a dead handle (pruned later),
         # never a bound session that "log out other devices" cannot find.
         index = user_key(prefix, changes.user_id)
         yield Call("zadd", (index, {key: changes.now}))
+    result = yield from _write(prefix, key, changes)
+    if changes.bind and changes.user_id is not None:
+        # Binding is rare (a login): the moment to keep the index bounded.
         yield from _prune(prefix, changes.user_id)
+    return result
+
+
+def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
+    name = session_key(prefix, key)
     fields = [(_field(k), v) for k, v in changes.set.items()] + _meta(changes)
     if changes.replaces is None:
         mode = "update" if changes.created is None else "create"
@@ -241,6 +248,8 @@ def apply(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
     if changes.bind and changes.user_id is None:
         meta.pop(USER, None)
         meta.pop(CLIENT, None)
+    if USER in meta and not changes.bind:
+        yield Call("zadd", (user_key(prefix, meta[USER]), {key: changes.now}))
     meta[ISSUED] = repr(changes.now)
     kept = [(_field(k), v) for k, v in data.items()] + list(meta.items())
     unchanged = ChangeSet(changes.now, changes.expires)
