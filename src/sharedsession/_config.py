@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .crypto import Encryptor
 from .errors import ConfigurationError
 from .expiry import ExpiryPolicy
 from .ids import MIN_ID_BYTES
@@ -78,6 +79,9 @@ class Settings:
     max_size: int | None
     on_store_error: str
     secret_keys: tuple[str | bytes, ...]
+    renewal: float | None
+    encryption_keys: tuple[str | bytes, ...]
+    track_client: bool
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any], *, instance_path: str) -> Settings:
@@ -121,6 +125,15 @@ class Settings:
         lifetime = _seconds(config, "PERMANENT_SESSION_LIFETIME", _DEFAULT_LIFETIME)
         if lifetime is None:
             raise ConfigurationError("PERMANENT_SESSION_LIFETIME must not be None.")
+        _check_cookie(config)
+        encryption_keys = config.get("SESSION_ENCRYPTION_KEYS") or ()
+        if isinstance(encryption_keys, (str, bytes)) or not isinstance(
+            encryption_keys, (list, tuple)
+        ):
+            raise ConfigurationError(
+                "SESSION_ENCRYPTION_KEYS must be a list of keys, the current one first,"
+                f" got {type(encryption_keys).__name__}."
+            )
         return cls(
             session_type=_choice(config, "SESSION_TYPE", SESSION_TYPES),
             redis=config.get("SESSION_REDIS") or DEFAULT_REDIS_URL,
@@ -136,6 +149,9 @@ class Settings:
             max_size=max_size,
             on_store_error=_choice(config, "SESSION_ON_STORE_ERROR", ON_STORE_ERROR),
             secret_keys=secret_keys,
+            renewal=_seconds(config, "SESSION_RENEWAL_INTERVAL", None),
+            encryption_keys=tuple(encryption_keys),
+            track_client=_bool(config, "SESSION_TRACK_CLIENT", False),
         )
 
     def manager(self) -> SessionManager:
@@ -148,6 +164,8 @@ class Settings:
             signer=CookieSigner(self.secret_keys) if self.use_signer else None,
             max_size=self.max_size,
             degrade=self.on_store_error == "degrade",
+            renewal=self.renewal,
+            encryptor=Encryptor(self.encryption_keys) if self.encryption_keys else None,
         )
 
     def store(self) -> SessionStore:
@@ -162,6 +180,39 @@ class Settings:
             os.makedirs(os.path.dirname(os.path.abspath(self.sqlite_path)), exist_ok=True)
             return SQLiteStore(self.sqlite_path)
         return _redis_store(self.redis, self.key_prefix, self.redis_timeout)
+
+
+def _check_cookie(config: Mapping[str, Any]) -> None:
+    """Refuse cookie settings that browsers would reject, before any user sees it."""
+    name = config.get("SESSION_COOKIE_NAME") or "session"
+    secure = config.get("SESSION_COOKIE_SECURE", False)
+    if name.startswith("__Host-"):
+        path = config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/"
+        if not secure or config.get("SESSION_COOKIE_DOMAIN") or path != "/":
+            raise ConfigurationError(
+                f"SESSION_COOKIE_NAME {name!r} uses the __Host- prefix, which browsers accept"
+                " only with SESSION_COOKIE_SECURE = True, no SESSION_COOKIE_DOMAIN and the"
+                " path '/'."
+            )
+    if name.startswith("__Secure-") and not secure:
+        raise ConfigurationError(
+            f"SESSION_COOKIE_NAME {name!r} uses the __Secure- prefix, which browsers accept"
+            " only with SESSION_COOKIE_SECURE = True."
+        )
+    if config.get("SESSION_COOKIE_PARTITIONED") and not secure:
+        raise ConfigurationError(
+            "SESSION_COOKIE_PARTITIONED needs SESSION_COOKIE_SECURE = True (browsers drop"
+            " partitioned cookies that are not Secure)."
+        )
+    samesite = config.get("SESSION_COOKIE_SAMESITE")
+    if samesite is not None and samesite not in ("Lax", "Strict", "None"):
+        raise ConfigurationError(
+            f"SESSION_COOKIE_SAMESITE must be 'Lax', 'Strict', 'None' or None, got {samesite!r}."
+        )
+    if samesite == "None" and not secure:
+        raise ConfigurationError(
+            "SESSION_COOKIE_SAMESITE = 'None' needs SESSION_COOKIE_SECURE = True."
+        )
 
 
 def _secret_keys(config: Mapping[str, Any]) -> tuple[str | bytes, ...]:

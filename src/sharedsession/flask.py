@@ -18,10 +18,12 @@ from flask.sessions import SessionMixin
 from . import session as _session
 from ._config import Settings
 from .errors import StoreUnavailable
+from .ids import store_key
 from .manager import Cookie
 from .manager import SessionManager
 from .stores.base import Record
 from .stores.base import Refresh
+from .stores.base import SessionInfo
 from .stores.base import SessionStore
 
 logger = logging.getLogger("sharedsession")
@@ -31,7 +33,8 @@ UNAVAILABLE_MESSAGE = "Sessions are unavailable right now; please try again shor
 
 
 class FlaskSession(_session.Session, SessionMixin):  # type: ignore[override]
-    """``flask.session`` when this extension is active: a dict plus ``sid``."""
+    """``flask.session`` when this extension is active: a dict plus ``sid``,
+    ``regenerate()``, ``destroy()``, ``bind_user()`` and ``user_id``."""
 
 
 class SessionInterface(FlaskSessionInterface):
@@ -39,40 +42,49 @@ class SessionInterface(FlaskSessionInterface):
 
     :param manager: Session policy.
     :param store: Where sessions live.
+    :param track_client: Remember the user agent and IP address of sessions
+        bound to a user, for :meth:`Session.sessions_for_user`.
     """
 
-    def __init__(self, manager: SessionManager, store: SessionStore) -> None:
+    def __init__(
+        self, manager: SessionManager, store: SessionStore, *, track_client: bool = False
+    ) -> None:
         self.manager = manager
         self.store = store
+        self.track_client = track_client
 
     def _load(self, key: str, refresh: Refresh | None) -> Record | None:
         return self.store.load(key, refresh=refresh)
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
         cookie = request.cookies.get(self.get_cookie_name(app))
-        return self.manager.open(cookie, self._load, session_class=FlaskSession)
+        client = None
+        if self.track_client:
+            client = {
+                "agent": request.user_agent.string[:256],
+                "ip": request.remote_addr or "",
+            }
+        return self.manager.open(cookie, self._load, session_class=FlaskSession, client=client)
 
     def get_cookie_samesite(self, app: Flask) -> str | None:
         """``SESSION_COOKIE_SAMESITE``, with Flask's default ``None`` made ``"Lax"``."""
         return super().get_cookie_samesite(app) or "Lax"
 
-    def save_session(
-        self,
-        app: Flask,
-        session: SessionMixin,
-        response: Response,
-    ) -> None:
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, FlaskSession)
         if session.accessed:
             response.vary.add("Cookie")
+            # Never let a shared cache keep or serve one user's session-bearing page.
+            response.cache_control.public = False
+            response.cache_control.private = True
         if not session.loaded:
             return
         plan = self.manager.save_plan(session)
+        result = None
         try:
-            result = None
-            if plan.delete and plan.key is not None:
-                self.store.delete(plan.key)
-            elif plan.changes is not None and plan.key is not None:
+            if plan.delete is not None:
+                self.store.delete(plan.delete)
+            if plan.changes is not None and plan.key is not None:
                 result = self.store.apply(plan.key, plan.changes)
         except StoreUnavailable as exc:
             if self.manager.degrade:
@@ -148,7 +160,53 @@ class Session:
         settings = Settings.from_mapping(app.config, instance_path=app.instance_path)
         self.manager = settings.manager()
         self.store = store or self._store or settings.store()
-        interface = SessionInterface(self.manager, self.store)
+        interface = SessionInterface(self.manager, self.store, track_client=settings.track_client)
         app.session_interface = interface
         app.extensions["sharedsession"] = interface
         app.register_error_handler(StoreUnavailable, _unavailable_handler)
+        if not app.config.get("SESSION_COOKIE_SECURE") and not (app.debug or app.testing):
+            logger.warning(
+                "SESSION_COOKIE_SECURE is off: the session cookie will also be sent over plain"
+                " HTTP, where anyone on the network can read it and take over the session."
+                " Set SESSION_COOKIE_SECURE = True when the app is served over HTTPS."
+            )
+
+    def _require_store(self) -> SessionStore:
+        if self.store is None:
+            raise RuntimeError("call Session.init_app(app) before managing sessions")
+        return self.store
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        """The live sessions bound to ``user_id`` ("your devices"), oldest first.
+
+        Each has an ID-free ``handle`` for :meth:`revoke`.
+        """
+        return self._require_store().sessions_for_user(user_id)
+
+    def revoke(self, handle: str) -> None:
+        """End the session with this handle at once, wherever it is in use."""
+        self._require_store().delete(handle)
+
+    def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
+        """End every session of ``user_id`` ("log out everywhere").
+
+        :param keep: A session (e.g. ``flask.session``, "log out other devices")
+            or a handle that stays.
+        :returns: How many sessions were ended.
+        """
+        store = self._require_store()
+        kept = handles_of(keep)
+        ended = [info.handle for info in store.sessions_for_user(user_id)]
+        for handle in ended:
+            if handle not in kept:
+                store.delete(handle)
+        return len([handle for handle in ended if handle not in kept])
+
+
+def handles_of(keep: _session.Session | str | None) -> set[str]:
+    """The handles that name ``keep``: before and after a regeneration in this request."""
+    if keep is None:
+        return set()
+    if isinstance(keep, str):
+        return {keep}
+    return {store_key(sid) for sid in (keep.sid, keep.stored_sid) if sid is not None}

@@ -1,23 +1,28 @@
 """SessionManager: what to load, what changed, what to write, what cookie to send.
 
 This module does no I/O and imports no web framework. Adapters (Flask, ASGI)
-call it around a single store call each, sync or async, so both kinds share
-every decision::
+call it around single store calls, sync or async, so both kinds share every
+decision::
 
     session = manager.open(cookie_value, loader)   # loader: lambda key, refresh: ...
     ...                                            # the app uses the session
     plan = manager.save_plan(session)
-    result = store.apply(plan.key, plan.changes)   # or store.delete(plan.key)
+    if plan.delete: store.delete(plan.delete)
+    result = store.apply(plan.key, plan.changes) if plan.changes else None
     cookie = plan.cookie_after(result)
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import TypeVar
 
+from .crypto import Encryptor
 from .errors import SessionTooLarge
 from .errors import StoreError
 from .expiry import ExpiryPolicy
@@ -30,6 +35,8 @@ from .stores.base import ApplyResult
 from .stores.base import ChangeSet
 from .stores.base import Record
 from .stores.base import Refresh
+
+logger = logging.getLogger("sharedsession")
 
 S = TypeVar("S", bound=Session)
 
@@ -51,15 +58,17 @@ class Cookie:
 
 @dataclass(frozen=True)
 class SavePlan:
-    """What the adapter does at the end of a request.
+    """What the adapter does at the end of a request, in this order.
 
-    Exactly one of ``changes`` (``store.apply(key, changes)``) and ``delete``
-    (``store.delete(key)``) is set when the store is to be called.
+    :param delete: ``store.delete(delete)`` first (a destroyed or emptied session).
+    :param key: With ``changes``: ``store.apply(key, changes)``.
+    :param changes: The change set to apply, or ``None``.
+    :param cookie: The cookie to send when the apply (if any) succeeds.
     """
 
+    delete: str | None = None
     key: str | None = None
     changes: ChangeSet | None = None
-    delete: bool = False
     cookie: Cookie | None = None
 
     def cookie_after(self, result: ApplyResult | None) -> Cookie | None:
@@ -89,6 +98,9 @@ class SessionManager:
         many bytes; ``None`` for no limit.
     :param degrade: When the store is unreachable, serve the request with an
         empty session that is never saved, instead of failing it.
+    :param renewal: Give a live session a new ID when its ID is older than
+        this many seconds; ``None`` never does.
+    :param encryptor: Encrypt stored values; ``None`` stores them as JSON.
     :param clock: Returns the time in epoch seconds.
     """
 
@@ -102,6 +114,8 @@ class SessionManager:
         signer: CookieSigner | None = None,
         max_size: int | None = None,
         degrade: bool = False,
+        renewal: float | None = None,
+        encryptor: Encryptor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if id_bytes < MIN_ID_BYTES:
@@ -113,20 +127,31 @@ class SessionManager:
         self.signer = signer
         self.max_size = max_size
         self.degrade = degrade
+        self.renewal = renewal
+        self.encryptor = encryptor
         self.clock = clock
 
     # -- request start ---------------------------------------------------
 
-    def sid_from_cookie(self, value: str | None) -> str | None:
-        """The session ID in a cookie value, or ``None`` if it is absent or not valid."""
+    def unsign(self, value: str | None) -> tuple[str, bool] | None:
+        """``(sid, current)`` for a valid cookie value, else ``None``.
+
+        ``current`` is false when an old key signed it: the cookie is sent again.
+        """
         if not value:
             return None
+        current = True
         if self.signer is not None:
             unsigned = self.signer.unsign(value)
             if unsigned is None:
                 return None
-            value = unsigned[0]
-        return value if is_well_formed(value) else None
+            value, current = unsigned
+        return (value, current) if is_well_formed(value) else None
+
+    def sid_from_cookie(self, value: str | None) -> str | None:
+        """The session ID in a cookie value, or ``None`` if it is absent or not valid."""
+        found = self.unsign(value)
+        return None if found is None else found[0]
 
     def refresh(self) -> Refresh | None:
         """The refresh to send with a load, or ``None`` when reads do not slide."""
@@ -134,11 +159,28 @@ class SessionManager:
             return None
         return Refresh(self.clock(), self.policy.idle, self.policy.refresh_step())
 
-    def check(self, record: Record | None) -> Record | None:
-        """``record``, or ``None`` when it is past its absolute deadline."""
+    def prepare(self, key: str, record: Record | None) -> tuple[Record | None, frozenset[str]]:
+        """Check and decrypt a loaded record for :meth:`Session.preload`.
+
+        :returns: The record (``None`` when it is past its absolute deadline or
+            does not decrypt) and the keys to write again under the current key.
+        """
         if record is not None and record.absolute is not None and record.absolute <= self.clock():
-            return None
-        return record
+            return None, frozenset()
+        if record is None or self.encryptor is None:
+            return record, frozenset()
+        data: dict[str, str] = {}
+        stale = set()
+        for name, value in record.data.items():
+            try:
+                data[name], current = self.encryptor.decrypt(key, name, value)
+            except ValueError as exc:
+                # Never a 500 and never a plaintext fallback: the session is gone.
+                logger.warning("stored session data failed to decrypt (%s); starting anew", exc)
+                return None, frozenset()
+            if not current:
+                stale.add(name)
+        return replace(record, data=data), frozenset(stale)
 
     def open(
         self,
@@ -146,24 +188,36 @@ class SessionManager:
         loader: Loader | None = None,
         *,
         session_class: type[S] = Session,  # type: ignore[assignment]
+        client: Mapping[str, str] | None = None,
     ) -> S:
         """Return the session for a request; nothing is loaded until it is used.
 
         :param cookie_value: The session cookie's value, if any.
         :param loader: The store's ``load``; omit it to :meth:`Session.preload` later.
         :param session_class: The class to make, a subclass of :class:`Session`.
+        :param client: What to remember about the client if a user is bound.
         """
-        sid = self.sid_from_cookie(cookie_value)
-        lazy = None
-        if sid is not None and loader is not None:
+        found = self.unsign(cookie_value)
+        sid = None if found is None else found[0]
+        session: S
+
+        def lazy() -> Record | None:
+            assert sid is not None and loader is not None
             key = store_key(sid)
+            record, stale = self.prepare(key, loader(key, self.refresh()))
+            session.preload(record, stale=stale)
+            return session.record
 
-            def lazy() -> Record | None:
-                return self.check(loader(key, self.refresh()))
-
-        return session_class(
-            sid, lazy, permanent=self.permanent, id_bytes=self.id_bytes, degrade=self.degrade
+        session = session_class(
+            sid,
+            lazy if sid is not None and loader is not None else None,
+            permanent=self.permanent,
+            id_bytes=self.id_bytes,
+            degrade=self.degrade,
+            client=client,
         )
+        session.resign = found is not None and not found[1]
+        return session
 
     # -- request end -----------------------------------------------------
 
@@ -179,33 +233,58 @@ class SessionManager:
         """
         if not session.loaded or session.degraded:
             return _NOTHING
+        now = self.clock()
         record = session.record
-        stale_cookie = Cookie(None) if session.incoming_sid is not None else None
-        if len(session) == 0 and (session.cleared or record is None):
-            if record is None:
-                return SavePlan(cookie=stale_cookie)
-            return SavePlan(key=store_key(session.sid), delete=True, cookie=Cookie(None))
+        if (
+            self.renewal is not None
+            and record is not None
+            and record.issued is not None
+            and now - record.issued >= self.renewal
+        ):
+            session.regenerate()
+        destroyed = None if session.destroyed_sid is None else store_key(session.destroyed_sid)
+        stored = None if session.stored_sid is None else store_key(session.stored_sid)
+        empty = len(session) == 0 and session.user_id is None
+        if empty and (session.cleared or record is None):
+            gone = stored or destroyed
+            if gone is not None or session.incoming_sid is not None:
+                return SavePlan(delete=gone, cookie=Cookie(None))
+            return _NOTHING
 
-        changed = session.changed()
-        removed = session.removed()
+        key = store_key(session.sid)
+        rewrite = session.regenerated and self.encryptor is not None
+        changed = session.changed(everything=rewrite)
         if self.max_size is not None:
             size = session.stored_size(changed)
             if size > self.max_size:
                 raise SessionTooLarge(size, self.max_size)
+        if self.encryptor is not None:
+            seal = self.encryptor.encrypt
+            changed = {name: seal(key, name, text) for name, text in changed.items()}
 
-        now = self.clock()
-        created = now if record is None else record.created
         absolute = self.policy.absolute_deadline(now) if record is None else record.absolute
         expires = self.policy.deadline(now, absolute)
         cookie = Cookie(self.cookie_value(session.sid), expires if session.permanent else None)
-        key = store_key(session.sid)
+        bind = session.binding
+        user_id = None if bind is None else bind[0]
+        base = ChangeSet(
+            now,
+            expires,
+            changed,
+            bind=bind is not None,
+            user_id=user_id,
+            client=dict(session.client) if user_id is not None else {},
+        )
         if record is None:
-            changes = ChangeSet(now, expires, changed, created=created, absolute=absolute)
-            return SavePlan(key=key, changes=changes, cookie=cookie)
-        if changed or removed or session.cleared or session.forced:
-            changes = ChangeSet(now, expires, changed, removed, clear=session.cleared)
-            # The last key is gone: the store drops the empty record, and so do we.
-            return SavePlan(key=key, changes=changes, cookie=cookie if session else Cookie(None))
-        if session.permanent and self.refresh_each_request:
-            return SavePlan(cookie=cookie)
-        return _NOTHING
+            new = replace(base, created=now, absolute=absolute)
+            return SavePlan(delete=destroyed, key=key, changes=new, cookie=cookie)
+        removed = session.removed()
+        writes = changed or removed or session.cleared or session.regenerated or base.bind
+        if not writes and not session.forced:  # forced: write anyway, extending the deadline
+            if (session.permanent and self.refresh_each_request) or session.resign:
+                return SavePlan(cookie=cookie)
+            return _NOTHING
+        replaces = stored if session.regenerated else None
+        changes = replace(base, delete=removed, clear=session.cleared, replaces=replaces)
+        # The last key is gone: the store drops the empty record, and so do we.
+        return SavePlan(key=key, changes=changes, cookie=Cookie(None) if empty else cookie)

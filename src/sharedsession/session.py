@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from collections.abc import Collection
 from collections.abc import Iterator
+from collections.abc import Mapping
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -37,6 +39,7 @@ class Session(MutableMapping[str, Any]):
     :param id_bytes: Randomness of a newly issued ID.
     :param degrade: If loading fails with :class:`StoreUnavailable`, act as an
         empty session that is never saved instead of raising.
+    :param client: What to remember about the client when a user is bound.
     """
 
     def __init__(
@@ -47,22 +50,31 @@ class Session(MutableMapping[str, Any]):
         permanent: bool = True,
         id_bytes: int = 32,
         degrade: bool = False,
+        client: Mapping[str, str] | None = None,
     ) -> None:
         self._incoming_sid = sid
-        self._degrade = degrade
-        self._degraded = False
         self._loader = loader
         self._default_permanent = permanent
         self._id_bytes = id_bytes
-        self._record: Record | None = None
-        self._sid: str | None = None
+        self._degrade = degrade
+        self._degraded = False
+        self.client: Mapping[str, str] = client or {}
+        #: Set by the manager when the cookie was signed with an old key.
+        self.resign = False
         self._loaded = False
         self._accessed = False
+        self._record: Record | None = None
+        self._sid: str | None = None
+        self._stored_sid: str | None = None  # the ID the record is stored under
+        self._destroyed_sid: str | None = None
+        self._parsed: dict[str, Any] = {}  # loaded values, not yet handed out
         self._raw: dict[str, str] = {}
         self._values: dict[str, Any] = {}
         self._removed: set[str] = set()
+        self._stale: set[str] = set()
         self._cleared = False
         self._forced = False
+        self._bind: tuple[str | None] | None = None
 
     # -- loading ---------------------------------------------------------
 
@@ -83,22 +95,34 @@ class Session(MutableMapping[str, Any]):
                 self._degraded = True
         self.preload(record)
 
+    def preload(self, record: Record | None, *, stale: Collection[str] = ()) -> None:
+        """Set the stored record; adapters that load before the handler call this.
+
+        :param record: The record, or ``None`` for a new session.
+        :param stale: Keys to write again even if unchanged (e.g. re-encryption).
+        """
+        self._loaded = True
+        self._loader = None
+        if record is not None:
+            try:
+                parsed = {k: serialization.loads(v) for k, v in record.data.items()}
+            except ValueError:
+                logger.warning("a stored session holds undecodable data; starting a new one")
+                record = None
+            else:
+                self._parsed, self._raw = parsed, dict(record.data)
+                self._stale = set(stale)
+        self._record = record
+        if record is not None:
+            self._sid = self._stored_sid = self._incoming_sid
+        else:
+            # An ID the store does not know is never adopted.
+            self._sid = new_id(self._id_bytes)
+
     @property
     def degraded(self) -> bool:
         """Whether the store failed to load and this session is never saved."""
         return self._degraded
-
-    def preload(self, record: Record | None) -> None:
-        """Set the stored record; used by adapters that load before the handler runs."""
-        self._loaded = True
-        self._loader = None
-        self._record = record
-        if record is not None:
-            self._sid = self._incoming_sid
-            self._raw = dict(record.data)
-        else:
-            # An ID the store does not know is never adopted.
-            self._sid = new_id(self._id_bytes)
 
     @property
     def loaded(self) -> bool:
@@ -134,6 +158,17 @@ class Session(MutableMapping[str, Any]):
         return self._sid
 
     @property
+    def stored_sid(self) -> str | None:
+        """The ID the loaded record is stored under (before any regeneration)."""
+        self._load()
+        return self._stored_sid
+
+    @property
+    def destroyed_sid(self) -> str | None:
+        """The ID of a record :meth:`destroy` ended in this request."""
+        return self._destroyed_sid
+
+    @property
     def new(self) -> bool:
         """Whether the session has no stored record yet."""
         self._load()
@@ -153,12 +188,78 @@ class Session(MutableMapping[str, Any]):
         """Whether a save has something to write. Setting it forces a save."""
         if not self._loaded:
             return False
-        return self._forced or self._cleared or bool(self._removed) or bool(self.changed())
+        return bool(
+            self._forced
+            or self._cleared
+            or self._removed
+            or self._bind
+            or self.regenerated
+            or self.changed()
+        )
 
     @modified.setter
     def modified(self, value: bool) -> None:
         self._load()
         self._forced = bool(value)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def regenerated(self) -> bool:
+        """Whether :meth:`regenerate` gave a stored session a new ID in this request."""
+        return self._stored_sid is not None and self._sid != self._stored_sid
+
+    def regenerate(self) -> None:
+        """Give the session a new ID, keeping its data; the old ID stops working.
+
+        Call it at login and on every change of privilege, so that an ID
+        someone planted or saw before cannot follow the user in. The store
+        moves the record atomically when the response is saved.
+        """
+        self._load()
+        self._sid = new_id(self._id_bytes)
+
+    def destroy(self) -> None:
+        """End the session: its stored data is deleted and its cookie expired.
+
+        Keys set afterwards start a new session with a new ID.
+        """
+        self._load()
+        if self._stored_sid is not None:
+            self._destroyed_sid = self._stored_sid
+        self._record = None
+        self._stored_sid = None
+        self._sid = new_id(self._id_bytes)
+        self._parsed, self._raw, self._values = {}, {}, {}
+        self._removed, self._stale = set(), set()
+        self._cleared = self._forced = False
+        self._bind = None
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the session is bound to, or ``None``."""
+        self._load()
+        if self._bind is not None:
+            return self._bind[0]
+        return None if self._record is None else self._record.user_id
+
+    def bind_user(self, user_id: str | None, *, regenerate: bool = True) -> None:
+        """Bind the session to a user (at login), so it can be listed and revoked.
+
+        :param user_id: The user's ID; ``None`` unbinds.
+        :param regenerate: Also give the session a new ID (see :meth:`regenerate`).
+        """
+        if user_id is not None and (type(user_id) is not str or not user_id):
+            raise TypeError(f"user_id must be a non-empty str, got {user_id!r}")
+        self._load()
+        self._bind = (user_id,)
+        if regenerate and user_id is not None:
+            self.regenerate()
+
+    @property
+    def binding(self) -> tuple[str | None] | None:
+        """``(user_id,)`` when :meth:`bind_user` was called in this request."""
+        return self._bind
 
     # -- the mapping -----------------------------------------------------
 
@@ -167,15 +268,9 @@ class Session(MutableMapping[str, Any]):
         value = self._values.get(key, _MISSING)
         if value is not _MISSING:
             return value
-        if key in self._removed or key not in self._raw:
+        if key in self._removed or key not in self._parsed:
             raise KeyError(key)
-        try:
-            value = serialization.loads(self._raw[key])
-        except ValueError:
-            logger.warning("session key %r holds undecodable data; treating it as absent", key)
-            del self._raw[key]
-            raise KeyError(key) from None
-        self._values[key] = value
+        value = self._values[key] = self._parsed.pop(key)
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -183,6 +278,7 @@ class Session(MutableMapping[str, Any]):
             raise TypeError(f"session keys must be str, not {type(key).__name__}")
         self._load()
         self._values[key] = value
+        self._parsed.pop(key, None)
         self._removed.discard(key)
 
     def __delitem__(self, key: str) -> None:
@@ -190,30 +286,28 @@ class Session(MutableMapping[str, Any]):
         if key not in self:
             raise KeyError(key)
         self._values.pop(key, None)
+        self._parsed.pop(key, None)
         if key in self._raw:
             self._removed.add(key)
 
     def __contains__(self, key: object) -> bool:
         self._load()
-        return key in self._values or (key in self._raw and key not in self._removed)
+        return key in self._values or key in self._parsed
 
     def __iter__(self) -> Iterator[str]:
         self._load()
-        yield from self._values
-        for key in list(self._raw):
-            if key not in self._values and key not in self._removed:
-                yield key
+        yield from list(self._values)
+        yield from [key for key in self._parsed if key not in self._values]
 
     def __len__(self) -> int:
         self._load()
-        return len(self._values) + sum(
-            1 for k in self._raw if k not in self._values and k not in self._removed
-        )
+        return len(self._values) + len(self._parsed)
 
     def clear(self) -> None:
         """Remove every key; saving an empty cleared session ends it."""
         self._load()
         self._raw.clear()
+        self._parsed.clear()
         self._values.clear()
         self._removed.clear()
         self._cleared = True
@@ -235,16 +329,20 @@ class Session(MutableMapping[str, Any]):
         """Whether ``modified`` was set to true."""
         return self._forced
 
-    def changed(self) -> dict[str, str]:
+    def changed(self, *, everything: bool = False) -> dict[str, str]:
         """Serialized values of the keys whose value differs from the stored one.
 
+        :param everything: Return every key, changed or not.
         :raises SerializationError: A value cannot be stored.
         """
         out = {}
         for key, value in self._values.items():
             text = serialization.dumps(key, value)
-            if self._raw.get(key) != text:
+            if everything or key in self._stale or self._raw.get(key) != text:
                 out[key] = text
+        for key in self._parsed:
+            if everything or key in self._stale:
+                out[key] = self._raw[key]
         return out
 
     def removed(self) -> frozenset[str]:

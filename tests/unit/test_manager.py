@@ -30,10 +30,9 @@ def make(
 def run(manager: SessionManager, store: MemoryStore, session: Session) -> Cookie | None:
     plan = manager.save_plan(session)
     result = None
-    if plan.delete:
-        assert plan.key is not None
-        store.delete(plan.key)
-    elif plan.changes is not None:
+    if plan.delete is not None:
+        store.delete(plan.delete)
+    if plan.changes is not None:
         assert plan.key is not None
         result = store.apply(plan.key, plan.changes)
     return plan.cookie_after(result)
@@ -46,7 +45,7 @@ def open_(manager: SessionManager, store: MemoryStore, cookie: str | None) -> Se
 def test_untouched_session_plans_nothing(clock: FakeClock) -> None:
     manager, store = make(clock)
     plan = manager.save_plan(open_(manager, store, new_id()))
-    assert plan.key is None and plan.changes is None and plan.cookie is None
+    assert plan == SavePlan()
 
 
 def test_new_empty_session_writes_nothing(clock: FakeClock) -> None:
@@ -133,9 +132,11 @@ def test_expired_record_returned_by_a_store_is_refused(clock: FakeClock) -> None
     session = open_(manager, store, None)
     session["a"] = 1
     run(manager, store, session)
-    record = store.load(store_key(session.sid))
+    key = store_key(session.sid)
+    record = store.load(key)
+    assert manager.prepare(key, record) == (record, frozenset())
     clock.advance(11)
-    assert manager.check(record) is None
+    assert manager.prepare(key, record) == (None, frozenset())
 
 
 def test_clear_deletes_record_and_cookie(clock: FakeClock) -> None:

@@ -122,10 +122,11 @@ def test_unserializable_value_fails_at_save_not_at_set() -> None:
         session.changed()
 
 
-def test_undecodable_stored_value_reads_as_absent() -> None:
-    session = loaded(Record({"bad": "{not json", "ok": "1"}, 1.0, None))
-    assert session.get("bad") is None
-    assert session["ok"] == 1
+def test_undecodable_stored_data_is_no_session(caplog: pytest.LogCaptureFixture) -> None:
+    sid = new_id()
+    session = loaded(Record({"bad": "{not json", "ok": "1"}, 1.0, None), sid)
+    assert session.get("ok") is None and session.new and session.sid != sid
+    assert "undecodable" in caplog.text
 
 
 def test_accessed_flag_from_framework_does_not_load() -> None:
@@ -142,3 +143,51 @@ def test_stored_size_counts_what_will_be_stored() -> None:
     session["c"] = "y" * 10
     changed = session.changed()
     assert session.stored_size(changed) == len("a") + 102 + len("c") + 12
+
+
+def test_regenerate_keeps_data_and_changes_the_id() -> None:
+    sid = new_id()
+    session = loaded(stored(a=1), sid)
+    session.regenerate()
+    assert session.sid != sid and session.stored_sid == sid and session.regenerated
+    assert session["a"] == 1 and session.modified
+    session.regenerate()
+    assert session.stored_sid == sid  # the record still sits under the first ID
+
+
+def test_regenerate_on_a_new_session_just_changes_the_id() -> None:
+    session = loaded(None)
+    first = session.sid
+    session.regenerate()
+    assert session.sid != first and not session.regenerated and session.stored_sid is None
+
+
+def test_destroy_starts_over() -> None:
+    sid = new_id()
+    session = loaded(stored(a=1), sid)
+    session.destroy()
+    assert session.destroyed_sid == sid and session.new and len(session) == 0
+    assert session.sid != sid
+    session["b"] = 2
+    assert session.changed() == {"b": "2"}
+
+
+def test_bind_user_regenerates_by_default() -> None:
+    sid = new_id()
+    session = loaded(stored(a=1), sid)
+    assert session.user_id is None
+    session.bind_user("u1")
+    assert session.user_id == "u1" and session.binding == ("u1",) and session.regenerated
+    other = loaded(stored(a=1), new_id())
+    other.bind_user("u2", regenerate=False)
+    assert not other.regenerated and other.modified
+    with pytest.raises(TypeError):
+        other.bind_user(42)  # type: ignore[arg-type]
+
+
+def test_everything_and_stale_keys_are_rewritten() -> None:
+    session = loaded(stored(a=1, b=2))
+    assert len(session) == 2 and session.changed() == {}
+    assert session.changed(everything=True) == {"a": "1", "b": "2"}
+    session.preload(stored(a=1, b=2), stale={"b"})
+    assert session.changed() == {"b": "2"}
