@@ -67,6 +67,35 @@ def make_app(
     def flashes() -> str:
         return repr(get_flashed_messages())
 
+    @app.get("/login/<user>")
+    def login(user: str) -> str:
+        session.bind_user(user)  # type: ignore[attr-defined]
+        session["user"] = user
+        return "ok"
+
+    @app.get("/logout")
+    def logout() -> str:
+        session.destroy()  # type: ignore[attr-defined]
+        return "ok"
+
+    @app.get("/regenerate")
+    def regenerate() -> str:
+        session.regenerate()  # type: ignore[attr-defined]
+        return "ok"
+
+    @app.get("/devices")
+    def devices() -> list[dict[str, Any]]:
+        user = session.user_id  # type: ignore[attr-defined]
+        return [
+            {"handle": i.handle, "client": dict(i.client), "created": i.created}
+            for i in ext.sessions_for_user(user)
+        ]
+
+    @app.get("/logout-others")
+    def logout_others() -> str:
+        user = session.user_id  # type: ignore[attr-defined]
+        return str(ext.revoke_user(user, keep=session))  # type: ignore[arg-type]
+
     @app.get("/bad")
     def bad() -> str:
         session["obj"] = object()

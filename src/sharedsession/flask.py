@@ -12,6 +12,8 @@ from typing import Any
 from flask import Flask
 from flask import Request
 from flask import Response
+from flask import current_app
+from flask import has_app_context
 from flask.sessions import SessionInterface as FlaskSessionInterface
 from flask.sessions import SessionMixin
 
@@ -172,6 +174,10 @@ class Session:
             )
 
     def _require_store(self) -> SessionStore:
+        # With one extension object and several apps, the current app's store.
+        if has_app_context() and "sharedsession" in current_app.extensions:
+            store: SessionStore = current_app.extensions["sharedsession"].store
+            return store
         if self.store is None:
             raise RuntimeError("call Session.init_app(app) before managing sessions")
         return self.store

@@ -199,14 +199,11 @@ class SessionManager:
         """
         found = self.unsign(cookie_value)
         sid = None if found is None else found[0]
-        session: S
 
-        def lazy() -> Record | None:
+        def lazy() -> tuple[Record | None, frozenset[str]]:
             assert sid is not None and loader is not None
             key = store_key(sid)
-            record, stale = self.prepare(key, loader(key, self.refresh()))
-            session.preload(record, stale=stale)
-            return session.record
+            return self.prepare(key, loader(key, self.refresh()))
 
         session = session_class(
             sid,

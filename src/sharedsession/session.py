@@ -33,8 +33,9 @@ class Session(MutableMapping[str, Any]):
     """A server-side session.
 
     :param sid: The ID from the request's cookie, or ``None``.
-    :param loader: Returns the stored record for ``sid`` (or ``None``); called
-        once, on first access. Omit it for a session that has no stored record.
+    :param loader: Returns the stored record for ``sid`` (or ``None``) and the
+        keys to write again even if unchanged; called once, on first access.
+        Omit it for a session that has no stored record.
     :param permanent: ``permanent`` of a session that does not say.
     :param id_bytes: Randomness of a newly issued ID.
     :param degrade: If loading fails with :class:`StoreUnavailable`, act as an
@@ -45,7 +46,7 @@ class Session(MutableMapping[str, Any]):
     def __init__(
         self,
         sid: str | None = None,
-        loader: Callable[[], Record | None] | None = None,
+        loader: Callable[[], tuple[Record | None, Collection[str]]] | None = None,
         *,
         permanent: bool = True,
         id_bytes: int = 32,
@@ -81,10 +82,11 @@ class Session(MutableMapping[str, Any]):
     def _load(self) -> None:
         if self._loaded:
             return
-        record = None
+        record: Record | None = None
+        stale: Collection[str] = ()
         if self._incoming_sid is not None and self._loader is not None:
             try:
-                record = self._loader()
+                record, stale = self._loader()
             except StoreUnavailable as exc:
                 if not self._degrade:
                     raise
@@ -93,7 +95,7 @@ class Session(MutableMapping[str, Any]):
                     exc.original_error or exc,
                 )
                 self._degraded = True
-        self.preload(record)
+        self.preload(record, stale=stale)
 
     def preload(self, record: Record | None, *, stale: Collection[str] = ()) -> None:
         """Set the stored record; adapters that load before the handler call this.

@@ -16,9 +16,9 @@ def stored(**values: object) -> Record:
 def loaded(record: Record | None, sid: str | None = None) -> Session:
     calls: list[int] = []
 
-    def loader() -> Record | None:
+    def loader() -> tuple[Record | None, frozenset[str]]:
         calls.append(1)
-        return record
+        return record, frozenset()
 
     session = Session(sid or new_id(), loader)
     session.calls = calls  # type: ignore[attr-defined]
