@@ -187,7 +187,7 @@ class Session:
 
         Each has an ID-free ``handle`` for :meth:`revoke`.
         """
-        return self._require_store().sessions_for_user(user_id)
+        return self._require_store().sessions_for_user(_user(user_id))
 
     def revoke(self, handle: str) -> None:
         """End the session with this handle at once, wherever it is in use."""
@@ -202,11 +202,17 @@ class Session:
         """
         store = self._require_store()
         kept = handles_of(keep)
-        ended = [info.handle for info in store.sessions_for_user(user_id)]
+        ended = [info.handle for info in store.sessions_for_user(_user(user_id))]
         for handle in ended:
             if handle not in kept:
                 store.delete(handle)
         return len([handle for handle in ended if handle not in kept])
+
+
+def _user(user_id: str) -> str:
+    if type(user_id) is not str or not user_id:
+        raise TypeError(f"user_id must be a non-empty str, got {user_id!r}")
+    return user_id
 
 
 def handles_of(keep: _session.Session | str | None) -> set[str]:
