@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,17 +14,23 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from sharedsession.ids import new_id
+from sharedsession.stores.base import SessionStore
 from sharedsession.stores.memory import MemoryStore
+from sharedsession.stores.redis import RedisStore
+from sharedsession.stores.sqlite import SQLiteStore
 from tests.flask_apps import make_app
 from tests.helpers import CountingStore
+from tests.servers import RedisServer
 
 header_text = st.text(
     alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF) | st.just("\t"), max_size=300
 )
 
 
-def victim_app(**config: Any) -> tuple[Any, CountingStore, str]:
-    store = CountingStore(MemoryStore())
+def victim_app(
+    backend: SessionStore | None = None, **config: Any
+) -> tuple[Any, CountingStore, str]:
+    store = CountingStore(backend or MemoryStore())
     app, _ = make_app(store=store, **config)
     client = app.test_client()
     client.get("/login/victim")
@@ -55,9 +63,23 @@ def check(app: Any, store: CountingStore, header: str, secret: str) -> None:
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SessionStore]:
+    if request.param == "memory":
+        made: SessionStore = MemoryStore()
+    elif request.param == "sqlite":
+        made = SQLiteStore(tmp_path / "s.db")
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        request.getfixturevalue("redis_client")
+        made = RedisStore(server.client())
+    with made:
+        yield made
+
+
 @pytest.mark.parametrize("signed", [False, True])
-def test_random_cookie_headers(signed: bool) -> None:
-    app, store, secret = victim_app(SESSION_USE_SIGNER=signed)
+def test_random_cookie_headers(signed: bool, backend: SessionStore) -> None:
+    app, store, secret = victim_app(backend, SESSION_USE_SIGNER=signed)
 
     @SETTINGS
     @given(header_text)
