@@ -18,16 +18,20 @@ from sharedsession.stores.base import ApplyResult
 from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.base import Record
 from sharedsession.stores.base import Refresh
+from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.redis import RedisStore
+from sharedsession.stores.sqlite import AsyncSQLiteStore
 from sharedsession.stores.sqlite import SQLiteStore
 from tests.helpers import BlockingFacade
 from tests.servers import RedisServer
 
 STORES = [
     "memory",
+    "memory-async",
     "sqlite",
+    "sqlite-async",
     pytest.param("redis", marks=pytest.mark.integration),
     pytest.param("redis-async", marks=pytest.mark.integration),
     pytest.param("redis-cluster", marks=pytest.mark.integration),
@@ -40,8 +44,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     kind = request.param
     if kind == "memory":
         made: Any = MemoryStore()
+    elif kind == "memory-async":
+        made = BlockingFacade(AsyncMemoryStore())
     elif kind == "sqlite":
         made = SQLiteStore(tmp_path / "contract.sqlite3")
+    elif kind == "sqlite-async":
+        made = BlockingFacade(AsyncSQLiteStore(tmp_path / "contract.sqlite3"))
     elif kind.startswith("redis-cluster"):
         url: str = request.getfixturevalue("cluster_url")
         if kind == "redis-cluster":

@@ -4,20 +4,36 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
+from sharedsession.stores.memory import AsyncMemoryStore
+from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.redis import RedisStore
+from sharedsession.stores.sqlite import AsyncSQLiteStore
+from sharedsession.stores.sqlite import SQLiteStore
 
 
-def test_sync_and_async_twins_have_the_same_public_methods() -> None:
-    def public(cls: type) -> dict[str, inspect.Signature]:
-        return {
-            name: inspect.signature(member)
-            for name, member in inspect.getmembers(cls, inspect.isfunction)
-            if not name.startswith("_")
-        }
+def public(cls: type) -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(member)
+        for name, member in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_")
+    }
 
-    sync, async_ = public(RedisStore), public(AsyncRedisStore)
+
+@pytest.mark.parametrize(
+    ("sync_class", "async_class"),
+    [
+        (RedisStore, AsyncRedisStore),
+        (SQLiteStore, AsyncSQLiteStore),
+        (MemoryStore, AsyncMemoryStore),
+    ],
+)
+def test_twins_have_the_same_public_methods(sync_class: type, async_class: type) -> None:
+    sync, async_ = public(sync_class), public(async_class)
     assert sync.pop("close") and async_.pop("aclose")
     assert sync.keys() == async_.keys()
     for name in sync:
         assert list(sync[name].parameters) == list(async_[name].parameters), name
+        assert inspect.iscoroutinefunction(getattr(async_class, name)) or name == "from_url"

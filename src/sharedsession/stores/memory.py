@@ -19,6 +19,7 @@ from .base import ChangeSet
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
+from .offload import AsyncOffloadStore
 
 
 @dataclass
@@ -129,3 +130,14 @@ class MemoryStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncMemoryStore(AsyncOffloadStore):
+    """The async twin of :class:`MemoryStore`, for ASGI tests and single-process apps.
+
+    :param clock: Returns the time in epoch seconds; the expiry checks use it.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        # Memory operations never block: no thread hop needed.
+        super().__init__(MemoryStore(clock=clock), thread=False)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 
 from ..errors import ConfigurationError
 from ..errors import StoreError
@@ -27,6 +28,7 @@ from .base import ChangeSet
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
+from .offload import AsyncOffloadStore
 
 SCHEMA_VERSION = 1
 
@@ -299,3 +301,19 @@ class SQLiteStore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class AsyncSQLiteStore(AsyncOffloadStore):
+    """The async twin of :class:`SQLiteStore`: the same store, each call in a worker thread.
+
+    :param path: The database file; its folder must exist.
+    :param options: Passed on to :class:`SQLiteStore`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
+        super().__init__(SQLiteStore(path, **options))
+
+    async def purge(self) -> int:
+        """Delete expired sessions; see :meth:`SQLiteStore.purge`."""
+        store: SQLiteStore = self.store  # type: ignore[assignment]
+        return await self._call(store.purge)
