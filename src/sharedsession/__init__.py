@@ -3,6 +3,7 @@
 from .errors import ConfigurationError as ConfigurationError
 from .errors import SerializationError as SerializationError
 from .errors import SessionError as SessionError
+from .errors import SessionNotLoaded as SessionNotLoaded
 from .errors import SessionTooLarge as SessionTooLarge
 from .errors import StoreError as StoreError
 from .errors import StoreUnavailable as StoreUnavailable
@@ -21,6 +22,7 @@ __all__ = [
     "Session",
     "SessionError",
     "SessionManager",
+    "SessionNotLoaded",
     "SessionTooLarge",
     "StoreError",
     "StoreUnavailable",

@@ -6,6 +6,7 @@
     ├── ConfigurationError
     ├── SerializationError
     ├── SessionTooLarge
+    ├── SessionNotLoaded
     └── StoreError
         └── StoreUnavailable
 """
@@ -56,6 +57,17 @@ class SessionTooLarge(SessionError, ValueError):
             f"The session would take {size} bytes, over the limit of {limit} bytes;"
             " nothing was written. Store less in the session (keep large data in your"
             " database and put its ID in the session) or raise SESSION_MAX_SIZE."
+        )
+
+
+class SessionNotLoaded(SessionError, RuntimeError):
+    """Raised when an async handler uses a session that was not loaded yet."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The session is not loaded: an async handler cannot load it on first use."
+            " Call `await load_session(request)` (or use the FastAPI dependency) before"
+            " using request.session, or create SessionMiddleware with autoload=True."
         )
 
 

@@ -7,7 +7,6 @@ adapter always uses a blocking store.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Flask
 from flask import Request
@@ -19,19 +18,20 @@ from flask.sessions import SessionMixin
 
 from . import session as _session
 from ._config import Settings
+from ._werkzeug import mark_used
+from ._werkzeug import on_save_error
+from ._werkzeug import send_cookie
+from ._werkzeug import unavailable_handler
 from .errors import StoreUnavailable
-from .ids import store_key
-from .manager import Cookie
 from .manager import SessionManager
+from .manager import check_user_id
+from .manager import to_revoke
 from .stores.base import Record
 from .stores.base import Refresh
 from .stores.base import SessionInfo
 from .stores.base import SessionStore
 
 logger = logging.getLogger("sharedsession")
-
-#: The body of the 503 response sent when the store cannot be reached.
-UNAVAILABLE_MESSAGE = "Sessions are unavailable right now; please try again shortly."
 
 
 class FlaskSession(_session.Session, SessionMixin):  # type: ignore[override]
@@ -74,13 +74,7 @@ class SessionInterface(FlaskSessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, FlaskSession)
-        if session.accessed:
-            response.vary.add("Cookie")
-            # Never let a shared cache keep or serve one user's session-bearing page.
-            response.cache_control.public = False
-            response.cache_control.private = True
-        if not session.loaded:
-            return
+        mark_used(response, session)
         plan = self.manager.save_plan(session)
         result = None
         try:
@@ -89,52 +83,9 @@ class SessionInterface(FlaskSessionInterface):
             if plan.changes is not None and plan.key is not None:
                 result = self.store.apply(plan.key, plan.changes)
         except StoreUnavailable as exc:
-            if self.manager.degrade:
-                logger.warning("session store unavailable, session not saved: %s", _cause(exc))
-                return
-            _log_unavailable(exc, "save")
-            _make_unavailable(response)
+            on_save_error(exc, response, self.manager.degrade)
             return
-        self._send_cookie(app, response, plan.cookie_after(result))
-
-    def _send_cookie(self, app: Flask, response: Response, cookie: Cookie | None) -> None:
-        if cookie is None:
-            return
-        name = self.get_cookie_name(app)
-        options: dict[str, Any] = {
-            "domain": self.get_cookie_domain(app),
-            "path": self.get_cookie_path(app),
-            "secure": self.get_cookie_secure(app),
-            "samesite": self.get_cookie_samesite(app),
-            "httponly": self.get_cookie_httponly(app),
-            "partitioned": self.get_cookie_partitioned(app),
-        }
-        if cookie.value is None:
-            response.delete_cookie(name, **options)
-        else:
-            response.set_cookie(name, cookie.value, expires=cookie.expires, **options)
-
-
-def _cause(exc: StoreUnavailable) -> BaseException:
-    # The backend's error says what failed (refused, timed out) and never holds a session ID.
-    return exc.original_error or exc
-
-
-def _log_unavailable(exc: StoreUnavailable, stage: str) -> None:
-    logger.error("session store unavailable during %s: %s", stage, _cause(exc))
-
-
-def _make_unavailable(response: Response) -> None:
-    response.status_code = 503
-    response.set_data(UNAVAILABLE_MESSAGE)
-    response.mimetype = "text/plain"
-    response.headers.pop("Set-Cookie", None)
-    response.headers["Retry-After"] = "5"
-
-
-def _unavailable_handler(exc: StoreUnavailable) -> tuple[str, int, dict[str, str]]:
-    _log_unavailable(exc, "load")
-    return UNAVAILABLE_MESSAGE, 503, {"Content-Type": "text/plain", "Retry-After": "5"}
+        send_cookie(self, app, response, plan.cookie_after(result))
 
 
 class Session:
@@ -165,7 +116,7 @@ class Session:
         interface = SessionInterface(self.manager, self.store, track_client=settings.track_client)
         app.session_interface = interface
         app.extensions["sharedsession"] = interface
-        app.register_error_handler(StoreUnavailable, _unavailable_handler)
+        app.register_error_handler(StoreUnavailable, unavailable_handler)
         if not app.config.get("SESSION_COOKIE_SECURE") and not (app.debug or app.testing):
             logger.warning(
                 "SESSION_COOKIE_SECURE is off: the session cookie will also be sent over plain"
@@ -187,7 +138,7 @@ class Session:
 
         Each has an ID-free ``handle`` for :meth:`revoke`.
         """
-        return self._require_store().sessions_for_user(_user(user_id))
+        return self._require_store().sessions_for_user(check_user_id(user_id))
 
     def revoke(self, handle: str) -> None:
         """End the session with this handle at once, wherever it is in use."""
@@ -201,24 +152,7 @@ class Session:
         :returns: How many sessions were ended.
         """
         store = self._require_store()
-        kept = handles_of(keep)
-        ended = [info.handle for info in store.sessions_for_user(_user(user_id))]
-        for handle in ended:
-            if handle not in kept:
-                store.delete(handle)
-        return len([handle for handle in ended if handle not in kept])
-
-
-def _user(user_id: str) -> str:
-    if type(user_id) is not str or not user_id:
-        raise TypeError(f"user_id must be a non-empty str, got {user_id!r}")
-    return user_id
-
-
-def handles_of(keep: _session.Session | str | None) -> set[str]:
-    """The handles that name ``keep``: before and after a regeneration in this request."""
-    if keep is None:
-        return set()
-    if isinstance(keep, str):
-        return {keep}
-    return {store_key(sid) for sid in (keep.sid, keep.stored_sid) if sid is not None}
+        doomed = to_revoke(store.sessions_for_user(check_user_id(user_id)), keep)
+        for handle in doomed:
+            store.delete(handle)
+        return len(doomed)

@@ -35,6 +35,7 @@ from .stores.base import ApplyResult
 from .stores.base import ChangeSet
 from .stores.base import Record
 from .stores.base import Refresh
+from .stores.base import SessionInfo
 
 logger = logging.getLogger("sharedsession")
 
@@ -228,8 +229,8 @@ class SessionManager:
         :raises SerializationError: A value cannot be stored; nothing is written.
         :raises SessionTooLarge: The session exceeds ``max_size``; nothing is written.
         """
-        if not session.loaded or session.degraded:
-            return _NOTHING
+        if not (session.used and session.loaded) or session.degraded:
+            return _NOTHING  # untouched, or its load failed: nothing to say
         now = self.clock()
         record = session.record
         if (
@@ -285,3 +286,25 @@ class SessionManager:
         changes = replace(base, delete=removed, clear=session.cleared, replaces=replaces)
         # The last key is gone: the store drops the empty record, and so do we.
         return SavePlan(key=key, changes=changes, cookie=Cookie(None) if empty else cookie)
+
+
+def check_user_id(user_id: str) -> str:
+    """``user_id`` if it is a non-empty str; a user index is never looked up by anything else."""
+    if type(user_id) is not str or not user_id:
+        raise TypeError(f"user_id must be a non-empty str, got {user_id!r}")
+    return user_id
+
+
+def handles_of(session: Session | str | None) -> set[str]:
+    """The store handles that name a session, before and after a regeneration in this request."""
+    if session is None:
+        return set()
+    if isinstance(session, str):
+        return {session}
+    return {store_key(sid) for sid in (session.sid, session.stored_sid) if sid is not None}
+
+
+def to_revoke(infos: list[SessionInfo], keep: Session | str | None) -> list[str]:
+    """Handles of ``infos`` to end for "log out everywhere" (but ``keep``)."""
+    kept = handles_of(keep)
+    return [info.handle for info in infos if info.handle not in kept]

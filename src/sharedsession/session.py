@@ -63,6 +63,7 @@ class Session(MutableMapping[str, Any]):
         #: Set by the manager when the cookie was signed with an old key.
         self.resign = False
         self._loaded = False
+        self._used = False
         self._accessed = False
         self._record: Record | None = None
         self._sid: str | None = None
@@ -80,6 +81,7 @@ class Session(MutableMapping[str, Any]):
     # -- loading ---------------------------------------------------------
 
     def _load(self) -> None:
+        self._used = True
         if self._loaded:
             return
         record: Record | None = None
@@ -90,12 +92,18 @@ class Session(MutableMapping[str, Any]):
             except StoreUnavailable as exc:
                 if not self._degrade:
                     raise
-                logger.warning(
-                    "session store unavailable, serving an empty unsaved session: %s",
-                    exc.original_error or exc,
-                )
-                self._degraded = True
+                self.degrade(exc)
+                return
         self.preload(record, stale=stale)
+
+    def degrade(self, exc: StoreUnavailable) -> None:
+        """Serve this request with an empty session that is never saved (store down)."""
+        logger.warning(
+            "session store unavailable, serving an empty unsaved session: %s",
+            exc.original_error or exc,
+        )
+        self._degraded = True
+        self.preload(None)
 
     def preload(self, record: Record | None, *, stale: Collection[str] = ()) -> None:
         """Set the stored record; adapters that load before the handler call this.
@@ -128,13 +136,18 @@ class Session(MutableMapping[str, Any]):
 
     @property
     def loaded(self) -> bool:
-        """Whether the session was used (read or written) in this request."""
+        """Whether the stored record was loaded (or known not to exist)."""
         return self._loaded
+
+    @property
+    def used(self) -> bool:
+        """Whether the app read or wrote the session in this request."""
+        return self._used
 
     @property
     def accessed(self) -> bool:
         """Whether the session was used, or marked as accessed by the framework."""
-        return self._loaded or self._accessed
+        return self._used or self._accessed
 
     @accessed.setter
     def accessed(self, value: bool) -> None:
