@@ -19,6 +19,7 @@ from .expiry import ExpiryPolicy
 from .ids import MIN_ID_BYTES
 from .ids import CookieSigner
 from .manager import SessionManager
+from .stores.base import AsyncSessionStore
 from .stores.base import SessionStore
 
 SESSION_TYPES = ("sqlite", "redis", "memory")
@@ -180,6 +181,36 @@ class Settings:
             os.makedirs(os.path.dirname(os.path.abspath(self.sqlite_path)), exist_ok=True)
             return SQLiteStore(self.sqlite_path)
         return _redis_store(self.redis, self.key_prefix, self.redis_timeout)
+
+    def async_store(self) -> AsyncSessionStore:
+        """A new async store for ``SESSION_TYPE`` (Quart and other async adapters)."""
+        if self.session_type == "memory":
+            from .stores.memory import AsyncMemoryStore
+
+            return AsyncMemoryStore()
+        if self.session_type == "sqlite":
+            from .stores.sqlite import AsyncSQLiteStore
+
+            os.makedirs(os.path.dirname(os.path.abspath(self.sqlite_path)), exist_ok=True)
+            return AsyncSQLiteStore(self.sqlite_path)
+        from .stores.redis import AsyncRedisStore
+
+        client = self.redis
+        if isinstance(client, str):
+            try:
+                return AsyncRedisStore.from_url(
+                    client, prefix=self.key_prefix, timeout=self.redis_timeout
+                )
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"SESSION_REDIS = {client!r} is not a usable Redis URL ({exc})."
+                ) from exc
+        if not inspect.iscoroutinefunction(getattr(client, "execute_command", None)):
+            raise ConfigurationError(
+                "SESSION_REDIS must be a URL or a redis.asyncio client for an async app;"
+                f" got {client!r}."
+            )
+        return AsyncRedisStore(client, prefix=self.key_prefix)
 
 
 def _check_cookie(config: Mapping[str, Any]) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from werkzeug.wrappers import Response
-
 from .errors import StoreUnavailable
 from .manager import Cookie
 from .session import Session
@@ -18,7 +16,10 @@ logger = logging.getLogger("sharedsession")
 UNAVAILABLE_MESSAGE = "Sessions are unavailable right now; please try again shortly."
 
 
-def mark_used(response: Response, session: Session) -> None:
+# Responses are werkzeug's (Flask) or werkzeug sans-IO ones (Quart): typed Any.
+
+
+def mark_used(response: Any, session: Session) -> None:
     """``Vary: Cookie`` and ``Cache-Control: private`` when the session was used."""
     if session.accessed:
         response.vary.add("Cookie")
@@ -27,7 +28,7 @@ def mark_used(response: Response, session: Session) -> None:
         response.cache_control.private = True
 
 
-def send_cookie(interface: Any, app: Any, response: Response, cookie: Cookie | None) -> None:
+def send_cookie(interface: Any, app: Any, response: Any, cookie: Cookie | None) -> None:
     """Set or delete the session cookie with the app's cookie settings."""
     if cookie is None:
         return
@@ -55,17 +56,21 @@ def log_unavailable(exc: StoreUnavailable, stage: str) -> None:
     logger.error("session store unavailable during %s: %s", stage, cause(exc))
 
 
-def on_save_error(exc: StoreUnavailable, response: Response, degrade: bool) -> None:
-    """Fail closed (turn the response into a 503), or log and go on when degrading."""
+def on_save_error(exc: StoreUnavailable, response: Any, degrade: bool) -> bool:
+    """Fail closed or, when degrading, log and go on.
+
+    :returns: Whether the response became a 503; the caller sets
+        :data:`UNAVAILABLE_MESSAGE` as its body.
+    """
     if degrade:
         logger.warning("session store unavailable, session not saved: %s", cause(exc))
-        return
+        return False
     log_unavailable(exc, "save")
     response.status_code = 503
-    response.set_data(UNAVAILABLE_MESSAGE)
     response.mimetype = "text/plain"
     response.headers.pop("Set-Cookie", None)
     response.headers["Retry-After"] = "5"
+    return True
 
 
 def unavailable_handler(exc: StoreUnavailable) -> tuple[str, int, dict[str, str]]:

@@ -18,6 +18,7 @@ from flask.sessions import SessionMixin
 
 from . import session as _session
 from ._config import Settings
+from ._werkzeug import UNAVAILABLE_MESSAGE
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
@@ -83,7 +84,8 @@ class SessionInterface(FlaskSessionInterface):
             if plan.changes is not None and plan.key is not None:
                 result = self.store.apply(plan.key, plan.changes)
         except StoreUnavailable as exc:
-            on_save_error(exc, response, self.manager.degrade)
+            if on_save_error(exc, response, self.manager.degrade):
+                response.set_data(UNAVAILABLE_MESSAGE)
             return
         send_cookie(self, app, response, plan.cookie_after(result))
 

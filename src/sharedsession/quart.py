@@ -1,0 +1,155 @@
+"""Quart adapter: ``Session(app)`` with the same config keys as the Flask adapter.
+
+Quart opens the session before the handler runs and the handler then uses it
+synchronously, so a request that carries a session cookie loads it (one round
+trip) even when the handler never touches it. A store outage during that load
+does not fail the request up front: the session raises ``StoreUnavailable``
+(a 503) only if the handler uses it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from flask.sessions import SessionMixin
+from quart import Quart
+from quart import Response
+from quart.sessions import SessionInterface as QuartSessionInterface
+
+from . import session as _session
+from ._config import Settings
+from ._werkzeug import UNAVAILABLE_MESSAGE
+from ._werkzeug import mark_used
+from ._werkzeug import on_save_error
+from ._werkzeug import send_cookie
+from ._werkzeug import unavailable_handler
+from .errors import StoreUnavailable
+from .ids import store_key
+from .manager import SessionManager
+from .manager import check_user_id
+from .manager import to_revoke
+from .stores.base import AsyncSessionStore
+from .stores.base import Record
+from .stores.base import Refresh
+from .stores.base import SessionInfo
+
+
+class QuartSession(_session.Session, SessionMixin):  # type: ignore[override]
+    """``quart.session`` when this extension is active (see ``FlaskSession``)."""
+
+
+class SessionInterface(QuartSessionInterface):
+    """Connects Quart's session hooks to a :class:`SessionManager` and an async store."""
+
+    def __init__(
+        self, manager: SessionManager, store: AsyncSessionStore, *, track_client: bool = False
+    ) -> None:
+        self.manager = manager
+        self.store = store
+        self.track_client = track_client
+
+    async def open_session(self, app: Quart, request: Any) -> QuartSession:
+        cookie = request.cookies.get(self.get_cookie_name(app))
+        client = None
+        if self.track_client:
+            agent = request.headers.get("User-Agent", "")[:256]
+            client = {"agent": agent, "ip": request.remote_addr or ""}
+        sid = self.manager.sid_from_cookie(cookie)
+        loaded: tuple[Record | None, frozenset[str]] = (None, frozenset())
+        failure: StoreUnavailable | None = None
+        if sid is not None:
+            key = store_key(sid)
+            try:
+                record = await self.store.load(key, refresh=self.manager.refresh())
+            except StoreUnavailable as exc:
+                failure = exc
+            else:
+                loaded = self.manager.prepare(key, record)
+
+        def loader(key: str, refresh: Refresh | None) -> Record | None:
+            if failure is not None:
+                raise failure
+            return loaded[0]
+
+        session = self.manager.open(cookie, loader, session_class=QuartSession, client=client)
+        if failure is None and sid is not None:
+            session.preload(loaded[0], stale=loaded[1])
+        return session
+
+    def get_cookie_samesite(self, app: Quart) -> str:
+        """``SESSION_COOKIE_SAMESITE``, with the default ``None`` made ``"Lax"``."""
+        return app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+
+    async def save_session(
+        self, app: Quart, session: SessionMixin, response: Response | Any | None
+    ) -> None:
+        assert isinstance(session, QuartSession)
+        if response is None:  # a websocket: no cookie can be set
+            return
+        mark_used(response, session)
+        plan = self.manager.save_plan(session)
+        result = None
+        try:
+            if plan.delete is not None:
+                await self.store.delete(plan.delete)
+            if plan.changes is not None and plan.key is not None:
+                result = await self.store.apply(plan.key, plan.changes)
+        except StoreUnavailable as exc:
+            if on_save_error(exc, response, self.manager.degrade):
+                done = response.set_data(UNAVAILABLE_MESSAGE)  # Quart's is async, werkzeug's not
+                if inspect.isawaitable(done):
+                    await done
+            return
+        send_cookie(self, app, response, plan.cookie_after(result))
+
+
+class Session:
+    """Server-side sessions for a Quart app, configured like the Flask adapter.
+
+    :param app: The app to set up now; or call :meth:`init_app` later.
+    :param store: An async store to use instead of the one ``SESSION_TYPE`` names.
+    """
+
+    def __init__(self, app: Quart | None = None, *, store: AsyncSessionStore | None = None) -> None:
+        self._store = store
+        #: The app's session policy, set by :meth:`init_app`.
+        self.manager: SessionManager | None = None
+        #: The app's store, set by :meth:`init_app`.
+        self.store: AsyncSessionStore | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Quart, *, store: AsyncSessionStore | None = None) -> None:
+        """Install server-side sessions into ``app``.
+
+        :raises ConfigurationError: A config key has a value that cannot work.
+        """
+        settings = Settings.from_mapping(app.config, instance_path=app.instance_path)
+        self.manager = settings.manager()
+        self.store = store or self._store or settings.async_store()
+        interface = SessionInterface(self.manager, self.store, track_client=settings.track_client)
+        app.session_interface = interface  # type: ignore[assignment]
+        app.extensions["sharedsession"] = interface
+        app.register_error_handler(StoreUnavailable, unavailable_handler)
+
+    def _require_store(self) -> AsyncSessionStore:
+        if self.store is None:
+            raise RuntimeError("call Session.init_app(app) before managing sessions")
+        return self.store
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        """The live sessions bound to ``user_id``, oldest first."""
+        return await self._require_store().sessions_for_user(check_user_id(user_id))
+
+    async def revoke(self, handle: str) -> None:
+        """End the session with this handle at once."""
+        await self._require_store().delete(handle)
+
+    async def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
+        """End every session of ``user_id`` but ``keep``; return how many ended."""
+        store = self._require_store()
+        doomed = to_revoke(await store.sessions_for_user(check_user_id(user_id)), keep)
+        for handle in doomed:
+            await store.delete(handle)
+        return len(doomed)
