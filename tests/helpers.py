@@ -94,3 +94,40 @@ class BlockingFacade:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class AsyncCountingStore:
+    """Counts the calls made to a real async store, to check the round-trip budget."""
+
+    def __init__(self, store: AsyncSessionStore) -> None:
+        self.store = store
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        self.calls["load"] += 1
+        return await self.store.load(key, refresh=refresh)
+
+    async def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
+        self.calls["apply"] += 1
+        return await self.store.apply(key, changes)
+
+    async def delete(self, key: str) -> None:
+        self.calls["delete"] += 1
+        await self.store.delete(key)
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        self.calls["sessions_for_user"] += 1
+        return await self.store.sessions_for_user(user_id)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+    async def __aenter__(self) -> AsyncCountingStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
