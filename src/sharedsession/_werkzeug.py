@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .cookies import CookieAttributes
 from .errors import StoreUnavailable
 from .manager import Cookie
 from .session import Session
@@ -21,30 +22,39 @@ UNAVAILABLE_MESSAGE = "Sessions are unavailable right now; please try again shor
 
 def mark_used(response: Any, session: Session) -> None:
     """``Vary: Cookie`` and ``Cache-Control: private`` when the session was used."""
-    if session.accessed:
+    if not session.accessed:
+        return
+    headers = response.headers
+    # Plain header writes when the app set none: werkzeug's parsed views cost more.
+    if "Vary" in headers:
         response.vary.add("Cookie")
+    else:
+        headers["Vary"] = "Cookie"
+    if "Cache-Control" in headers:
         # Never let a shared cache keep or serve one user's session-bearing page.
         response.cache_control.public = False
         response.cache_control.private = True
-
-
-def send_cookie(interface: Any, app: Any, response: Any, cookie: Cookie | None) -> None:
-    """Set or delete the session cookie with the app's cookie settings."""
-    if cookie is None:
-        return
-    name = interface.get_cookie_name(app)
-    options: dict[str, Any] = {
-        "domain": interface.get_cookie_domain(app),
-        "path": interface.get_cookie_path(app),
-        "secure": interface.get_cookie_secure(app),
-        "samesite": interface.get_cookie_samesite(app) or "Lax",
-        "httponly": interface.get_cookie_httponly(app),
-        "partitioned": interface.get_cookie_partitioned(app),
-    }
-    if cookie.value is None:
-        response.delete_cookie(name, **options)
     else:
-        response.set_cookie(name, cookie.value, expires=cookie.expires, **options)
+        headers["Cache-Control"] = "private"
+
+
+def cookie_attributes(interface: Any, app: Any) -> CookieAttributes:
+    """The session cookie's attributes from the app's ``get_cookie_*`` hooks."""
+    return CookieAttributes(
+        interface.get_cookie_name(app),
+        path=interface.get_cookie_path(app),
+        domain=interface.get_cookie_domain(app),
+        secure=interface.get_cookie_secure(app),
+        httponly=interface.get_cookie_httponly(app),
+        samesite=interface.get_cookie_samesite(app) or "Lax",
+        partitioned=interface.get_cookie_partitioned(app),
+    )
+
+
+def send_cookie(attributes: CookieAttributes, response: Any, cookie: Cookie | None) -> None:
+    """Set or delete the session cookie."""
+    if cookie is not None:
+        response.headers.add("Set-Cookie", attributes.set_cookie(cookie))
 
 
 def cause(exc: StoreUnavailable) -> BaseException:

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import MutableMapping
 from collections.abc import Sequence
-from email.utils import formatdate
 from typing import Any
 
+from .cookies import CookieAttributes
+from .cookies import read_cookie
 from .crypto import Encryptor
 from .errors import SessionNotLoaded
 from .errors import StoreUnavailable
@@ -124,15 +124,14 @@ class SessionMiddleware:
             renewal=renewal,
             encryptor=Encryptor(encryption_keys) if encryption_keys else None,
         )
-        self.cookie_name = session_cookie
-        attributes = [f"Path={path}", "HttpOnly", f"SameSite={same_site.capitalize()}"]
-        if domain:
-            attributes.append(f"Domain={domain}")
-        if https_only:
-            attributes.append("Secure")
-        if partitioned:
-            attributes.append("Partitioned")
-        self._attributes = "; ".join(attributes)
+        self.cookie = CookieAttributes(
+            session_cookie,
+            path=path,
+            domain=domain,
+            secure=https_only,
+            samesite=same_site.capitalize(),
+            partitioned=partitioned,
+        )
         self.autoload = autoload
         self.track_client = track_client
 
@@ -173,7 +172,8 @@ class SessionMiddleware:
 
     def _open(self, scope: Scope) -> Session:
         headers = scope.get("headers", ())
-        cookie = _cookie(headers, self.cookie_name)
+        raw = b"; ".join(value for key, value in headers if key == b"cookie")
+        cookie = read_cookie(raw.decode("latin-1"), self.cookie.name)
         client = None
         if self.track_client:
             agent = next((v for k, v in headers if k == b"user-agent"), b"")
@@ -245,7 +245,8 @@ class SessionMiddleware:
                 if session.accessed:
                     headers += [(b"vary", b"Cookie"), (b"cache-control", b"private")]
                 if cookie is not None:
-                    headers.append((b"set-cookie", self._set_cookie(cookie).encode("latin-1")))
+                    header = self.cookie.set_cookie(cookie).encode("latin-1")
+                    headers.append((b"set-cookie", header))
                 message["headers"] = headers
             await send(message)
 
@@ -259,19 +260,6 @@ class SessionMiddleware:
         if plan.changes is not None and plan.key is not None:
             result = await self.store.apply(plan.key, plan.changes)
         return plan.cookie_after(result)
-
-    def _set_cookie(self, cookie: Cookie) -> str:
-        if cookie.value is None:
-            return (
-                f"{self.cookie_name}=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0;"
-                f" {self._attributes}"
-            )
-        header = f"{self.cookie_name}={cookie.value}; {self._attributes}"
-        if cookie.expires is not None:
-            max_age = max(0, int(cookie.expires - time.time()))
-            expires = formatdate(cookie.expires, usegmt=True)
-            header += f"; Expires={expires}; Max-Age={max_age}"
-        return header
 
 
 async def load_session(connection: Any) -> Session:
@@ -287,18 +275,6 @@ async def load_session(connection: Any) -> Session:
     session: Session = scope["session"]
     await middleware.load(session)
     return session
-
-
-def _cookie(headers: Any, name: str) -> str | None:
-    target = name.encode("latin-1")
-    for key, value in headers:
-        if key != b"cookie":
-            continue
-        for chunk in value.split(b";"):
-            cookie_name, _, cookie_value = chunk.strip().partition(b"=")
-            if cookie_name == target:
-                return str(cookie_value.strip().strip(b'"').decode("latin-1"))
-    return None
 
 
 def _cause(exc: StoreUnavailable) -> BaseException:

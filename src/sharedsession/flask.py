@@ -19,10 +19,12 @@ from flask.sessions import SessionMixin
 from . import session as _session
 from ._config import Settings
 from ._werkzeug import UNAVAILABLE_MESSAGE
+from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
 from ._werkzeug import unavailable_handler
+from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .manager import SessionManager
 from .manager import check_user_id
@@ -60,7 +62,7 @@ class SessionInterface(FlaskSessionInterface):
         return self.store.load(key, refresh=refresh)
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
-        cookie = request.cookies.get(self.get_cookie_name(app))
+        cookie = read_cookie(request.environ.get("HTTP_COOKIE"), self.get_cookie_name(app))
         client = None
         if self.track_client:
             client = {
@@ -87,7 +89,7 @@ class SessionInterface(FlaskSessionInterface):
             if on_save_error(exc, response, self.manager.degrade):
                 response.set_data(UNAVAILABLE_MESSAGE)
             return
-        send_cookie(self, app, response, plan.cookie_after(result))
+        send_cookie(cookie_attributes(self, app), response, plan.cookie_after(result))
 
 
 class Session:

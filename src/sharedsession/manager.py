@@ -249,41 +249,44 @@ class SessionManager:
                 return SavePlan(delete=gone, cookie=Cookie(None))
             return _NOTHING
 
-        key = store_key(session.sid)
         rewrite = session.regenerated and self.encryptor is not None
         changed = session.changed(everything=rewrite)
+        removed = session.removed()
+        bind = session.binding
+        absolute = self.policy.absolute_deadline(now) if record is None else record.absolute
+        expires = self.policy.deadline(now, absolute)
+        cookie = Cookie(self.cookie_value(session.sid), expires if session.permanent else None)
+        writes = changed or removed or session.cleared or session.regenerated or bind is not None
+        if record is not None and not writes and not session.forced:
+            # Read only (``forced`` writes anyway, extending the deadline).
+            if (session.permanent and self.refresh_each_request) or session.resign:
+                return SavePlan(cookie=cookie)
+            return _NOTHING
+
         if self.max_size is not None:
             size = session.stored_size(changed)
             if size > self.max_size:
                 raise SessionTooLarge(size, self.max_size)
+        key = store_key(session.sid)
         if self.encryptor is not None:
             seal = self.encryptor.encrypt
             changed = {name: seal(key, name, text) for name, text in changed.items()}
-
-        absolute = self.policy.absolute_deadline(now) if record is None else record.absolute
-        expires = self.policy.deadline(now, absolute)
-        cookie = Cookie(self.cookie_value(session.sid), expires if session.permanent else None)
-        bind = session.binding
         user_id = None if bind is None else bind[0]
-        base = ChangeSet(
+        changes = ChangeSet(
             now,
             expires,
             changed,
+            removed,
+            clear=session.cleared,
+            created=now if record is None else None,
+            absolute=absolute if record is None else None,
+            replaces=stored if session.regenerated else None,
             bind=bind is not None,
             user_id=user_id,
             client=dict(session.client) if user_id is not None else {},
         )
         if record is None:
-            new = replace(base, created=now, absolute=absolute)
-            return SavePlan(delete=destroyed, key=key, changes=new, cookie=cookie)
-        removed = session.removed()
-        writes = changed or removed or session.cleared or session.regenerated or base.bind
-        if not writes and not session.forced:  # forced: write anyway, extending the deadline
-            if (session.permanent and self.refresh_each_request) or session.resign:
-                return SavePlan(cookie=cookie)
-            return _NOTHING
-        replaces = stored if session.regenerated else None
-        changes = replace(base, delete=removed, clear=session.cleared, replaces=replaces)
+            return SavePlan(delete=destroyed, key=key, changes=changes, cookie=cookie)
         # The last key is gone: the store drops the empty record, and so do we.
         return SavePlan(key=key, changes=changes, cookie=Cookie(None) if empty else cookie)
 

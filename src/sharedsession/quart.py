@@ -20,10 +20,12 @@ from quart.sessions import SessionInterface as QuartSessionInterface
 from . import session as _session
 from ._config import Settings
 from ._werkzeug import UNAVAILABLE_MESSAGE
+from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
 from ._werkzeug import unavailable_handler
+from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .ids import store_key
 from .manager import SessionManager
@@ -50,7 +52,7 @@ class SessionInterface(QuartSessionInterface):
         self.track_client = track_client
 
     async def open_session(self, app: Quart, request: Any) -> QuartSession:
-        cookie = request.cookies.get(self.get_cookie_name(app))
+        cookie = read_cookie(request.headers.get("Cookie"), self.get_cookie_name(app))
         client = None
         if self.track_client:
             agent = request.headers.get("User-Agent", "")[:256]
@@ -101,7 +103,7 @@ class SessionInterface(QuartSessionInterface):
                 if inspect.isawaitable(done):
                     await done
             return
-        send_cookie(self, app, response, plan.cookie_after(result))
+        send_cookie(cookie_attributes(self, app), response, plan.cookie_after(result))
 
 
 class Session:

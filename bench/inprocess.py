@@ -1,0 +1,114 @@
+"""The in-process driver: WSGI calls straight into each Flask app, no network noise.
+
+It measures the libraries' own cost per request, including their store round
+trips to the private redis-server, and counts those round trips on the client
+side (one per request written to a Redis socket).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.connection
+from flask import Flask
+from werkzeug.test import EnvironBuilder
+
+from bench.apps import FLASK_VARIANTS
+from bench.apps import flask_app
+
+#: name -> (path of each request in a repeating cycle, which seeded session's cookie)
+WORKLOADS: dict[str, tuple[list[str], str | None]] = {
+    "untouched": (["/untouched"], "small"),
+    "read": (["/read"], "small"),
+    "write": (["/write"], "small"),
+    "read 2 KB": (["/read2k"], "large"),
+    "90/10 mix": (["/read"] * 9 + ["/write"], "small"),
+    "no cookie": (["/read"], None),
+}
+
+_sent = [0]
+
+
+def _count_round_trips() -> None:
+    """Count every request written to any Redis connection in this process."""
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counted(self: Any, command: Any, check_health: bool = True) -> None:
+        _sent[0] += 1
+        original(self, command, check_health)  # type: ignore[no-untyped-call]
+
+    redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+
+
+def seed_cookie(app: Flask, size: str) -> str:
+    client = app.test_client()
+    assert client.get(f"/seed/{size}").status_code == 200
+    found = client.get_cookie("session")
+    return found.value if found is not None else "no-session"
+
+
+def _caller(app: Flask, path: str, cookie: str | None) -> Callable[[], None]:
+    headers = [("Cookie", f"session={cookie}")] if cookie else []
+    environ = EnvironBuilder(path=path, headers=headers).get_environ()
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        assert status.startswith("200"), status
+        return None
+
+    def call() -> None:
+        body = app(dict(environ), start_response)
+        for _ in body:
+            pass
+        getattr(body, "close", lambda: None)()
+
+    return call
+
+
+def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[str, Any]:
+    """Every variant and workload, in ``rounds`` interleaved rounds."""
+    import os
+
+    os.environ["BENCH_SQLITE_PATH"] = sqlite_path
+    _count_round_trips()
+    apps = {variant: flask_app(variant, redis_url) for variant in FLASK_VARIANTS}
+    cookies = {
+        variant: {size: seed_cookie(app, size) for size in ("small", "large")}
+        for variant, app in apps.items()
+    }
+    rps: dict[tuple[str, str], list[float]] = {}
+    latencies: dict[tuple[str, str], list[float]] = {}
+    trips: dict[tuple[str, str], float] = {}
+    order = list(apps)
+    for _ in range(rounds):
+        random.shuffle(order)
+        for variant in order:
+            for workload, (paths, size) in WORKLOADS.items():
+                cookie = cookies[variant][size] if size else None
+                calls = [_caller(apps[variant], path, cookie) for path in paths]
+                for call in calls:
+                    call()  # warm up
+                cell = (variant, workload)
+                samples = latencies.setdefault(cell, [])
+                sent_before = _sent[0]
+                started = time.perf_counter()
+                for i in range(requests):
+                    t0 = time.perf_counter()
+                    calls[i % len(calls)]()
+                    samples.append(time.perf_counter() - t0)
+                elapsed = time.perf_counter() - started
+                rps.setdefault(cell, []).append(requests / elapsed)
+                trips[cell] = (_sent[0] - sent_before) / requests
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for (variant, workload), values in rps.items():
+        samples = sorted(latencies[(variant, workload)])
+        results.setdefault(variant, {})[workload] = {
+            "rps": statistics.median(values),
+            "p50_us": samples[len(samples) // 2] * 1e6,
+            "p99_us": samples[int(len(samples) * 0.99)] * 1e6,
+            "round_trips": trips[(variant, workload)],
+        }
+    return results

@@ -1,0 +1,244 @@
+"""`make bench`: every benchmark in one run, on this machine, against one private redis-server.
+
+Writes ``bench/results/bench.json``, ``bench/results/bench.md`` and
+``bench/results/overhead.png``, and prints the Markdown. ``--quick`` runs
+fewer and shorter rounds (for trying the benchmark, not for reporting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from bench import http
+from bench import inprocess
+from bench import memory
+from bench.apps import ASGI_VARIANTS
+from bench.apps import FLASK_VARIANTS
+from tests.servers import RedisServer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BASELINE = "flask-session"
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "date": dt.date.today().isoformat(),
+    }
+
+
+def round_trip_floor(url: str, count: int = 5000) -> float:
+    """Microseconds of one redis-py GET on an open connection: one round trip."""
+    client = redis.Redis.from_url(url)
+    client.get("floor")
+    started = time.perf_counter()
+    for _ in range(count):
+        client.get("floor")
+    elapsed = time.perf_counter() - started
+    client.close()
+    return elapsed / count * 1e6
+
+
+def _table(
+    results: dict[str, Any], floor_variant: str, trips_key: str, labels: dict[str, str]
+) -> list[str]:
+    trips = trips_key.replace("_", " ")
+    lines = [
+        f"| variant | workload | req/s | p50 µs | p99 µs | µs over floor | {trips} |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for variant in labels:
+        for workload, cell in results[variant].items():
+            floor = results[floor_variant][workload]["rps"]
+            overhead = 1e6 / cell["rps"] - 1e6 / floor
+            lines.append(
+                f"| {variant} | {workload} | {cell['rps']:.0f} | {cell['p50_us']:.0f}"
+                f" | {cell['p99_us']:.0f} | {overhead:+.0f} | {cell[trips_key]:.2f} |"
+            )
+    return lines
+
+
+def _summary(results: dict[str, Any], labels: dict[str, str], baseline: str | None) -> list[str]:
+    workloads = list(next(iter(results.values())))
+    lines = ["| variant | " + " | ".join(workloads) + " |", "|---" * (len(workloads) + 1) + "|"]
+    for variant in labels:
+        cells = []
+        for workload in workloads:
+            rps = results[variant][workload]["rps"]
+            cell = f"{rps:.0f}"
+            if baseline and variant != baseline:
+                cell += f" ({rps / results[baseline][workload]['rps']:.2f}x)"
+            cells.append(cell)
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def targets(results: dict[str, Any], trips: dict[str, Any] | None) -> list[str]:
+    ours, peer, floor, cookie = (
+        results["sharedsession-redis"],
+        results[BASELINE],
+        results["none"],
+        results["cookie"],
+    )
+
+    def ratio(a: dict[str, Any], b: dict[str, Any], workload: str) -> float:
+        return float(a[workload]["rps"] / b[workload]["rps"])
+
+    checks = [
+        ("untouched route with a cookie within 5% of the no-session floor",
+         ratio(ours, floor, "untouched"), 0.95),
+        ("read at least 2x Flask-Session's default", ratio(ours, peer, "read"), 2.0),
+        ("read no slower than Flask's cookie session", ratio(ours, cookie, "read"), 1.0),
+        ("write at least 1.5x Flask-Session's default", ratio(ours, peer, "write"), 1.5),
+    ]  # fmt: skip
+    lines = [
+        f"- {'met' if ratio >= goal else 'MISSED'}: {name}: {ratio:.2f}x (goal {goal}x)"
+        for name, ratio, goal in checks
+    ]
+    if trips is not None:
+        got = [
+            trips["sharedsession-redis"][w]["round_trips"] for w in ("untouched", "read", "write")
+        ]
+        peer_trips = [trips[BASELINE][w]["round_trips"] for w in ("untouched", "read", "write")]
+        ok = got[0] == 0 and got[1] <= 1 and got[2] <= 2
+        ours_text = "/".join(f"{x:g}" for x in got)
+        peer_text = "/".join(f"{x:g}" for x in peer_trips)
+        lines.append(
+            f"- {'met' if ok else 'MISSED'}: Redis round trips per request, untouched/read/write:"
+            f" {ours_text} (Flask-Session: {peer_text})"
+        )
+    return lines
+
+
+def chart(inproc: dict[str, Any], wsgi: dict[str, Any] | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("in-process WSGI", inproc)] + ([("HTTP, gunicorn + wrk", wsgi)] if wsgi else [])
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 4.2 * len(panels)), squeeze=False)
+    variants = [v for v in FLASK_VARIANTS if v != "none"]
+    for ax, (title, results) in zip(axes[:, 0], panels, strict=True):
+        workloads = list(results["none"])
+        width = 0.8 / len(variants)
+        for i, variant in enumerate(variants):
+            overhead = [
+                1e6 / results[variant][w]["rps"] - 1e6 / results["none"][w]["rps"]
+                for w in workloads
+            ]
+            ax.bar([x + i * width for x in range(len(workloads))], overhead, width, label=variant)
+        ax.set_xticks([x + width * (len(variants) - 1) / 2 for x in range(len(workloads))])
+        ax.set_xticklabels(workloads)
+        ax.set_ylabel("µs per request over no session")
+        ax.set_title(f"Session overhead per request ({title}; lower is better)")
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    parser.add_argument("--skip-http", action="store_true", help="in-process driver only")
+    args = parser.parse_args(argv)
+    rounds, requests, seconds = (2, 500, 1.0) if args.quick else (5, 3000, 3.0)
+    http_rounds = 1 if args.quick else 3
+    logging.disable(logging.WARNING)  # the apps' own warnings are not results
+    RESULTS.mkdir(exist_ok=True)
+    report: dict[str, Any] = {"machine": machine(), "settings": vars(args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp) / "redis").start()
+        try:
+            url = server.url
+            report["redis_version"] = server.client().info("server")["redis_version"]
+            report["round_trip_floor_us"] = round_trip_floor(url)
+            print(
+                f"one redis-py GET round trip: {report['round_trip_floor_us']:.0f} µs", flush=True
+            )
+            sqlite = str(Path(tmp) / "bench.sqlite3")
+            print("in-process WSGI driver ...", flush=True)
+            report["inprocess"] = inprocess.run(url, rounds, requests, sqlite)
+            if not args.skip_http:
+                print("HTTP driver: gunicorn + wrk ...", flush=True)
+                report["wsgi_http"] = http.run(
+                    "wsgi", list(FLASK_VARIANTS), url, http_rounds, seconds, sqlite
+                )
+                print("HTTP driver: uvicorn + wrk ...", flush=True)
+                report["asgi_http"] = http.run(
+                    "asgi", list(ASGI_VARIANTS), url, http_rounds, seconds, sqlite
+                )
+        finally:
+            server.stop()
+    print("memory per session ...", flush=True)
+    memory.main()
+    report["memory"] = json.loads((RESULTS / "memory.json").read_text())
+    (RESULTS / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    chart(report["inprocess"], report.get("wsgi_http"), RESULTS / "overhead.png")
+    markdown = render(report)
+    (RESULTS / "bench.md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    out = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']},"
+        f" Redis {report['redis_version']}, {m['date']}."
+        f" One redis-py GET round trip: {report['round_trip_floor_us']:.0f} µs.",
+        "",
+        "### Targets (in-process driver)",
+        "",
+        *targets(report["inprocess"], report["inprocess"]),
+    ]
+    if "wsgi_http" in report:
+        out += ["", "### Targets (HTTP driver)", "", *targets(report["wsgi_http"], None)]
+    out += [
+        "",
+        "### Requests per second, in-process WSGI (ratio to Flask-Session's default)",
+        "",
+        *_summary(report["inprocess"], FLASK_VARIANTS, BASELINE),
+    ]
+    if "wsgi_http" in report:
+        out += ["", "### Requests per second, HTTP: gunicorn (2 workers x 4 threads) + wrk", "",
+                *_summary(report["wsgi_http"], FLASK_VARIANTS, BASELINE)]  # fmt: skip
+        out += ["", "### Requests per second, ASGI over HTTP: uvicorn (2 workers) + wrk", "",
+                *_summary(report["asgi_http"], ASGI_VARIANTS, "asgi-starsessions")]  # fmt: skip
+    out += ["", "### Every cell, in-process WSGI", "",
+            *_table(report["inprocess"], "none", "round_trips", FLASK_VARIANTS)]  # fmt: skip
+    if "wsgi_http" in report:
+        wsgi = _table(report["wsgi_http"], "none", "server_commands", FLASK_VARIANTS)
+        asgi = _table(report["asgi_http"], "asgi-none", "server_commands", ASGI_VARIANTS)
+        out += ["", "### Every cell, HTTP (server commands include those inside Lua scripts)", "",
+                *wsgi, "", *asgi]  # fmt: skip
+    out += ["", (RESULTS / "memory.md").read_text().strip()]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
