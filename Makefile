@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: demo test lint typecheck unit servers nginx bench clean
+.PHONY: demo test lint typecheck unit servers nginx wrk bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,14 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --group bench
 	touch $@
 
-bench: $(VENV)/.bench-installed servers
-	$(BIN)/python -m bench.memory
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "installing wrk from Debian packages"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) wrk; }
+
+# Every benchmark in one run; results in bench/results/ (see README "Benchmarks").
+bench: $(VENV)/.bench-installed servers wrk
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info
