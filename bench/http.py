@@ -153,6 +153,8 @@ def run(
         }
         order = list(servers)
         with tempfile.TemporaryDirectory() as script_dir:
+            for variant, (port, _) in servers.items():  # warm every worker up first
+                wrk(port, "/read", cookies[variant]["small"], 1, script_dir)
             for _ in range(rounds):
                 random.shuffle(order)
                 for variant in order:

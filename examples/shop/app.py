@@ -91,6 +91,7 @@ def create_app(instance: str | None = None) -> Flask:
     def login() -> BaseResponse:
         user = request.form.get("user", "").strip()[:40]
         if user:
+            session.bind_user(user)  # type: ignore[attr-defined]  # new ID at login
             session["user"] = user
         return redirect(url_for("index"))
 
@@ -102,7 +103,7 @@ def create_app(instance: str | None = None) -> Flask:
 
     @app.post("/logout")
     def logout() -> BaseResponse:
-        session.clear()
+        session.destroy()  # type: ignore[attr-defined]
         return redirect(url_for("index"))
 
     return app

@@ -32,12 +32,14 @@ def dumps(key: str, value: Any) -> str:
     :raises SerializationError: The value holds a type that cannot round-trip;
         the error names ``key``, the type and where it sits.
     """
-    return json.dumps(_encode(value, key, ""), ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(_encode(value, key, ""))
 
 
 def loads(text: str | bytes) -> Any:
     """Deserialize a value written by :func:`dumps`."""
-    return json.loads(text, object_hook=_decode_tag)
+    if isinstance(text, bytes):
+        text = text.decode()
+    return _DECODER.decode(text)
 
 
 def _encode(value: Any, key: str, path: str) -> Any:
@@ -113,3 +115,8 @@ _DECODERS: dict[str, Any] = {
     " dec": Decimal,
     " di": lambda pairs: {k: v for k, v in pairs},
 }
+
+
+# Made once: json.dumps/json.loads with options build a new coder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder(object_hook=_decode_tag)

@@ -37,7 +37,9 @@ CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT = (
     ":created", ":absolute", ":issued", ":seen", ":user", ":client"
 )  # fmt: skip
 
-# KEYS[1] the hash; ARGV[1] now, ARGV[2] idle ttl (seconds).
+# KEYS[1] the hash; ARGV[1] now, ARGV[2] idle ttl, ARGV[3] step (seconds).
+# The deadline moves only when it would move by more than the step, so most
+# reads of a busy session write nothing (no AOF or replication traffic).
 LOAD_REFRESH = """
 local data = redis.call('HGETALL', KEYS[1])
 if #data == 0 then return data end
@@ -54,8 +56,10 @@ if ms <= 0 then
   redis.call('DEL', KEYS[1])
   return {}
 end
-redis.call('PEXPIRE', KEYS[1], ms)
-redis.call('HSET', KEYS[1], ':seen', ARGV[1])
+if ms - redis.call('PTTL', KEYS[1]) > tonumber(ARGV[3]) * 1000 then
+  redis.call('PEXPIRE', KEYS[1], ms)
+  redis.call('HSET', KEYS[1], ':seen', ARGV[1])
+end
 return data
 """
 
@@ -210,7 +214,8 @@ def load(prefix: str, key: str, refresh: Refresh | None) -> Flow[Record | None]:
     name = session_key(prefix, key)
     if refresh is None:
         return _record((yield Call("hgetall", (name,))))
-    reply = yield Script("load_refresh", [name], [repr(refresh.now), repr(refresh.ttl)])
+    args = [repr(refresh.now), repr(refresh.ttl), repr(refresh.step)]
+    reply = yield Script("load_refresh", [name], args)
     return _record(reply)
 
 

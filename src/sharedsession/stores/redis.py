@@ -10,8 +10,6 @@ still existing, atomically on the server.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 from typing import Any
@@ -40,14 +38,11 @@ DEFAULT_PREFIX = "session:"
 T = TypeVar("T")
 
 
-@contextlib.contextmanager
-def _mapped_errors() -> Iterator[None]:
-    try:
-        yield
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
-        raise StoreUnavailable(f"Redis session store unavailable: {exc}", exc) from exc
-    except redis_errors.RedisError as exc:
-        raise StoreError(f"Redis session store failed: {exc}", exc) from exc
+def _mapped(exc: redis_errors.RedisError) -> StoreError:
+    """The store error for a redis-py error (raised ``from`` it by the caller)."""
+    if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
+        return StoreUnavailable(f"Redis session store unavailable: {exc}", exc)
+    return StoreError(f"Redis session store failed: {exc}", exc)
 
 
 class RedisStore:
@@ -84,13 +79,14 @@ class RedisStore:
 
     def _run(self, flow: layout.Flow[T]) -> T:
         reply: Any = None
-        with _mapped_errors():
-            try:
-                while True:
-                    reply = self._do(flow.send(reply))
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
+        try:
+            while True:
+                reply = self._do(flow.send(reply))
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        except redis_errors.RedisError as exc:
+            raise _mapped(exc) from exc
 
     def _do(self, op: layout.Op) -> Any:
         if isinstance(op, layout.Script):
@@ -155,13 +151,14 @@ class AsyncRedisStore:
 
     async def _run(self, flow: layout.Flow[T]) -> T:
         reply: Any = None
-        with _mapped_errors():
-            try:
-                while True:
-                    reply = await self._do(flow.send(reply))
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
+        try:
+            while True:
+                reply = await self._do(flow.send(reply))
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        except redis_errors.RedisError as exc:
+            raise _mapped(exc) from exc
 
     async def _do(self, op: layout.Op) -> Any:
         if isinstance(op, layout.Script):
