@@ -51,10 +51,9 @@ def cookie_attributes(interface: Any, app: Any) -> CookieAttributes:
     )
 
 
-def send_cookie(attributes: CookieAttributes, response: Any, cookie: Cookie | None) -> None:
+def send_cookie(attributes: CookieAttributes, response: Any, cookie: Cookie) -> None:
     """Set or delete the session cookie."""
-    if cookie is not None:
-        response.headers.add("Set-Cookie", attributes.set_cookie(cookie))
+    response.headers.add("Set-Cookie", attributes.set_cookie(cookie))
 
 
 def cause(exc: StoreUnavailable) -> BaseException:

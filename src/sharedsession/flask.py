@@ -78,6 +78,8 @@ class SessionInterface(FlaskSessionInterface):
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, FlaskSession)
         mark_used(response, session)
+        if not session.used:
+            return
         plan = self.manager.save_plan(session)
         result = None
         try:
@@ -89,7 +91,9 @@ class SessionInterface(FlaskSessionInterface):
             if on_save_error(exc, response, self.manager.degrade):
                 response.set_data(UNAVAILABLE_MESSAGE)
             return
-        send_cookie(cookie_attributes(self, app), response, plan.cookie_after(result))
+        cookie = plan.cookie_after(result)
+        if cookie is not None:
+            send_cookie(cookie_attributes(self, app), response, cookie)
 
 
 class Session:

@@ -103,7 +103,9 @@ class SessionInterface(QuartSessionInterface):
                 if inspect.isawaitable(done):
                     await done
             return
-        send_cookie(cookie_attributes(self, app), response, plan.cookie_after(result))
+        cookie = plan.cookie_after(result)
+        if cookie is not None:
+            send_cookie(cookie_attributes(self, app), response, cookie)
 
 
 class Session:

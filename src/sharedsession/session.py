@@ -65,18 +65,8 @@ class Session(MutableMapping[str, Any]):
         self._loaded = False
         self._used = False
         self._accessed = False
-        self._record: Record | None = None
-        self._sid: str | None = None
-        self._stored_sid: str | None = None  # the ID the record is stored under
-        self._destroyed_sid: str | None = None
-        self._parsed: dict[str, Any] = {}  # loaded values, not yet handed out
-        self._raw: dict[str, str] = {}
-        self._values: dict[str, Any] = {}
-        self._removed: set[str] = set()
-        self._stale: set[str] = set()
-        self._cleared = False
-        self._forced = False
-        self._bind: tuple[str | None] | None = None
+        # The rest of the state is made by preload(): a request that never
+        # touches its session pays for nothing more than this.
 
     # -- loading ---------------------------------------------------------
 
@@ -113,6 +103,17 @@ class Session(MutableMapping[str, Any]):
         """
         self._loaded = True
         self._loader = None
+        self._sid: str | None = None
+        self._stored_sid: str | None = None  # the ID the record is stored under
+        self._destroyed_sid: str | None = None
+        self._parsed: dict[str, Any] = {}  # loaded values, not yet handed out
+        self._raw: dict[str, str] = {}
+        self._values: dict[str, Any] = {}
+        self._removed: set[str] = set()
+        self._stale: set[str] = set()
+        self._cleared = False
+        self._forced = False
+        self._bind: tuple[str | None] | None = None
         if record is not None:
             try:
                 parsed = {k: serialization.loads(v) for k, v in record.data.items()}
@@ -122,7 +123,7 @@ class Session(MutableMapping[str, Any]):
             else:
                 self._parsed, self._raw = parsed, dict(record.data)
                 self._stale = set(stale)
-        self._record = record
+        self._record: Record | None = record
         if record is not None:
             self._sid = self._stored_sid = self._incoming_sid
         else:
@@ -181,7 +182,7 @@ class Session(MutableMapping[str, Any]):
     @property
     def destroyed_sid(self) -> str | None:
         """The ID of a record :meth:`destroy` ended in this request."""
-        return self._destroyed_sid
+        return self._destroyed_sid if self._loaded else None
 
     @property
     def new(self) -> bool:
