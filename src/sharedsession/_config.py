@@ -184,15 +184,11 @@ class Settings:
 
     def async_store(self) -> AsyncSessionStore:
         """A new async store for ``SESSION_TYPE`` (Quart and other async adapters)."""
-        if self.session_type == "memory":
-            from .stores.memory import AsyncMemoryStore
+        if self.session_type != "redis":
+            from .stores.offload import AsyncOffloadStore
 
-            return AsyncMemoryStore()
-        if self.session_type == "sqlite":
-            from .stores.sqlite import AsyncSQLiteStore
-
-            os.makedirs(os.path.dirname(os.path.abspath(self.sqlite_path)), exist_ok=True)
-            return AsyncSQLiteStore(self.sqlite_path)
+            # The blocking store, its calls in worker threads (memory never blocks).
+            return AsyncOffloadStore(self.store(), thread=self.session_type == "sqlite")
         from .stores.redis import AsyncRedisStore
 
         client = self.redis

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from typing import Generic
+from typing import TypeVar
 
+from ._config import Settings
 from .cookies import CookieAttributes
 from .errors import StoreUnavailable
 from .manager import Cookie
+from .manager import SessionManager
 from .session import Session
 
 logger = logging.getLogger("sharedsession")
@@ -86,3 +90,49 @@ def unavailable_handler(exc: StoreUnavailable) -> tuple[str, int, dict[str, str]
     """The error handler for :class:`StoreUnavailable` raised while a handler ran."""
     log_unavailable(exc, "load")
     return UNAVAILABLE_MESSAGE, 503, {"Content-Type": "text/plain", "Retry-After": "5"}
+
+
+StoreT = TypeVar("StoreT")
+
+
+class Extension(Generic[StoreT]):
+    """What the Flask and Quart extension objects share: set-up from config.
+
+    :param app: The app to set up now; or call :meth:`init_app` later.
+    :param store: A store to use instead of the one ``SESSION_TYPE`` names,
+        for instance a custom store.
+    """
+
+    def __init__(self, app: Any = None, *, store: StoreT | None = None) -> None:
+        self._store = store
+        #: The app's session policy, set by :meth:`init_app`.
+        self.manager: SessionManager | None = None
+        #: The app's store, set by :meth:`init_app`.
+        self.store: StoreT | None = None
+        if app is not None:
+            self.init_app(app)
+
+    def _default_store(self, settings: Settings) -> StoreT:
+        raise NotImplementedError
+
+    def _interface(self, store: StoreT, settings: Settings) -> Any:
+        raise NotImplementedError
+
+    def init_app(self, app: Any, *, store: StoreT | None = None) -> None:
+        """Install server-side sessions into ``app``.
+
+        :raises ConfigurationError: A config key has a value that cannot work.
+        """
+        settings = Settings.from_mapping(app.config, instance_path=app.instance_path)
+        self.manager = settings.manager()
+        self.store = store or self._store or self._default_store(settings)
+        interface = self._interface(self.store, settings)
+        app.session_interface = interface
+        app.extensions["sharedsession"] = interface
+        app.register_error_handler(StoreUnavailable, unavailable_handler)
+        if not app.config.get("SESSION_COOKIE_SECURE") and not (app.debug or app.testing):
+            logger.warning(
+                "SESSION_COOKIE_SECURE is off: the session cookie will also be sent over plain"
+                " HTTP, where anyone on the network can read it and take over the session."
+                " Set SESSION_COOKIE_SECURE = True when the app is served over HTTPS."
+            )

@@ -6,8 +6,6 @@ adapter always uses a blocking store.
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from flask import Request
 from flask import Response
@@ -19,11 +17,11 @@ from flask.sessions import SessionMixin
 from . import session as _session
 from ._config import Settings
 from ._werkzeug import UNAVAILABLE_MESSAGE
+from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
-from ._werkzeug import unavailable_handler
 from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .manager import SessionManager
@@ -33,8 +31,6 @@ from .stores.base import Record
 from .stores.base import Refresh
 from .stores.base import SessionInfo
 from .stores.base import SessionStore
-
-logger = logging.getLogger("sharedsession")
 
 
 class FlaskSession(_session.Session, SessionMixin):  # type: ignore[override]
@@ -96,7 +92,7 @@ class SessionInterface(FlaskSessionInterface):
             send_cookie(cookie_attributes(self, app), response, cookie)
 
 
-class Session:
+class Session(Extension[SessionStore]):
     """Server-side sessions for a Flask app, configured like Flask-Session.
 
     :param app: The app to set up now; or call :meth:`init_app` later.
@@ -104,33 +100,12 @@ class Session:
         for instance a custom store.
     """
 
-    def __init__(self, app: Flask | None = None, *, store: SessionStore | None = None) -> None:
-        self._store = store
-        #: The app's session policy, set by :meth:`init_app`.
-        self.manager: SessionManager | None = None
-        #: The app's store, set by :meth:`init_app`.
-        self.store: SessionStore | None = None
-        if app is not None:
-            self.init_app(app)
+    def _default_store(self, settings: Settings) -> SessionStore:
+        return settings.store()
 
-    def init_app(self, app: Flask, *, store: SessionStore | None = None) -> None:
-        """Install server-side sessions into ``app``.
-
-        :raises ConfigurationError: A config key has a value that cannot work.
-        """
-        settings = Settings.from_mapping(app.config, instance_path=app.instance_path)
-        self.manager = settings.manager()
-        self.store = store or self._store or settings.store()
-        interface = SessionInterface(self.manager, self.store, track_client=settings.track_client)
-        app.session_interface = interface
-        app.extensions["sharedsession"] = interface
-        app.register_error_handler(StoreUnavailable, unavailable_handler)
-        if not app.config.get("SESSION_COOKIE_SECURE") and not (app.debug or app.testing):
-            logger.warning(
-                "SESSION_COOKIE_SECURE is off: the session cookie will also be sent over plain"
-                " HTTP, where anyone on the network can read it and take over the session."
-                " Set SESSION_COOKIE_SECURE = True when the app is served over HTTPS."
-            )
+    def _interface(self, store: SessionStore, settings: Settings) -> SessionInterface:
+        assert self.manager is not None
+        return SessionInterface(self.manager, store, track_client=settings.track_client)
 
     def _require_store(self) -> SessionStore:
         # With one extension object and several apps, the current app's store.

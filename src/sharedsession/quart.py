@@ -20,11 +20,11 @@ from quart.sessions import SessionInterface as QuartSessionInterface
 from . import session as _session
 from ._config import Settings
 from ._werkzeug import UNAVAILABLE_MESSAGE
+from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
-from ._werkzeug import unavailable_handler
 from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .ids import store_key
@@ -108,34 +108,19 @@ class SessionInterface(QuartSessionInterface):
             send_cookie(cookie_attributes(self, app), response, cookie)
 
 
-class Session:
+class Session(Extension[AsyncSessionStore]):
     """Server-side sessions for a Quart app, configured like the Flask adapter.
 
     :param app: The app to set up now; or call :meth:`init_app` later.
     :param store: An async store to use instead of the one ``SESSION_TYPE`` names.
     """
 
-    def __init__(self, app: Quart | None = None, *, store: AsyncSessionStore | None = None) -> None:
-        self._store = store
-        #: The app's session policy, set by :meth:`init_app`.
-        self.manager: SessionManager | None = None
-        #: The app's store, set by :meth:`init_app`.
-        self.store: AsyncSessionStore | None = None
-        if app is not None:
-            self.init_app(app)
+    def _default_store(self, settings: Settings) -> AsyncSessionStore:
+        return settings.async_store()
 
-    def init_app(self, app: Quart, *, store: AsyncSessionStore | None = None) -> None:
-        """Install server-side sessions into ``app``.
-
-        :raises ConfigurationError: A config key has a value that cannot work.
-        """
-        settings = Settings.from_mapping(app.config, instance_path=app.instance_path)
-        self.manager = settings.manager()
-        self.store = store or self._store or settings.async_store()
-        interface = SessionInterface(self.manager, self.store, track_client=settings.track_client)
-        app.session_interface = interface  # type: ignore[assignment]
-        app.extensions["sharedsession"] = interface
-        app.register_error_handler(StoreUnavailable, unavailable_handler)
+    def _interface(self, store: AsyncSessionStore, settings: Settings) -> SessionInterface:
+        assert self.manager is not None
+        return SessionInterface(self.manager, store, track_client=settings.track_client)
 
     def _require_store(self) -> AsyncSessionStore:
         if self.store is None:

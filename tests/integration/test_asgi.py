@@ -17,8 +17,10 @@ from sharedsession.ids import new_id
 from sharedsession.ids import store_key
 from sharedsession.stores.base import AsyncSessionStore
 from sharedsession.stores.memory import AsyncMemoryStore
+from sharedsession.stores.offload import AsyncOffloadStore
 from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.sqlite import AsyncSQLiteStore
+from sharedsession.stores.sqlite import SQLiteStore
 from tests.asgi_apps import fastapi_app
 from tests.asgi_apps import quart_app
 from tests.asgi_apps import starlette_app
@@ -253,7 +255,7 @@ def test_quart_store_down_is_503_only_when_used() -> None:
 
 def test_quart_config_store(tmp_path: Path) -> None:
     app, ext = quart_app(SESSION_TYPE="sqlite", SESSION_SQLITE_PATH=str(tmp_path / "q.db"))
-    assert isinstance(ext.store, AsyncSQLiteStore)
+    assert isinstance(ext.store, AsyncOffloadStore) and isinstance(ext.store.store, SQLiteStore)
 
     async def scenario() -> None:
         client = app.test_client()
