@@ -38,6 +38,14 @@ def run(manager: SessionManager, store: MemoryStore, session: Session) -> Cookie
     return plan.cookie_after(result)
 
 
+def saved(manager: SessionManager, store: MemoryStore, **data: Any) -> str:
+    """Create and save a session holding ``data``; return its ID."""
+    session = open_(manager, store, None)
+    session.update(data)
+    run(manager, store, session)
+    return session.sid
+
+
 def open_(manager: SessionManager, store: MemoryStore, cookie: str | None) -> Session:
     return manager.open(cookie, lambda key, refresh: store.load(key, refresh=refresh))
 
@@ -76,10 +84,7 @@ def test_non_permanent_cookie_has_no_expiry(clock: FakeClock) -> None:
 
 def test_read_only_request_refreshes_cookie_not_data(clock: FakeClock) -> None:
     manager, store = make(clock)
-    session = open_(manager, store, None)
-    session["a"] = 1
-    sid = session.sid
-    run(manager, store, session)
+    sid = saved(manager, store, a=1)
     clock.advance(100)
     session = open_(manager, store, sid)
     assert session["a"] == 1
@@ -101,10 +106,7 @@ def test_read_only_without_refresh_each_request_sends_nothing(clock: FakeClock) 
 
 def test_idle_timeout_slides_on_reads(clock: FakeClock) -> None:
     manager, store = make(clock)
-    session = open_(manager, store, None)
-    session["a"] = 1
-    sid = session.sid
-    run(manager, store, session)
+    sid = saved(manager, store, a=1)
     for _ in range(5):
         clock.advance(3000)
         assert open_(manager, store, sid).get("a") == 1
@@ -114,10 +116,7 @@ def test_idle_timeout_slides_on_reads(clock: FakeClock) -> None:
 
 def test_absolute_timeout_caps_everything(clock: FakeClock) -> None:
     manager, store = make(clock, absolute=5000)
-    session = open_(manager, store, None)
-    session["a"] = 1
-    sid = session.sid
-    run(manager, store, session)
+    sid = saved(manager, store, a=1)
     clock.advance(3000)
     session = open_(manager, store, sid)
     session["b"] = 2
@@ -141,10 +140,7 @@ def test_expired_record_returned_by_a_store_is_refused(clock: FakeClock) -> None
 
 def test_clear_deletes_record_and_cookie(clock: FakeClock) -> None:
     manager, store = make(clock)
-    session = open_(manager, store, None)
-    session["a"] = 1
-    sid = session.sid
-    run(manager, store, session)
+    sid = saved(manager, store, a=1)
     session = open_(manager, store, sid)
     session.clear()
     assert run(manager, store, session) == Cookie(None)
@@ -153,10 +149,7 @@ def test_clear_deletes_record_and_cookie(clock: FakeClock) -> None:
 
 def test_popping_last_key_ends_session(clock: FakeClock) -> None:
     manager, store = make(clock)
-    session = open_(manager, store, None)
-    session["a"] = 1
-    sid = session.sid
-    run(manager, store, session)
+    sid = saved(manager, store, a=1)
     session = open_(manager, store, sid)
     session.pop("a")
     assert run(manager, store, session) == Cookie(None)
@@ -172,10 +165,7 @@ def test_stale_cookie_is_deleted(clock: FakeClock) -> None:
 
 def test_save_after_concurrent_delete_deletes_cookie(clock: FakeClock) -> None:
     manager, store = make(clock)
-    session = open_(manager, store, None)
-    session["a"] = 1
-    sid = session.sid
-    run(manager, store, session)
+    sid = saved(manager, store, a=1)
     session = open_(manager, store, sid)
     session["b"] = 2
     store.delete(store_key(sid))

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
-from types import TracebackType
 
+from ._closing import Closing
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
@@ -34,7 +34,7 @@ class _Entry:
     client: dict[str, str] = field(default_factory=dict)
 
 
-class MemoryStore:
+class MemoryStore(Closing):
     """A dict behind a lock; data is lost when the process ends.
 
     :param clock: Returns the time in epoch seconds; the expiry checks use it.
@@ -119,17 +119,6 @@ class MemoryStore:
     def __len__(self) -> int:
         with self._lock:
             return sum(1 for key in list(self._entries) if self._live(key) is not None)
-
-    def __enter__(self) -> MemoryStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class AsyncMemoryStore(AsyncOffloadStore):

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
 from typing import TypeVar
 
+from ._closing import AsyncClosing
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
@@ -25,7 +25,7 @@ from .base import SessionStore
 T = TypeVar("T")
 
 
-class AsyncOffloadStore:
+class AsyncOffloadStore(AsyncClosing):
     """Expose a blocking :class:`SessionStore` as an :class:`AsyncSessionStore`.
 
     :param store: The blocking store; its calls must be thread-safe.
@@ -56,14 +56,3 @@ class AsyncOffloadStore:
 
     async def aclose(self) -> None:
         await self._call(self.store.close)
-
-    async def __aenter__(self) -> AsyncOffloadStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

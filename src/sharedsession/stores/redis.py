@@ -10,7 +10,6 @@ still existing, atomically on the server.
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
@@ -20,6 +19,8 @@ from redis import exceptions as redis_errors
 from ..errors import StoreError
 from ..errors import StoreUnavailable
 from . import _redis_layout as layout
+from ._closing import AsyncClosing
+from ._closing import Closing
 from ._redis_url import DEFAULT_TIMEOUT
 from ._redis_url import connect
 from .base import ApplyResult
@@ -45,7 +46,7 @@ def _mapped(exc: redis_errors.RedisError) -> StoreError:
     return StoreError(f"Redis session store failed: {exc}", exc)
 
 
-class RedisStore:
+class RedisStore(Closing):
     """Sessions in Redis through a blocking redis-py client.
 
     :param client: A ``redis.Redis`` (standalone, or ``Sentinel.master_for``)
@@ -113,19 +114,8 @@ class RedisStore:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> RedisStore:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class AsyncRedisStore:
+class AsyncRedisStore(AsyncClosing):
     """Sessions in Redis through a ``redis.asyncio`` client; the twin of :class:`RedisStore`.
 
     :param client: A ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``.
@@ -184,14 +174,3 @@ class AsyncRedisStore:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-    async def __aenter__(self) -> AsyncRedisStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

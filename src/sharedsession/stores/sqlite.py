@@ -17,12 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
 from ..errors import ConfigurationError
 from ..errors import StoreError
 from ..errors import StoreUnavailable
+from ._closing import Closing
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
@@ -80,7 +80,7 @@ def _mapped_errors() -> Iterator[None]:
         raise StoreError(f"SQLite session store failed: {exc}", exc) from exc
 
 
-class SQLiteStore:
+class SQLiteStore(Closing):
     """Sessions in one SQLite file, safe for many threads and processes at once.
 
     :param path: The database file; its folder must exist.
@@ -290,17 +290,6 @@ class SQLiteStore:
         for conn in connections:
             conn.close()
         self._local = threading.local()
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class AsyncSQLiteStore(AsyncOffloadStore):
