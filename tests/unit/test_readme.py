@@ -20,7 +20,7 @@ def block(marker: str) -> str:
 
 
 def test_quick_start() -> None:
-    code = block("Session(app)")
+    code = block("from sharedsession.flask import Session")
     assert len(code.splitlines()) <= 20
     namespace: dict[str, Any] = {"__name__": "readme_quick_start"}
     exec(code.replace('"sqlite"', '"memory"'), namespace)
@@ -45,3 +45,23 @@ def test_writing_a_store_example() -> None:
     assert len(store.rows) == 1
     client.get("/clear")
     assert store.rows == {}
+
+
+def test_quart_quick_start() -> None:
+    import asyncio
+
+    namespace: dict[str, Any] = {"__name__": "readme_quart"}
+    code = block("from sharedsession.quart import Session")
+    exec(code.replace('SESSION_TYPE="redis"', 'SESSION_TYPE="memory"'), namespace)
+    app = namespace["app"]
+
+    async def scenario() -> str:
+        client = app.test_client()
+        async with client.session_transaction() as sess:
+            sess.bind_user("ann", regenerate=False)
+            sess["cart"] = ["apple"]
+        response = await client.post("/logout-everywhere")
+        text: str = await response.get_data(as_text=True)
+        return text
+
+    assert asyncio.run(scenario()) == "1"
