@@ -9,6 +9,9 @@ from typing import Generic
 from typing import TypeVar
 
 from ._config import Settings
+from ._driver import UNAVAILABLE_MESSAGE
+from ._driver import log_not_saved
+from ._driver import log_unavailable
 from .cookies import CookieAttributes
 from .errors import StoreUnavailable
 from .manager import Cookie
@@ -16,9 +19,6 @@ from .manager import SessionManager
 from .session import Session
 
 logger = logging.getLogger("sharedsession")
-
-#: The body of the 503 response sent when the store cannot be reached.
-UNAVAILABLE_MESSAGE = "Sessions are unavailable right now; please try again shortly."
 
 
 # Responses are werkzeug's (Flask) or werkzeug sans-IO ones (Quart): typed Any.
@@ -60,15 +60,6 @@ def send_cookie(attributes: CookieAttributes, response: Any, cookie: Cookie) -> 
     response.headers.add("Set-Cookie", attributes.set_cookie(cookie))
 
 
-def cause(exc: StoreUnavailable) -> BaseException:
-    # The backend's error says what failed (refused, timed out) and never holds a session ID.
-    return exc.original_error or exc
-
-
-def log_unavailable(exc: StoreUnavailable, stage: str) -> None:
-    logger.error("session store unavailable during %s: %s", stage, cause(exc))
-
-
 def on_save_error(exc: StoreUnavailable, response: Any, degrade: bool) -> bool:
     """Fail closed or, when degrading, log and go on.
 
@@ -76,7 +67,7 @@ def on_save_error(exc: StoreUnavailable, response: Any, degrade: bool) -> bool:
         :data:`UNAVAILABLE_MESSAGE` as its body.
     """
     if degrade:
-        logger.warning("session store unavailable, session not saved: %s", cause(exc))
+        log_not_saved(exc)
         return False
     log_unavailable(exc, "save")
     response.status_code = 503

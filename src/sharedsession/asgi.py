@@ -7,7 +7,8 @@ async store cannot be reached on first use from an ``async def`` handler:
 
 - ``autoload=True`` (the default) loads the session before the app runs when
   the request carries a session cookie: one round trip, even for a route that
-  never touches the session.
+  never touches the session. If the store is down then, only a handler that
+  uses the session fails (503).
 - ``autoload=False`` (or a list of path prefixes to autoload) loads nothing up
   front: ``await load_session(request)`` or the FastAPI dependency loads it,
   and sync (``def``) handlers, which run in a worker thread, load it on first
@@ -21,7 +22,6 @@ get the session (loaded as above) to read on connect, and it is not saved.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Collection
@@ -29,6 +29,11 @@ from collections.abc import MutableMapping
 from collections.abc import Sequence
 from typing import Any
 
+from ._driver import UNAVAILABLE_MESSAGE
+from ._driver import aload
+from ._driver import asave
+from ._driver import log_not_saved
+from ._driver import log_unavailable
 from .cookies import CookieAttributes
 from .cookies import read_cookie
 from .crypto import Encryptor
@@ -36,15 +41,11 @@ from .errors import SessionNotLoaded
 from .errors import StoreUnavailable
 from .expiry import ExpiryPolicy
 from .ids import CookieSigner
-from .ids import store_key
-from .manager import Cookie
 from .manager import SessionManager
 from .session import Session
 from .stores.base import AsyncSessionStore
 from .stores.base import Record
 from .stores.base import Refresh
-
-logger = logging.getLogger("sharedsession")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,8 +53,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: The body of the 503 response sent when the store cannot be reached.
-UNAVAILABLE_MESSAGE = b"Sessions are unavailable right now; please try again shortly."
 _STATE = "sharedsession"
 
 
@@ -143,14 +142,8 @@ class SessionMiddleware:
         scope["session"] = session
         scope.setdefault("state", {})[_STATE] = self
         if self._autoloads(scope["path"]):
-            try:
-                await self.load(session)
-            except StoreUnavailable as exc:
-                if scope["type"] == "websocket":
-                    raise
-                _log_unavailable(exc, "load")
-                await _send_unavailable(send)
-                return
+            # A store outage fails only the requests that use the session.
+            await aload(self.manager, self.store, session, defer=True)
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
@@ -164,10 +157,10 @@ class SessionMiddleware:
         try:
             await self.app(scope, receive, self._saving(session, send_started))
         except StoreUnavailable as exc:
-            # A sync handler's first use of the session found the store down.
+            # The handler used a session whose load found the store down.
             if started:
                 raise
-            _log_unavailable(exc, "load")
+            log_unavailable(exc, "load")
             await _send_unavailable(send)
 
     def _open(self, scope: Scope) -> Session:
@@ -199,29 +192,12 @@ class SessionMiddleware:
             return self.autoload
         return any(path.startswith(prefix) for prefix in self.autoload)
 
-    async def fetch(self, sid: str) -> tuple[Record | None, frozenset[str]]:
-        """Load and prepare the record of ``sid`` (one round trip)."""
-        key = store_key(sid)
-        return self.manager.prepare(key, await self.store.load(key, refresh=self.manager.refresh()))
-
     async def load(self, session: Session) -> None:
         """Load ``session`` if it is not loaded yet.
 
         :raises StoreUnavailable: The store is down and ``on_store_error`` is ``"fail"``.
         """
-        if session.loaded:
-            return
-        if session.incoming_sid is None:
-            session.preload(None)
-            return
-        try:
-            record, stale = await self.fetch(session.incoming_sid)
-        except StoreUnavailable as exc:
-            if not self.manager.degrade:
-                raise
-            session.degrade(exc)
-            return
-        session.preload(record, stale=stale)
+        await aload(self.manager, self.store, session, defer=False)
 
     def _saving(self, session: Session, send: Send) -> Send:
         dropped = False
@@ -232,18 +208,18 @@ class SessionMiddleware:
                 return
             if message["type"] == "http.response.start":
                 try:
-                    cookie = await self._save(session)
+                    cookie = await asave(self.store, self.manager.save_plan(session))
                 except StoreUnavailable as exc:
                     if not self.manager.degrade:
-                        _log_unavailable(exc, "save")
+                        log_unavailable(exc, "save")
                         dropped = True
                         await _send_unavailable(send)
                         return
-                    logger.warning("session store unavailable, session not saved: %s", _cause(exc))
+                    log_not_saved(exc)
                     cookie = None
                 headers = list(message.get("headers", ()))
                 if session.accessed:
-                    headers += [(b"vary", b"Cookie"), (b"cache-control", b"private")]
+                    headers = _private(headers)
                 if cookie is not None:
                     header = self.cookie.set_cookie(cookie).encode("latin-1")
                     headers.append((b"set-cookie", header))
@@ -251,15 +227,6 @@ class SessionMiddleware:
             await send(message)
 
         return send_with_session
-
-    async def _save(self, session: Session) -> Cookie | None:
-        plan = self.manager.save_plan(session)
-        if plan.delete is not None:
-            await self.store.delete(plan.delete)
-        result = None
-        if plan.changes is not None and plan.key is not None:
-            result = await self.store.apply(plan.key, plan.changes)
-        return plan.cookie_after(result)
 
 
 async def load_session(connection: Any) -> Session:
@@ -277,19 +244,28 @@ async def load_session(connection: Any) -> Session:
     return session
 
 
-def _cause(exc: StoreUnavailable) -> BaseException:
-    return exc.original_error or exc
-
-
-def _log_unavailable(exc: StoreUnavailable, stage: str) -> None:
-    logger.error("session store unavailable during %s: %s", stage, _cause(exc))
+def _private(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Add ``Vary: Cookie``; make ``Cache-Control`` private, whatever the app set."""
+    out = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+    directives = [
+        d.strip()
+        for k, v in headers
+        if k.lower() == b"cache-control"
+        for d in v.split(b",")
+        if d.strip() and d.strip().lower() not in (b"public", b"private")
+    ]
+    # Never let a shared cache keep or serve one user's session-bearing page.
+    out.append((b"cache-control", b", ".join([b"private", *directives])))
+    out.append((b"vary", b"Cookie"))
+    return out
 
 
 async def _send_unavailable(send: Send) -> None:
+    body = UNAVAILABLE_MESSAGE.encode()
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(UNAVAILABLE_MESSAGE)).encode()),
+        (b"content-length", str(len(body)).encode()),
         (b"retry-after", b"5"),
     ]
     await send({"type": "http.response.start", "status": 503, "headers": headers})
-    await send({"type": "http.response.body", "body": UNAVAILABLE_MESSAGE})
+    await send({"type": "http.response.body", "body": body})

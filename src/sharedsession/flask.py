@@ -16,7 +16,8 @@ from flask.sessions import SessionMixin
 
 from . import session as _session
 from ._config import Settings
-from ._werkzeug import UNAVAILABLE_MESSAGE
+from ._driver import UNAVAILABLE_MESSAGE
+from ._driver import save
 from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
@@ -76,18 +77,12 @@ class SessionInterface(FlaskSessionInterface):
         mark_used(response, session)
         if not session.used:
             return
-        plan = self.manager.save_plan(session)
-        result = None
         try:
-            if plan.delete is not None:
-                self.store.delete(plan.delete)
-            if plan.changes is not None and plan.key is not None:
-                result = self.store.apply(plan.key, plan.changes)
+            cookie = save(self.store, self.manager.save_plan(session))
         except StoreUnavailable as exc:
             if on_save_error(exc, response, self.manager.degrade):
                 response.set_data(UNAVAILABLE_MESSAGE)
             return
-        cookie = plan.cookie_after(result)
         if cookie is not None:
             send_cookie(cookie_attributes(self, app), response, cookie)
 

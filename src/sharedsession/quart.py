@@ -19,7 +19,9 @@ from quart.sessions import SessionInterface as QuartSessionInterface
 
 from . import session as _session
 from ._config import Settings
-from ._werkzeug import UNAVAILABLE_MESSAGE
+from ._driver import UNAVAILABLE_MESSAGE
+from ._driver import aload
+from ._driver import asave
 from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
@@ -27,13 +29,10 @@ from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
 from .cookies import read_cookie
 from .errors import StoreUnavailable
-from .ids import store_key
 from .manager import SessionManager
 from .manager import check_user_id
 from .manager import to_revoke
 from .stores.base import AsyncSessionStore
-from .stores.base import Record
-from .stores.base import Refresh
 from .stores.base import SessionInfo
 
 
@@ -57,26 +56,9 @@ class SessionInterface(QuartSessionInterface):
         if self.track_client:
             agent = request.headers.get("User-Agent", "")[:256]
             client = {"agent": agent, "ip": request.remote_addr or ""}
-        sid = self.manager.sid_from_cookie(cookie)
-        loaded: tuple[Record | None, frozenset[str]] = (None, frozenset())
-        failure: StoreUnavailable | None = None
-        if sid is not None:
-            key = store_key(sid)
-            try:
-                record = await self.store.load(key, refresh=self.manager.refresh())
-            except StoreUnavailable as exc:
-                failure = exc
-            else:
-                loaded = self.manager.prepare(key, record)
-
-        def loader(key: str, refresh: Refresh | None) -> Record | None:
-            if failure is not None:
-                raise failure
-            return loaded[0]
-
-        session = self.manager.open(cookie, loader, session_class=QuartSession, client=client)
-        if failure is None and sid is not None:
-            session.preload(loaded[0], stale=loaded[1])
+        session = self.manager.open(cookie, session_class=QuartSession, client=client)
+        # Quart hands the handler a session it uses synchronously: load it now.
+        await aload(self.manager, self.store, session, defer=True)
         return session
 
     def get_cookie_samesite(self, app: Quart) -> str:
@@ -90,20 +72,14 @@ class SessionInterface(QuartSessionInterface):
         if response is None:  # a websocket: no cookie can be set
             return
         mark_used(response, session)
-        plan = self.manager.save_plan(session)
-        result = None
         try:
-            if plan.delete is not None:
-                await self.store.delete(plan.delete)
-            if plan.changes is not None and plan.key is not None:
-                result = await self.store.apply(plan.key, plan.changes)
+            cookie = await asave(self.store, self.manager.save_plan(session))
         except StoreUnavailable as exc:
             if on_save_error(exc, response, self.manager.degrade):
                 done = response.set_data(UNAVAILABLE_MESSAGE)  # Quart's is async, werkzeug's not
                 if inspect.isawaitable(done):
                     await done
             return
-        cookie = plan.cookie_after(result)
         if cookie is not None:
             send_cookie(cookie_attributes(self, app), response, cookie)
 

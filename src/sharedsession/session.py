@@ -86,6 +86,14 @@ class Session(MutableMapping[str, Any]):
                 return
         self.preload(record, stale=stale)
 
+    def fail_on_use(self, exc: StoreUnavailable) -> None:
+        """Raise ``exc`` when the session is first used (its up-front load failed)."""
+
+        def fail() -> tuple[Record | None, Collection[str]]:
+            raise exc
+
+        self._loader = fail
+
     def degrade(self, exc: StoreUnavailable) -> None:
         """Serve this request with an empty session that is never saved (store down)."""
         logger.warning(

@@ -82,6 +82,23 @@ def test_set_get_and_nested_mutation(client: TestClient) -> None:
     assert client.get("/append/pear").text == "['apple', 'pear']"
 
 
+def test_cache_control_set_by_the_app_becomes_private(store: AsyncCountingStore) -> None:
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def cached(request: Request) -> PlainTextResponse:
+        request.session["seen"] = True
+        return PlainTextResponse("ok", headers={"Cache-Control": "public, max-age=60"})
+
+    app = starlette_app(store)
+    app.router.routes.append(Route("/cached", cached))
+    with serve(app) as client:
+        response = client.get("/cached")
+    assert response.headers.get_list("cache-control") == ["private, max-age=60"]
+    assert response.headers["vary"] == "Cookie"
+
+
 def test_cookie_and_cache_headers(client: TestClient) -> None:
     response = client.get("/set/a/1")
     header = response.headers["set-cookie"]
@@ -190,6 +207,7 @@ def test_store_down_is_503(store: AsyncCountingStore) -> None:
         client.cookies.set("session", new_id())
         response = client.get("/get/a")
         assert response.status_code == 503 and "set-cookie" not in response.headers
+        assert client.get("/untouched").status_code == 200  # not using it: unaffected
         client.cookies.clear()
         response = client.get("/set/a/1")  # saving a new session fails closed too
         assert response.status_code == 503 and "set-cookie" not in response.headers
