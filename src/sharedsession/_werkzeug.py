@@ -109,6 +109,20 @@ class Extension(Generic[StoreT]):
     def _interface(self, store: StoreT, settings: Settings) -> Any:
         raise NotImplementedError
 
+    def _current_app(self) -> Any:
+        """The app of the active app context, or ``None``."""
+        raise NotImplementedError
+
+    def _require_store(self) -> StoreT:
+        # With one extension object and several apps, the current app's store.
+        app = self._current_app()
+        if app is not None and "sharedsession" in app.extensions:
+            store: StoreT = app.extensions["sharedsession"].store
+            return store
+        if self.store is None:
+            raise RuntimeError("call Session.init_app(app) before managing sessions")
+        return self.store
+
     def init_app(self, app: Any, *, store: StoreT | None = None) -> None:
         """Install server-side sessions into ``app``.
 

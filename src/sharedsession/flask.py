@@ -102,14 +102,8 @@ class Session(Extension[SessionStore]):
         assert self.manager is not None
         return SessionInterface(self.manager, store, track_client=settings.track_client)
 
-    def _require_store(self) -> SessionStore:
-        # With one extension object and several apps, the current app's store.
-        if has_app_context() and "sharedsession" in current_app.extensions:
-            store: SessionStore = current_app.extensions["sharedsession"].store
-            return store
-        if self.store is None:
-            raise RuntimeError("call Session.init_app(app) before managing sessions")
-        return self.store
+    def _current_app(self) -> Flask | None:
+        return current_app if has_app_context() else None
 
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         """The live sessions bound to ``user_id`` ("your devices"), oldest first.

@@ -15,6 +15,8 @@ from typing import Any
 from flask.sessions import SessionMixin
 from quart import Quart
 from quart import Response
+from quart import current_app
+from quart import has_app_context
 from quart.sessions import SessionInterface as QuartSessionInterface
 
 from . import session as _session
@@ -98,10 +100,8 @@ class Session(Extension[AsyncSessionStore]):
         assert self.manager is not None
         return SessionInterface(self.manager, store, track_client=settings.track_client)
 
-    def _require_store(self) -> AsyncSessionStore:
-        if self.store is None:
-            raise RuntimeError("call Session.init_app(app) before managing sessions")
-        return self.store
+    def _current_app(self) -> Quart | None:
+        return current_app if has_app_context() else None
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         """The live sessions bound to ``user_id``, oldest first."""

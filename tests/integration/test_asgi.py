@@ -281,3 +281,32 @@ def test_quart_config_store(tmp_path: Path) -> None:
         assert await (await client.get("/get/a")).get_data(as_text=True) == "'1'"
 
     run(scenario())
+
+
+def test_quart_one_extension_many_apps(tmp_path: Path) -> None:
+    from quart import Quart
+
+    from sharedsession.quart import Session as QuartExtension
+
+    ext = QuartExtension()
+    first, second = Quart("first"), Quart("second")
+    for app in (first, second):
+        app.config.update(SESSION_TYPE="memory")
+        ext.init_app(app)
+
+    @first.get("/login")
+    async def login() -> str:
+        from quart import session
+
+        session.bind_user("ann")  # type: ignore[attr-defined]
+        return "ok"
+
+    async def scenario() -> tuple[int, int]:
+        await first.test_client().get("/login")
+        async with first.app_context():
+            on_first = len(await ext.sessions_for_user("ann"))
+        async with second.app_context():
+            on_second = len(await ext.sessions_for_user("ann"))
+        return on_first, on_second
+
+    assert run(scenario()) == (1, 0)

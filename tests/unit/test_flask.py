@@ -272,3 +272,24 @@ def test_unreachable_store_is_503_never_a_fresh_session(caplog: pytest.LogCaptur
     response = client.get("/set/a/1")  # a new session cannot be saved either
     assert response.status_code == 503 and "Set-Cookie" not in response.headers
     assert client.get("/untouched").status_code == 200
+
+
+def test_one_extension_many_apps_uses_the_current_apps_store() -> None:
+    ext = Session()
+    first, second = Flask("first"), Flask("second")
+    for app in (first, second):
+        app.config.update(SESSION_TYPE="memory")
+        ext.init_app(app)
+
+    @first.get("/login")
+    def login() -> str:
+        from flask import session
+
+        session.bind_user("ann")  # type: ignore[attr-defined]
+        return "ok"
+
+    first.test_client().get("/login")
+    with first.app_context():
+        assert len(ext.sessions_for_user("ann")) == 1
+    with second.app_context():
+        assert ext.sessions_for_user("ann") == []
