@@ -240,11 +240,9 @@ class SessionManager:
             and now - record.issued >= self.renewal
         ):
             session.regenerate()
-        destroyed = None if session.destroyed_sid is None else store_key(session.destroyed_sid)
-        stored = None if session.stored_sid is None else store_key(session.stored_sid)
         empty = len(session) == 0 and session.user_id is None
         if empty and (session.cleared or record is None):
-            gone = stored or destroyed
+            gone = _key(session.stored_sid) or _key(session.destroyed_sid)
             if gone is not None or session.incoming_sid is not None:
                 return SavePlan(delete=gone, cookie=Cookie(None))
             return _NOTHING
@@ -280,15 +278,21 @@ class SessionManager:
             clear=session.cleared,
             created=now if record is None else None,
             absolute=absolute if record is None else None,
-            replaces=stored if session.regenerated else None,
+            replaces=_key(session.stored_sid) if session.regenerated else None,
             bind=bind is not None,
             user_id=user_id,
             client=dict(session.client) if user_id is not None else {},
         )
         if record is None:
-            return SavePlan(delete=destroyed, key=key, changes=changes, cookie=cookie)
+            return SavePlan(
+                delete=_key(session.destroyed_sid), key=key, changes=changes, cookie=cookie
+            )
         # The last key is gone: the store drops the empty record, and so do we.
         return SavePlan(key=key, changes=changes, cookie=Cookie(None) if empty else cookie)
+
+
+def _key(sid: str | None) -> str | None:
+    return None if sid is None else store_key(sid)
 
 
 def check_user_id(user_id: str) -> str:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -63,3 +64,14 @@ def sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
         yield setup.start()
     finally:
         setup.stop()
+
+
+def store_config(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """Flask-style config for a store kind; a Redis one uses the private server."""
+    if kind == "memory":
+        return {"SESSION_TYPE": "memory"}
+    if kind == "sqlite":
+        return {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": str(tmp_path / "sessions.db")}
+    server: RedisServer = request.getfixturevalue("redis_server")
+    request.getfixturevalue("redis_client")  # empties it afterwards
+    return {"SESSION_TYPE": "redis", "SESSION_REDIS": server.url}

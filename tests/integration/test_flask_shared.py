@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from flask.testing import FlaskClient
 
 from tests.flask_apps import make_app
+from tests.integration.conftest import store_config
 from tests.servers import RedisServer
 
 STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.integration)]
@@ -19,11 +21,7 @@ STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.integration)]
 
 @pytest.fixture(params=STORES)
 def config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    if request.param == "sqlite":
-        return {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": str(tmp_path / "shared.db")}
-    server: RedisServer = request.getfixturevalue("redis_server")
-    request.getfixturevalue("redis_client")
-    return {"SESSION_TYPE": "redis", "SESSION_REDIS": server.url}
+    return store_config(request.param, request, tmp_path)
 
 
 @pytest.fixture
@@ -39,25 +37,27 @@ def instances(config: dict[str, Any]) -> Iterator[tuple[Flask, Flask]]:
             ext.store.close()
 
 
+def follow(session_of: FlaskClient, app: Flask) -> FlaskClient:
+    """A client of ``app`` carrying the session cookie ``session_of`` got elsewhere."""
+    found = session_of.get_cookie("session")
+    assert found is not None
+    client = app.test_client()
+    client.set_cookie("session", found.value)
+    return client
+
+
 def test_login_on_a_is_seen_on_b(instances: tuple[Flask, Flask]) -> None:
     a, b = instances
     on_a = a.test_client()
     on_a.get("/set/user/alice")
-    found = on_a.get_cookie("session")
-    assert found is not None
-    on_b = b.test_client()
-    on_b.set_cookie("session", found.value)
-    assert on_b.get("/get/user").text == "'alice'"
+    assert follow(on_a, b).get("/get/user").text == "'alice'"
 
 
 def test_changes_flow_both_ways_and_clear_ends_it(instances: tuple[Flask, Flask]) -> None:
     a, b = instances
     on_a = a.test_client()
     on_a.get("/append/apple")
-    found = on_a.get_cookie("session")
-    assert found is not None
-    on_b = b.test_client()
-    on_b.set_cookie("session", found.value)
+    on_b = follow(on_a, b)
     assert on_b.get("/append/pear").text == "['apple', 'pear']"
     assert on_a.get("/get/cart").text == "['apple', 'pear']"
     on_a.get("/clear")

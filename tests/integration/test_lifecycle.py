@@ -19,20 +19,14 @@ from sharedsession.flask import Session
 from sharedsession.ids import store_key
 from sharedsession.stores.base import SessionStore
 from tests.flask_apps import make_app
-from tests.servers import RedisServer
+from tests.integration.conftest import store_config
 
 STORES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
 
 
 @pytest.fixture(params=STORES)
 def config(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    if request.param == "memory":
-        return {"SESSION_TYPE": "memory"}
-    if request.param == "sqlite":
-        return {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": str(tmp_path / "s.db")}
-    server: RedisServer = request.getfixturevalue("redis_server")
-    request.getfixturevalue("redis_client")
-    return {"SESSION_TYPE": "redis", "SESSION_REDIS": server.url}
+    return store_config(request.param, request, tmp_path)
 
 
 @pytest.fixture
