@@ -125,3 +125,16 @@ def test_scripts_are_loaded_once_per_server(redis_server: RedisServer, redis_cli
     assert first == ["EVALSHA", "SCRIPT", "EVALSHA"]  # NOSCRIPT, load, retry: first use only
     assert trips(sent, app, "/set/b/2", cookie) == ["EVALSHA", "SCRIPT", "EVALSHA", "EVALSHA"]
     assert trips(sent, app, "/set/c/3", cookie) == ["EVALSHA", "EVALSHA"]
+
+
+def test_login_round_trips(counted: tuple[Flask, list[str]]) -> None:
+    app, sent = counted
+    trips(sent, app, "/login/warm", session_cookie(app))  # loads the regeneration script
+    load, index, move, create = ["EVALSHA"], ["ZADD"], ["EVALSHA"], ["EVALSHA"]
+    # bind_user regenerates: index the new handle (ZADD + ZRANGE, one pipeline),
+    # take the old hash, create the new one.
+    first = trips(sent, app, "/login/alice", session_cookie(app))
+    assert first == load + index + move + create
+    # A second device: the other handles are checked (one HMGET pipeline).
+    second = trips(sent, app, "/login/alice", session_cookie(app))
+    assert second == load + index + ["HMGET"] + move + create

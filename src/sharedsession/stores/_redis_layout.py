@@ -221,15 +221,24 @@ def load(prefix: str, key: str, refresh: Refresh | None) -> Flow[Record | None]:
 
 def apply(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
     if changes.bind and changes.user_id is not None:
-        # Index first: a crash in between leaves a dead handle (pruned later),
-        # never a bound session that "log out other devices" cannot find.
-        index = user_key(prefix, changes.user_id)
-        yield Call("zadd", (index, {key: changes.now}))
-    result = yield from _write(prefix, key, changes)
-    if changes.bind and changes.user_id is not None:
-        # Binding is rare (a login): the moment to keep the index bounded.
-        yield from _prune(prefix, changes.user_id)
-    return result
+        yield from _index(prefix, changes.user_id, key, changes.now)
+    return (yield from _write(prefix, key, changes))
+
+
+def _index(prefix: str, user_id: str, handle: str, now: float) -> Flow[None]:
+    """Add ``handle`` to the user's index before its session is written.
+
+    A crash in between leaves a dead handle (pruned later), never a bound
+    session that "log out other devices" cannot find. Binding is rare (a
+    login), so it is also when the user's other handles are pruned: the
+    index never holds more than the live sessions and the ones bound since.
+    """
+    index = user_key(prefix, user_id)
+    adding = [Call("zadd", (index, {handle: now})), Call("zrange", (index, 0, -1))]
+    _, handles = yield Pipeline(adding)
+    others = [h for h in map(text, handles) if h != handle]
+    if others:
+        yield from _check(prefix, user_id, others)
 
 
 def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
@@ -266,12 +275,11 @@ def delete(prefix: str, key: str) -> Flow[None]:
     yield Call("delete", (session_key(prefix, key),))
 
 
-def _prune(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
-    """Read a user's index, drop the handles of dead or rebound sessions, return the live."""
-    index = user_key(prefix, user_id)
-    handles = [text(h) for h in (yield Call("zrange", (index, 0, -1)))]
+def _check(prefix: str, user_id: str, handles: list[str]) -> Flow[list[SessionInfo]]:
+    """The live sessions among ``handles``; dead or rebound ones leave the user's index."""
     if not handles:
         return []
+    index = user_key(prefix, user_id)
     fields = [USER, CREATED, SEEN, CLIENT]
     rows = yield Pipeline([Call("hmget", (session_key(prefix, h), fields)) for h in handles])
     live: list[SessionInfo] = []
@@ -291,4 +299,5 @@ def _prune(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
 
 
 def sessions_for_user(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
-    return (yield from _prune(prefix, user_id))
+    handles = [text(h) for h in (yield Call("zrange", (user_key(prefix, user_id), 0, -1)))]
+    return (yield from _check(prefix, user_id, handles))
