@@ -149,11 +149,6 @@ class SessionManager:
             value, current = unsigned
         return (value, current) if is_well_formed(value) else None
 
-    def sid_from_cookie(self, value: str | None) -> str | None:
-        """The session ID in a cookie value, or ``None`` if it is absent or not valid."""
-        found = self.unsign(value)
-        return None if found is None else found[0]
-
     def refresh(self) -> Refresh | None:
         """The refresh to send with a load, or ``None`` when reads do not slide."""
         if not self.refresh_each_request:

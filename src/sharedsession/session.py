@@ -112,7 +112,6 @@ class Session(MutableMapping[str, Any]):
         self._loaded = True
         self._loader = None
         self._sid: str | None = None
-        self._stored_sid: str | None = None  # the ID the record is stored under
         self._destroyed_sid: str | None = None
         self._parsed: dict[str, Any] = {}  # loaded values, not yet handed out
         self._raw: dict[str, str] = {}
@@ -133,7 +132,7 @@ class Session(MutableMapping[str, Any]):
                 self._stale = set(stale)
         self._record: Record | None = record
         if record is not None:
-            self._sid = self._stored_sid = self._incoming_sid
+            self._sid = self._incoming_sid
         else:
             # An ID the store does not know is never adopted.
             self._sid = new_id(self._id_bytes)
@@ -185,7 +184,7 @@ class Session(MutableMapping[str, Any]):
     def stored_sid(self) -> str | None:
         """The ID the loaded record is stored under (before any regeneration)."""
         self._load()
-        return self._stored_sid
+        return self._incoming_sid if self._record is not None else None
 
     @property
     def destroyed_sid(self) -> str | None:
@@ -231,7 +230,7 @@ class Session(MutableMapping[str, Any]):
     @property
     def regenerated(self) -> bool:
         """Whether :meth:`regenerate` gave a stored session a new ID in this request."""
-        return self._stored_sid is not None and self._sid != self._stored_sid
+        return self._record is not None and self._sid != self._incoming_sid
 
     def regenerate(self) -> None:
         """Give the session a new ID, keeping its data; the old ID stops working.
@@ -249,10 +248,9 @@ class Session(MutableMapping[str, Any]):
         Keys set afterwards start a new session with a new ID.
         """
         self._load()
-        if self._stored_sid is not None:
-            self._destroyed_sid = self._stored_sid
+        if self._record is not None:
+            self._destroyed_sid = self._incoming_sid
         self._record = None
-        self._stored_sid = None
         self._sid = new_id(self._id_bytes)
         self._parsed, self._raw, self._values = {}, {}, {}
         self._removed, self._stale = set(), set()
