@@ -130,7 +130,8 @@ class SessionStore(Protocol):
       without ``created`` never brings a missing record back (``GONE``).
     - A change set that leaves a record with no keys deletes the record,
       unless it is bound to a user.
-    - Every write and every refresh records the time as the session's last seen.
+    - Every write, and every refresh the store does not skip, records its
+      time as the session's last seen.
     - ``delete`` of an unknown key does nothing.
     """
 

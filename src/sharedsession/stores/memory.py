@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
 
+from ..expiry import cap
 from ._closing import Closing
 from .base import ApplyResult
 from .base import ChangeSet
@@ -58,9 +59,7 @@ class MemoryStore(Closing):
             if entry is None:
                 return None
             if refresh is not None:
-                deadline = refresh.now + refresh.ttl
-                if entry.absolute is not None:
-                    deadline = min(deadline, entry.absolute)
+                deadline = cap(refresh.now + refresh.ttl, entry.absolute)
                 entry.expires = deadline
                 entry.seen = refresh.now
             data = dict(entry.data)

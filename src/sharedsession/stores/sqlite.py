@@ -22,6 +22,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..errors import StoreError
 from ..errors import StoreUnavailable
+from ..expiry import cap
 from ._closing import Closing
 from .base import ApplyResult
 from .base import ChangeSet
@@ -172,9 +173,7 @@ class SQLiteStore(Closing):
                 return None
             created, absolute, expires, issued, user_id = rows[0][:5]
             if refresh is not None:
-                deadline = refresh.now + refresh.ttl
-                if absolute is not None:
-                    deadline = min(deadline, absolute)
+                deadline = cap(refresh.now + refresh.ttl, absolute)
                 if deadline - expires > refresh.step:
                     # Autocommit; a concurrent delete wins, the update then matches nothing.
                     conn.execute(
