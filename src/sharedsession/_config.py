@@ -180,7 +180,8 @@ class Settings:
 
             os.makedirs(os.path.dirname(os.path.abspath(self.sqlite_path)), exist_ok=True)
             return SQLiteStore(self.sqlite_path)
-        return _redis_store(self.redis, self.key_prefix, self.redis_timeout)
+        store: SessionStore = _redis_store(self.redis, self.key_prefix, self.redis_timeout)
+        return store
 
     def async_store(self) -> AsyncSessionStore:
         """A new async store for ``SESSION_TYPE`` (Quart and other async adapters)."""
@@ -189,24 +190,10 @@ class Settings:
 
             # The blocking store, its calls in worker threads (memory never blocks).
             return AsyncOffloadStore(self.store(), thread=self.session_type == "sqlite")
-        from .stores.redis import AsyncRedisStore
-
-        client = self.redis
-        if isinstance(client, str):
-            try:
-                return AsyncRedisStore.from_url(
-                    client, prefix=self.key_prefix, timeout=self.redis_timeout
-                )
-            except ValueError as exc:
-                raise ConfigurationError(
-                    f"SESSION_REDIS = {client!r} is not a usable Redis URL ({exc})."
-                ) from exc
-        if not inspect.iscoroutinefunction(getattr(client, "execute_command", None)):
-            raise ConfigurationError(
-                "SESSION_REDIS must be a URL or a redis.asyncio client for an async app;"
-                f" got {client!r}."
-            )
-        return AsyncRedisStore(client, prefix=self.key_prefix)
+        store: AsyncSessionStore = _redis_store(
+            self.redis, self.key_prefix, self.redis_timeout, asyncio=True
+        )
+        return store
 
 
 def _check_cookie(config: Mapping[str, Any]) -> None:
@@ -250,31 +237,39 @@ def _secret_keys(config: Mapping[str, Any]) -> tuple[str | bytes, ...]:
     return (current, *(config.get("SECRET_KEY_FALLBACKS") or ()))
 
 
-def _redis_store(client: Any, prefix: str, timeout: float) -> SessionStore:
+def _redis_store(client: Any, prefix: str, timeout: float, *, asyncio: bool = False) -> Any:
+    """A RedisStore, or with ``asyncio`` an AsyncRedisStore, from ``SESSION_REDIS``."""
     try:
+        from .stores.redis import AsyncRedisStore
         from .stores.redis import RedisStore
     except ImportError as exc:
         raise ConfigurationError(
             "SESSION_TYPE = 'redis' needs redis-py: pip install 'sharedsession[redis]'."
         ) from exc
+    store_class = AsyncRedisStore if asyncio else RedisStore
     if isinstance(client, str):
         try:
-            return RedisStore.from_url(client, prefix=prefix, timeout=timeout)
+            return store_class.from_url(client, prefix=prefix, timeout=timeout)
         except ValueError as exc:
             raise ConfigurationError(
                 f"SESSION_REDIS = {client!r} is not a usable Redis URL ({exc}); use a form"
                 " such as redis://host:6379/0, rediss://host:6380/0, unix:///path/redis.sock,"
                 " redis+sentinel://host:26379/mymaster/0 or redis+cluster://host:7000."
             ) from exc
+    kind = "an asyncio" if asyncio else "a blocking"
     execute = getattr(client, "execute_command", None)
     if execute is None or not hasattr(client, "register_script"):
         raise ConfigurationError(
-            f"SESSION_REDIS must be a Redis URL or a blocking redis-py client, got {client!r}."
+            f"SESSION_REDIS must be a Redis URL or {kind} redis-py client, got {client!r}."
         )
-    if inspect.iscoroutinefunction(execute):
+    if inspect.iscoroutinefunction(execute) != asyncio:
         raise ConfigurationError(
-            "SESSION_REDIS is a redis.asyncio client, but Flask calls sessions synchronously;"
-            " pass a blocking client (redis.Redis, Sentinel(...).master_for(...),"
-            " redis.cluster.RedisCluster) or a URL."
+            f"SESSION_REDIS must be {kind} redis-py client here"
+            + (
+                " (redis.asyncio.Redis, or a URL): the app is async."
+                if asyncio
+                else " (redis.Redis, Sentinel(...).master_for(...), redis.cluster.RedisCluster,"
+                " or a URL): Flask calls sessions synchronously."
+            )
         )
-    return RedisStore(client, prefix=prefix)
+    return store_class(client, prefix=prefix)

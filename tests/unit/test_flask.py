@@ -293,3 +293,20 @@ def test_one_extension_many_apps_uses_the_current_apps_store() -> None:
         assert len(ext.sessions_for_user("ann")) == 1
     with second.app_context():
         assert ext.sessions_for_user("ann") == []
+
+
+def test_redis_client_of_the_wrong_kind_is_refused() -> None:
+    import redis
+    import redis.asyncio
+    from quart import Quart
+
+    from sharedsession.quart import Session as QuartSession
+
+    flask_app = Flask("sync")
+    flask_app.config.update(SESSION_TYPE="redis", SESSION_REDIS=redis.asyncio.Redis())
+    with pytest.raises(ConfigurationError, match="Flask calls sessions synchronously"):
+        Session(flask_app)
+    quart_app = Quart("async")
+    quart_app.config.update(SESSION_TYPE="redis", SESSION_REDIS=redis.Redis())
+    with pytest.raises(ConfigurationError, match="the app is async"):
+        QuartSession(quart_app)
