@@ -79,25 +79,18 @@ class RedisServer:
         self._wait_ready()
         return self
 
-    def _wait_ready(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.01
+    def _wait_ready(self) -> None:
         client = self.client(socket_timeout=1.0)
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                log = (self.directory / "redis.log").read_text(errors="replace")
+                raise RuntimeError(f"redis-server exited early:\n{log[-2000:]}")
+            return bool(client.ping())
+
         try:
-            while True:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    log = (self.directory / "redis.log").read_text(errors="replace")
-                    raise RuntimeError(f"redis-server exited early:\n{log[-2000:]}")
-                try:
-                    if client.ping():
-                        return
-                except (redis.ConnectionError, redis.BusyLoadingError):
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server on port {self.port} did not start")
-                time.sleep(delay)
-                delay = min(delay * 2, 0.2)
+            _wait(ready, f"redis-server on port {self.port}", timeout=10.0)
         finally:
             client.close()
 
@@ -121,7 +114,7 @@ def _wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> No
             if predicate():
                 return
         except (redis.ConnectionError, redis.ResponseError):
-            pass
+            pass  # not up yet (BusyLoadingError is a ConnectionError)
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(delay)
