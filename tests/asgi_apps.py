@@ -21,6 +21,7 @@ from sharedsession.fastapi import SessionDep
 from sharedsession.quart import Session as QuartSessionExtension
 from sharedsession.session import Session
 from sharedsession.stores.base import AsyncSessionStore
+from sharedsession.stores.base import user_index
 
 
 async def untouched(request: Request) -> PlainTextResponse:
@@ -77,7 +78,7 @@ def sync_get(request: Request) -> PlainTextResponse:
 async def devices(request: Request) -> JSONResponse:
     store: AsyncSessionStore = request.app.state.store
     session: Session = request.session  # type: ignore[assignment]
-    infos = await store.sessions_for_user(session.user_id or "-")
+    infos = await user_index(store).sessions_for_user(session.user_id or "-")
     return JSONResponse([info.handle for info in infos])
 
 

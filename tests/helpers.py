@@ -16,6 +16,7 @@ from sharedsession.stores.base import Record
 from sharedsession.stores.base import Refresh
 from sharedsession.stores.base import SessionInfo
 from sharedsession.stores.base import SessionStore
+from sharedsession.stores.base import user_index
 
 T = TypeVar("T")
 
@@ -45,7 +46,8 @@ class CountingStore:
 
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         self.calls["sessions_for_user"] += 1
-        return self.store.sessions_for_user(user_id)
+        infos: list[SessionInfo] = user_index(self.store).sessions_for_user(user_id)
+        return infos
 
     def close(self) -> None:
         self.store.close()
@@ -83,7 +85,8 @@ class BlockingFacade:
         self._run(self.store.delete(key))
 
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
-        return self._run(self.store.sessions_for_user(user_id))
+        infos: list[SessionInfo] = self._run(user_index(self.store).sessions_for_user(user_id))
+        return infos
 
     def close(self) -> None:
         self._run(self.store.aclose())
@@ -121,7 +124,8 @@ class AsyncCountingStore:
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         self.calls["sessions_for_user"] += 1
-        return await self.store.sessions_for_user(user_id)
+        infos: list[SessionInfo] = await user_index(self.store).sessions_for_user(user_id)
+        return infos
 
     async def aclose(self) -> None:
         await self.store.aclose()

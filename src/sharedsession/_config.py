@@ -1,65 +1,177 @@
-"""Flask-Session's config keys, read from any mapping and checked once.
+"""One settings object for every adapter: Flask-Session's keys, checked once.
 
-Framework-free, so every adapter that reads Flask-style config (Flask, Quart)
-builds the same manager and store from it.
+Framework-free. Flask and Quart read their app's config
+(:meth:`Settings.from_mapping`); the ASGI middleware passes its keyword options
+(:meth:`Settings.from_options`), which are translated to the same keys, so every
+adapter gets the same types, defaults, checks and messages, and builds its
+manager, cookie attributes and store the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import inspect
+import difflib
+import importlib
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .cookies import CookieAttributes
+from .cookies import make_attributes
 from .crypto import Encryptor
 from .errors import ConfigurationError
 from .expiry import ExpiryPolicy
+from .ids import MAX_ID_BYTES
 from .ids import MIN_ID_BYTES
 from .ids import CookieSigner
 from .manager import SessionManager
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionStore
 
-SESSION_TYPES = ("sqlite", "redis", "memory")
+logger = logging.getLogger("sharedsession")
+
+#: ``SESSION_TYPE`` -> the module whose ``from_settings(settings, asyncio=...)``
+#: builds the store. A new backend is one module and one line here.
+STORE_TYPES = {
+    "sqlite": "sharedsession.stores.sqlite",
+    "redis": "sharedsession.stores.redis",
+    "memory": "sharedsession.stores.memory",
+}
 ON_STORE_ERROR = ("fail", "degrade")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SQLITE_FILE = "sharedsession.sqlite3"
-_DEFAULT_LIFETIME = dt.timedelta(days=31)
+DEFAULT_LIFETIME = dt.timedelta(days=31)
+DEFAULT_REDIS_TIMEOUT = 2.0
+
+#: Every key this library reads.
+KEYS = frozenset(
+    {
+        "SESSION_TYPE",
+        "SESSION_REDIS",
+        "SESSION_REDIS_TIMEOUT",
+        "SESSION_KEY_PREFIX",
+        "SESSION_SQLITE_PATH",
+        "SESSION_PERMANENT",
+        "SESSION_REFRESH_EACH_REQUEST",
+        "SESSION_USE_SIGNER",
+        "SESSION_ID_LENGTH",
+        "SESSION_ABSOLUTE_LIFETIME",
+        "SESSION_MAX_SIZE",
+        "SESSION_ON_STORE_ERROR",
+        "SESSION_RENEWAL_INTERVAL",
+        "SESSION_ENCRYPTION_KEYS",
+        "SESSION_TRACK_CLIENT",
+        "SESSION_COOKIE_NAME",
+        "SESSION_COOKIE_DOMAIN",
+        "SESSION_COOKIE_PATH",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_SECURE",
+        "SESSION_COOKIE_SAMESITE",
+        "SESSION_COOKIE_PARTITIONED",
+    }
+)
+#: Flask-Session 0.8 keys that mean nothing here: accepted, with one log line.
+FLASK_SESSION_ONLY = {
+    "SESSION_SERIALIZATION_FORMAT": "values are stored as tagged JSON, one field per key",
+    "SESSION_CLEANUP_N_REQUESTS": "expired sessions are removed by the store itself",
+    "SESSION_FILE_DIR": "the filesystem backend is not supported",
+    "SESSION_FILE_THRESHOLD": "the filesystem backend is not supported",
+    "SESSION_FILE_MODE": "the filesystem backend is not supported",
+    "SESSION_CACHELIB": "the cachelib backend is not supported",
+    "SESSION_MEMCACHED": "the memcached backend is not supported yet",
+    "SESSION_MONGODB": "the MongoDB backend is not supported",
+    "SESSION_MONGODB_DB": "the MongoDB backend is not supported",
+    "SESSION_MONGODB_COLLECT": "the MongoDB backend is not supported",
+    "SESSION_SQLALCHEMY": "the SQLAlchemy backend is not supported yet",
+    "SESSION_SQLALCHEMY_TABLE": "the SQLAlchemy backend is not supported yet",
+    "SESSION_SQLALCHEMY_SEQUENCE": "the SQLAlchemy backend is not supported yet",
+    "SESSION_SQLALCHEMY_SCHEMA": "the SQLAlchemy backend is not supported yet",
+    "SESSION_SQLALCHEMY_BIND_KEY": "the SQLAlchemy backend is not supported yet",
+    "SESSION_DYNAMODB": "the DynamoDB backend is not supported",
+    "SESSION_DYNAMODB_TABLE": "the DynamoDB backend is not supported",
+    "SESSION_DYNAMODB_TABLE_EXISTS": "the DynamoDB backend is not supported",
+}
+#: The ASGI middleware's keyword options and the keys they stand for.
+OPTION_KEYS = {
+    "session_cookie": "SESSION_COOKIE_NAME",
+    "max_age": "PERMANENT_SESSION_LIFETIME",
+    "path": "SESSION_COOKIE_PATH",
+    "domain": "SESSION_COOKIE_DOMAIN",
+    "same_site": "SESSION_COOKIE_SAMESITE",
+    "https_only": "SESSION_COOKIE_SECURE",
+    "partitioned": "SESSION_COOKIE_PARTITIONED",
+    "permanent": "SESSION_PERMANENT",
+    "refresh_each_request": "SESSION_REFRESH_EACH_REQUEST",
+    "absolute_lifetime": "SESSION_ABSOLUTE_LIFETIME",
+    "renewal": "SESSION_RENEWAL_INTERVAL",
+    "max_size": "SESSION_MAX_SIZE",
+    "encryption_keys": "SESSION_ENCRYPTION_KEYS",
+    "on_store_error": "SESSION_ON_STORE_ERROR",
+    "track_client": "SESSION_TRACK_CLIENT",
+    "id_length": "SESSION_ID_LENGTH",
+    "secret_key": "SECRET_KEY",
+}
 
 
-def _bool(config: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = config.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{name} must be True or False, got {value!r}.")
-    return value
+class _Reader:
+    """Reads keys from a config mapping; errors name the key as the user wrote it."""
 
+    def __init__(self, config: Mapping[str, Any], labels: Mapping[str, str]) -> None:
+        self.config = config
+        self.labels = labels
 
-def _seconds(config: Mapping[str, Any], name: str, default: Any) -> float | None:
-    value = config.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigurationError(
-            f"{name} must be a datetime.timedelta or a number of seconds, got {value!r}."
-        )
-    if seconds <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {value!r}.")
-    return seconds
+    def label(self, key: str) -> str:
+        return self.labels.get(key, key)
 
+    def fail(self, message: str) -> ConfigurationError:
+        return ConfigurationError(message)
 
-def _choice(config: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
-    value = config.get(name) or choices[0]
-    if value not in choices:
-        raise ConfigurationError(
-            f"{name} = {value!r} is not supported; use one of {', '.join(map(repr, choices))}."
-        )
-    return str(value)
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.config.get(key, default)
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.config.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{self.label(key)} must be True or False, got {value!r}.")
+        return value
+
+    def seconds(self, key: str, default: Any) -> float | None:
+        value = self.config.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, dt.timedelta):
+            seconds = value.total_seconds()
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            raise self.fail(
+                f"{self.label(key)} must be a datetime.timedelta or a number of seconds,"
+                f" got {value!r}."
+            )
+        if seconds <= 0:
+            raise self.fail(f"{self.label(key)} must be positive, got {value!r}.")
+        return seconds
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        value = self.config.get(key) or choices[0]
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise self.fail(
+                f"{self.label(key)} = {value!r} is not supported; use one of"
+                f" {', '.join(map(repr, choices))}."
+            )
+        return value.lower()
+
+    def positive_int(self, key: str, default: int | None, *, low: int = 1, unit: str) -> int | None:
+        value = self.config.get(key, default)
+        if value is None and default is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise self.fail(
+                f"{self.label(key)} must be an int of at least {low} ({unit}), got {value!r}."
+            )
+        return value
 
 
 @dataclass(frozen=True)
@@ -83,77 +195,105 @@ class Settings:
     renewal: float | None
     encryption_keys: tuple[str | bytes, ...]
     track_client: bool
+    cookie: CookieAttributes
 
     @classmethod
-    def from_mapping(cls, config: Mapping[str, Any], *, instance_path: str) -> Settings:
+    def from_mapping(
+        cls,
+        config: Mapping[str, Any],
+        *,
+        instance_path: str,
+        labels: Mapping[str, str] | None = None,
+    ) -> Settings:
         """Read and check the keys.
 
         :param config: The app's config.
         :param instance_path: Folder of the default SQLite file.
+        :param labels: How to name a key in error messages (the ASGI options).
         :raises ConfigurationError: A key has a value that cannot work; the
             message says which and what to use instead.
         """
-        id_bytes = config.get("SESSION_ID_LENGTH", MIN_ID_BYTES)
-        if not isinstance(id_bytes, int) or isinstance(id_bytes, bool) or id_bytes < MIN_ID_BYTES:
-            raise ConfigurationError(
-                f"SESSION_ID_LENGTH must be an int of at least {MIN_ID_BYTES} (bytes of"
-                f" randomness, 256 bits), got {id_bytes!r}."
+        read = _Reader(config, labels or {})
+        if labels is None:
+            _report_unknown_keys(config)
+        id_bytes = read.positive_int(
+            "SESSION_ID_LENGTH", MIN_ID_BYTES, low=MIN_ID_BYTES, unit="bytes of randomness"
+        )
+        assert id_bytes is not None
+        if id_bytes > MAX_ID_BYTES:
+            raise read.fail(
+                f"{read.label('SESSION_ID_LENGTH')} must be at most {MAX_ID_BYTES} (longer IDs"
+                f" do not fit a cookie value this library accepts), got {id_bytes!r}."
             )
-        prefix = config.get("SESSION_KEY_PREFIX", "session:")
+        prefix = read.get("SESSION_KEY_PREFIX", "session:")
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
-            raise ConfigurationError(
-                f"SESSION_KEY_PREFIX must be a str without braces, got {prefix!r}."
-            )
-        max_size = config.get("SESSION_MAX_SIZE")
-        if max_size is not None and (
-            not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0
-        ):
-            raise ConfigurationError(
-                f"SESSION_MAX_SIZE must be a positive int (bytes) or None, got {max_size!r}."
-            )
-        sqlite_path = config.get("SESSION_SQLITE_PATH") or os.path.join(
+            raise read.fail(f"SESSION_KEY_PREFIX must be a str without braces, got {prefix!r}.")
+        sqlite_path = read.get("SESSION_SQLITE_PATH") or os.path.join(
             instance_path, DEFAULT_SQLITE_FILE
         )
         if not isinstance(sqlite_path, (str, os.PathLike)):
-            raise ConfigurationError(f"SESSION_SQLITE_PATH must be a path, got {sqlite_path!r}.")
-        use_signer = _bool(config, "SESSION_USE_SIGNER", False)
-        secret_keys = _secret_keys(config)
+            raise read.fail(f"SESSION_SQLITE_PATH must be a path, got {sqlite_path!r}.")
+        secret_keys = _secret_keys(read)
+        use_signer = read.bool("SESSION_USE_SIGNER", False)
         if use_signer and not secret_keys:
-            raise ConfigurationError(
-                "SESSION_USE_SIGNER is on but SECRET_KEY is not set; set SECRET_KEY to a long"
-                " random string (python -c 'import secrets; print(secrets.token_hex())')."
+            raise read.fail(
+                f"SESSION_USE_SIGNER is on but {read.label('SECRET_KEY')} is not set; set it to"
+                " a long random string (python -c 'import secrets; print(secrets.token_hex())')."
             )
-        lifetime = _seconds(config, "PERMANENT_SESSION_LIFETIME", _DEFAULT_LIFETIME)
+        lifetime = read.seconds("PERMANENT_SESSION_LIFETIME", DEFAULT_LIFETIME)
         if lifetime is None:
-            raise ConfigurationError("PERMANENT_SESSION_LIFETIME must not be None.")
-        _check_cookie(config)
-        encryption_keys = config.get("SESSION_ENCRYPTION_KEYS") or ()
+            raise read.fail(f"{read.label('PERMANENT_SESSION_LIFETIME')} must not be None.")
+        encryption_keys = read.get("SESSION_ENCRYPTION_KEYS") or ()
         if isinstance(encryption_keys, (str, bytes)) or not isinstance(
             encryption_keys, (list, tuple)
         ):
-            raise ConfigurationError(
-                "SESSION_ENCRYPTION_KEYS must be a list of keys, the current one first,"
-                f" got {type(encryption_keys).__name__}."
+            raise read.fail(
+                f"{read.label('SESSION_ENCRYPTION_KEYS')} must be a list of keys, the current"
+                f" one first, got {type(encryption_keys).__name__}."
             )
         return cls(
-            session_type=_choice(config, "SESSION_TYPE", SESSION_TYPES),
-            redis=config.get("SESSION_REDIS") or DEFAULT_REDIS_URL,
-            redis_timeout=_seconds(config, "SESSION_REDIS_TIMEOUT", 2.0) or 2.0,
+            session_type=_session_type(read),
+            redis=read.get("SESSION_REDIS") or DEFAULT_REDIS_URL,
+            redis_timeout=read.seconds("SESSION_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT)
+            or DEFAULT_REDIS_TIMEOUT,
             key_prefix=prefix,
             sqlite_path=os.fspath(sqlite_path),
-            permanent=_bool(config, "SESSION_PERMANENT", True),
-            refresh_each_request=_bool(config, "SESSION_REFRESH_EACH_REQUEST", True),
+            permanent=read.bool("SESSION_PERMANENT", True),
+            refresh_each_request=read.bool("SESSION_REFRESH_EACH_REQUEST", True),
             use_signer=use_signer,
             id_bytes=id_bytes,
             lifetime=lifetime,
-            absolute_lifetime=_seconds(config, "SESSION_ABSOLUTE_LIFETIME", None),
-            max_size=max_size,
-            on_store_error=_choice(config, "SESSION_ON_STORE_ERROR", ON_STORE_ERROR),
+            absolute_lifetime=read.seconds("SESSION_ABSOLUTE_LIFETIME", None),
+            max_size=read.positive_int("SESSION_MAX_SIZE", None, unit="bytes"),
+            on_store_error=read.choice("SESSION_ON_STORE_ERROR", ON_STORE_ERROR),
             secret_keys=secret_keys,
-            renewal=_seconds(config, "SESSION_RENEWAL_INTERVAL", None),
+            renewal=read.seconds("SESSION_RENEWAL_INTERVAL", None),
             encryption_keys=tuple(encryption_keys),
-            track_client=_bool(config, "SESSION_TRACK_CLIENT", False),
+            track_client=read.bool("SESSION_TRACK_CLIENT", False),
+            cookie=cookie_from_config(config, labels=labels),
         )
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Settings:
+        """Settings from the ASGI middleware's keyword options (see :data:`OPTION_KEYS`).
+
+        Each option takes what its Flask key takes. ``secret_key`` may be a
+        list (the current key first) and turns signing on; ``max_age=None``
+        makes browser-session cookies, as in Starlette.
+        """
+        config: dict[str, Any] = {}
+        for option, value in options.items():
+            config[OPTION_KEYS[option]] = value
+        if config.get("PERMANENT_SESSION_LIFETIME", DEFAULT_LIFETIME) is None:
+            config["PERMANENT_SESSION_LIFETIME"] = DEFAULT_LIFETIME
+            config["SESSION_PERMANENT"] = False
+        keys = config.pop("SECRET_KEY", None)
+        keys = [keys] if isinstance(keys, (str, bytes)) else list(keys or ())
+        if keys:
+            config.update(SECRET_KEY=keys[0], SECRET_KEY_FALLBACKS=keys[1:])
+            config["SESSION_USE_SIGNER"] = True
+        labels = {key: f"{option} ({key})" for option, key in OPTION_KEYS.items()}
+        return cls.from_mapping(config, instance_path=os.getcwd(), labels=labels)
 
     def manager(self) -> SessionManager:
         """The manager these settings describe."""
@@ -171,105 +311,79 @@ class Settings:
 
     def store(self) -> SessionStore:
         """A new blocking store for ``SESSION_TYPE``."""
-        if self.session_type == "memory":
-            from .stores.memory import MemoryStore
-
-            return MemoryStore()
-        if self.session_type == "sqlite":
-            from .stores.sqlite import SQLiteStore
-
-            os.makedirs(os.path.dirname(os.path.abspath(self.sqlite_path)), exist_ok=True)
-            return SQLiteStore(self.sqlite_path)
-        store: SessionStore = _redis_store(self.redis, self.key_prefix, self.redis_timeout)
+        store: SessionStore = self._backend().from_settings(self, asyncio=False)
         return store
 
     def async_store(self) -> AsyncSessionStore:
-        """A new async store for ``SESSION_TYPE`` (Quart and other async adapters)."""
-        if self.session_type != "redis":
-            from .stores.offload import AsyncOffloadStore
-
-            # The blocking store, its calls in worker threads (memory never blocks).
-            return AsyncOffloadStore(self.store(), thread=self.session_type == "sqlite")
-        store: AsyncSessionStore = _redis_store(
-            self.redis, self.key_prefix, self.redis_timeout, asyncio=True
-        )
+        """A new async store for ``SESSION_TYPE`` (Quart and the ASGI middleware)."""
+        store: AsyncSessionStore = self._backend().from_settings(self, asyncio=True)
         return store
 
+    def _backend(self) -> Any:
+        return importlib.import_module(STORE_TYPES[self.session_type])
 
-def _check_cookie(config: Mapping[str, Any]) -> None:
-    """Refuse cookie settings that browsers would reject, before any user sees it."""
-    name = config.get("SESSION_COOKIE_NAME") or "session"
-    secure = config.get("SESSION_COOKIE_SECURE", False)
-    if name.startswith("__Host-"):
-        path = config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/"
-        if not secure or config.get("SESSION_COOKIE_DOMAIN") or path != "/":
-            raise ConfigurationError(
-                f"SESSION_COOKIE_NAME {name!r} uses the __Host- prefix, which browsers accept"
-                " only with SESSION_COOKIE_SECURE = True, no SESSION_COOKIE_DOMAIN and the"
-                " path '/'."
+    def log_warnings(self, *, debug: bool) -> None:
+        """Log what a deployment should fix; quiet in debug and testing."""
+        if not self.cookie.secure and not debug:
+            logger.warning(
+                "SESSION_COOKIE_SECURE is off: the session cookie will also be sent over plain"
+                " HTTP, where anyone on the network can read it and take over the session."
+                " Set SESSION_COOKIE_SECURE = True (https_only=True on ASGI) when the app is"
+                " served over HTTPS."
             )
-    if name.startswith("__Secure-") and not secure:
-        raise ConfigurationError(
-            f"SESSION_COOKIE_NAME {name!r} uses the __Secure- prefix, which browsers accept"
-            " only with SESSION_COOKIE_SECURE = True."
-        )
-    if config.get("SESSION_COOKIE_PARTITIONED") and not secure:
-        raise ConfigurationError(
-            "SESSION_COOKIE_PARTITIONED needs SESSION_COOKIE_SECURE = True (browsers drop"
-            " partitioned cookies that are not Secure)."
-        )
-    samesite = config.get("SESSION_COOKIE_SAMESITE")
-    if samesite is not None and samesite not in ("Lax", "Strict", "None"):
-        raise ConfigurationError(
-            f"SESSION_COOKIE_SAMESITE must be 'Lax', 'Strict', 'None' or None, got {samesite!r}."
-        )
-    if samesite == "None" and not secure:
-        raise ConfigurationError(
-            "SESSION_COOKIE_SAMESITE = 'None' needs SESSION_COOKIE_SECURE = True."
-        )
 
 
-def _secret_keys(config: Mapping[str, Any]) -> tuple[str | bytes, ...]:
-    current = config.get("SECRET_KEY")
+def _session_type(read: _Reader) -> str:
+    value = read.get("SESSION_TYPE")
+    if value is None:
+        # Flask-Session refuses SESSION_REDIS without a type; a silent local
+        # SQLite file would not be shared across machines, so Redis it is.
+        return "redis" if read.get("SESSION_REDIS") is not None else "sqlite"
+    if not isinstance(value, str) or value.lower() not in STORE_TYPES:
+        raise read.fail(
+            f"{read.label('SESSION_TYPE')} = {value!r} is not supported; use one of"
+            f" {', '.join(map(repr, STORE_TYPES))}."
+        )
+    return value.lower()
+
+
+def cookie_from_config(
+    config: Mapping[str, Any], *, labels: Mapping[str, str] | None = None
+) -> CookieAttributes:
+    """The cookie attributes the config describes, checked as browsers require."""
+    return make_attributes(
+        config.get("SESSION_COOKIE_NAME") or "session",
+        path=config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
+        domain=config.get("SESSION_COOKIE_DOMAIN") or None,
+        secure=bool(config.get("SESSION_COOKIE_SECURE", False)),
+        httponly=bool(config.get("SESSION_COOKIE_HTTPONLY", True)),
+        samesite=config.get("SESSION_COOKIE_SAMESITE"),
+        partitioned=bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
+        labels=labels,
+    )
+
+
+def _secret_keys(read: _Reader) -> tuple[str | bytes, ...]:
+    current = read.get("SECRET_KEY")
     if not current:
         return ()
     # New cookies are signed with SECRET_KEY; SECRET_KEY_FALLBACKS only verify.
-    return (current, *(config.get("SECRET_KEY_FALLBACKS") or ()))
+    return (current, *(read.get("SECRET_KEY_FALLBACKS") or ()))
 
 
-def _redis_store(client: Any, prefix: str, timeout: float, *, asyncio: bool = False) -> Any:
-    """A RedisStore, or with ``asyncio`` an AsyncRedisStore, from ``SESSION_REDIS``."""
-    try:
-        from .stores.redis import AsyncRedisStore
-        from .stores.redis import RedisStore
-    except ImportError as exc:
-        raise ConfigurationError(
-            "SESSION_TYPE = 'redis' needs redis-py: pip install 'sharedsession[redis]'."
-        ) from exc
-    store_class = AsyncRedisStore if asyncio else RedisStore
-    if isinstance(client, str):
-        try:
-            return store_class.from_url(client, prefix=prefix, timeout=timeout)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"SESSION_REDIS = {client!r} is not a usable Redis URL ({exc}); use a form"
-                " such as redis://host:6379/0, rediss://host:6380/0, unix:///path/redis.sock,"
-                " redis+sentinel://host:26379/mymaster/0 or redis+cluster://host:7000."
-            ) from exc
-    kind = "an asyncio" if asyncio else "a blocking"
-    execute = getattr(client, "execute_command", None)
-    if execute is None or not hasattr(client, "register_script"):
-        raise ConfigurationError(
-            f"SESSION_REDIS must be a Redis URL or {kind} redis-py client, got {client!r}."
-        )
-    if inspect.iscoroutinefunction(execute) != asyncio:
-        raise ConfigurationError(
-            f"SESSION_REDIS must be {kind} redis-py client here"
-            + (
-                " (redis.asyncio.Redis, or a URL): the app is async."
-                if asyncio
-                else " (redis.Redis, Sentinel(...).master_for(...), redis.cluster.RedisCluster,"
-                " or a URL): Flask calls sessions synchronously."
+def _report_unknown_keys(config: Mapping[str, Any]) -> None:
+    for key in config:
+        if not isinstance(key, str) or not key.startswith("SESSION_") or key in KEYS:
+            continue
+        if key in FLASK_SESSION_ONLY:
+            logger.info(
+                "%s is a Flask-Session setting with no effect here: %s.",
+                key,
+                FLASK_SESSION_ONLY[key],
             )
+            continue
+        close = difflib.get_close_matches(key, sorted(KEYS | set(FLASK_SESSION_ONLY)), n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        logger.warning(
+            "%s is not a setting of sharedsession or Flask-Session; it is ignored.%s", key, hint
         )
-    return store_class(client, prefix=prefix)

@@ -2,7 +2,7 @@
 
 :mod:`.manager` decides; these functions make the one or two store calls a
 decision needs (a blocking and an ``async`` twin for saving) and hold the
-outage wording every adapter logs and answers with.
+outage wording every adapter logs.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from .manager import Cookie
 from .manager import SavePlan
 from .manager import SessionManager
 from .session import Session
+from .session import degrade
+from .session import fail_on_use
+from .session import preload
+from .session import state
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionStore
 
 logger = logging.getLogger("sharedsession")
-
-#: The body of the 503 response sent when the store cannot be reached.
-UNAVAILABLE_MESSAGE = "Sessions are unavailable right now; please try again shortly."
 
 
 def cause(exc: StoreUnavailable) -> BaseException:
@@ -66,22 +67,23 @@ async def aload(
         raise :class:`StoreUnavailable` only when the handler uses the
         session, so requests that never touch it still succeed; else raise now.
     """
-    if session.loaded:
+    st = state(session)
+    if st.loaded:
         return
-    sid = session.incoming_sid
+    sid = st.incoming_sid
     if sid is None:
-        session.preload(None)
+        preload(session, None)
         return
     key = store_key(sid)
     try:
         record = await store.load(key, refresh=manager.refresh())
     except StoreUnavailable as exc:
         if manager.degrade:
-            session.degrade(exc)
+            degrade(session, exc)
         elif defer:
-            session.fail_on_use(exc)
+            fail_on_use(session, exc)
         else:
             raise
         return
     record, stale = manager.prepare(key, record)
-    session.preload(record, stale=stale)
+    preload(session, record, stale=stale)

@@ -1,18 +1,25 @@
-"""What the Flask and Quart adapters share: both answer with werkzeug responses
-and read cookie settings through ``get_cookie_*`` hooks of the same shape."""
+"""What the Flask and Quart adapters share: both answer with werkzeug responses,
+read cookie settings through ``get_cookie_*`` hooks of the same shape and set
+up from the same config keys."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 from typing import Generic
 from typing import TypeVar
 
 from ._config import Settings
-from ._driver import UNAVAILABLE_MESSAGE
 from ._driver import log_not_saved
 from ._driver import log_unavailable
+from .cookies import UNAVAILABLE_HEADERS
+from .cookies import UNAVAILABLE_MESSAGE
+from .cookies import UNAVAILABLE_STATUS
 from .cookies import CookieAttributes
+from .cookies import make_attributes
+from .cookies import private_cache_control
+from .cookies import vary_cookie
 from .errors import StoreUnavailable
 from .manager import Cookie
 from .manager import SessionManager
@@ -29,29 +36,43 @@ def mark_used(response: Any, session: Session) -> None:
     if not session.accessed:
         return
     headers = response.headers
-    # Plain header writes when the app set none: werkzeug's parsed views cost more.
-    if "Vary" in headers:
-        response.vary.add("Cookie")
-    else:
-        headers["Vary"] = "Cookie"
-    if "Cache-Control" in headers:
-        # Never let a shared cache keep or serve one user's session-bearing page.
-        response.cache_control.public = False
-        response.cache_control.private = True
-    else:
-        headers["Cache-Control"] = "private"
+    headers["Vary"] = vary_cookie(headers.get("Vary"))
+    headers["Cache-Control"] = private_cache_control(headers.get("Cache-Control"))
 
 
 def cookie_attributes(interface: Any, app: Any) -> CookieAttributes:
-    """The session cookie's attributes from the app's ``get_cookie_*`` hooks."""
-    return CookieAttributes(
+    """The session cookie's attributes from the app's ``get_cookie_*`` hooks, read
+    per request as Flask does, normalised and checked as at start-up."""
+    return _attributes(
         interface.get_cookie_name(app),
-        path=interface.get_cookie_path(app),
-        domain=interface.get_cookie_domain(app),
-        secure=interface.get_cookie_secure(app),
-        httponly=interface.get_cookie_httponly(app),
-        samesite=interface.get_cookie_samesite(app) or "Lax",
-        partitioned=interface.get_cookie_partitioned(app),
+        interface.get_cookie_path(app),
+        interface.get_cookie_domain(app),
+        interface.get_cookie_secure(app),
+        interface.get_cookie_httponly(app),
+        interface.get_cookie_samesite(app),
+        interface.get_cookie_partitioned(app),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _attributes(
+    name: str,
+    path: str,
+    domain: str | None,
+    secure: bool,
+    httponly: bool,
+    samesite: str | None,
+    partitioned: bool,
+) -> CookieAttributes:
+    # Hook values rarely change: check and normalise each combination once.
+    return make_attributes(
+        name,
+        path=path,
+        domain=domain,
+        secure=secure,
+        httponly=httponly,
+        samesite=samesite,
+        partitioned=partitioned,
     )
 
 
@@ -70,17 +91,17 @@ def on_save_error(exc: StoreUnavailable, response: Any, degrade: bool) -> bool:
         log_not_saved(exc)
         return False
     log_unavailable(exc, "save")
-    response.status_code = 503
-    response.mimetype = "text/plain"
+    response.status_code = UNAVAILABLE_STATUS
     response.headers.pop("Set-Cookie", None)
-    response.headers["Retry-After"] = "5"
+    for name, value in UNAVAILABLE_HEADERS:
+        response.headers[name] = value
     return True
 
 
 def unavailable_handler(exc: StoreUnavailable) -> tuple[str, int, dict[str, str]]:
     """The error handler for :class:`StoreUnavailable` raised while a handler ran."""
     log_unavailable(exc, "load")
-    return UNAVAILABLE_MESSAGE, 503, {"Content-Type": "text/plain", "Retry-After": "5"}
+    return UNAVAILABLE_MESSAGE, UNAVAILABLE_STATUS, dict(UNAVAILABLE_HEADERS)
 
 
 StoreT = TypeVar("StoreT")
@@ -89,6 +110,8 @@ StoreT = TypeVar("StoreT")
 class Extension(Generic[StoreT]):
     """What the Flask and Quart extension objects share: set-up from config.
 
+    After :meth:`init_app`, ``app.extensions["sharedsession"]`` is this object.
+
     :param app: The app to set up now; or call :meth:`init_app` later.
     :param store: A store to use instead of the one ``SESSION_TYPE`` names,
         for instance a custom store.
@@ -96,9 +119,9 @@ class Extension(Generic[StoreT]):
 
     def __init__(self, app: Any = None, *, store: StoreT | None = None) -> None:
         self._store = store
-        #: The app's session policy, set by :meth:`init_app`.
+        #: The session policy of the app set up last; see :meth:`_require_store`.
         self.manager: SessionManager | None = None
-        #: The app's store, set by :meth:`init_app`.
+        #: The store of the app set up last.
         self.store: StoreT | None = None
         if app is not None:
             self.init_app(app)
@@ -116,8 +139,8 @@ class Extension(Generic[StoreT]):
     def _require_store(self) -> StoreT:
         # With one extension object and several apps, the current app's store.
         app = self._current_app()
-        if app is not None and "sharedsession" in app.extensions:
-            store: StoreT = app.extensions["sharedsession"].store
+        if app is not None and app.extensions.get("sharedsession") is self:
+            store: StoreT = app.session_interface.store
             return store
         if self.store is None:
             raise RuntimeError("call Session.init_app(app) before managing sessions")
@@ -131,13 +154,7 @@ class Extension(Generic[StoreT]):
         settings = Settings.from_mapping(app.config, instance_path=app.instance_path)
         self.manager = settings.manager()
         self.store = store or self._store or self._default_store(settings)
-        interface = self._interface(self.store, settings)
-        app.session_interface = interface
-        app.extensions["sharedsession"] = interface
+        app.session_interface = self._interface(self.store, settings)
+        app.extensions["sharedsession"] = self
         app.register_error_handler(StoreUnavailable, unavailable_handler)
-        if not app.config.get("SESSION_COOKIE_SECURE") and not (app.debug or app.testing):
-            logger.warning(
-                "SESSION_COOKIE_SECURE is off: the session cookie will also be sent over plain"
-                " HTTP, where anyone on the network can read it and take over the session."
-                " Set SESSION_COOKIE_SECURE = True when the app is served over HTTPS."
-            )
+        settings.log_warnings(debug=bool(app.debug or app.testing))

@@ -27,21 +27,25 @@ from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import MutableMapping
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from ._driver import UNAVAILABLE_MESSAGE
+from ._config import DEFAULT_LIFETIME
+from ._config import Settings
 from ._driver import aload
 from ._driver import asave
 from ._driver import log_not_saved
 from ._driver import log_unavailable
-from .cookies import CookieAttributes
+from .cookies import UNAVAILABLE_HEADERS
+from .cookies import UNAVAILABLE_MESSAGE
+from .cookies import UNAVAILABLE_STATUS
+from .cookies import client_info
+from .cookies import private_cache_control
 from .cookies import read_cookie
-from .crypto import Encryptor
+from .cookies import vary_cookie
 from .errors import SessionNotLoaded
 from .errors import StoreUnavailable
-from .expiry import ExpiryPolicy
-from .ids import CookieSigner
-from .manager import SessionManager
+from .ids import MIN_ID_BYTES
 from .session import Session
 from .stores.base import AsyncSessionStore
 from .stores.base import Record
@@ -59,28 +63,39 @@ _STATE = "sharedsession"
 class SessionMiddleware:
     """Server-side sessions for an ASGI app.
 
+    The options keep Starlette's names; each takes what its Flask key takes
+    (the README's config table) and is checked the same way, with the same
+    messages: ``max_age`` is a ``timedelta`` or seconds, ``same_site`` is
+    case-insensitive, and so on.
+
     :param app: The ASGI app.
     :param store: An async store: ``AsyncRedisStore``, ``AsyncSQLiteStore``,
         ``AsyncMemoryStore`` or your own.
     :param secret_key: Sign cookie values with this key (a list: the current
         key first, then older ones still accepted); ``None`` sends bare IDs.
-    :param session_cookie: The cookie's name.
-    :param max_age: Idle timeout in seconds; also the cookie's lifetime.
-    :param path: The cookie's ``Path``.
-    :param domain: The cookie's ``Domain``.
-    :param same_site: The cookie's ``SameSite``: ``"lax"``, ``"strict"`` or ``"none"``.
-    :param https_only: Send the cookie with ``Secure``.
-    :param partitioned: Send the cookie with ``Partitioned``.
-    :param permanent: Send ``Expires`` (else the cookie ends with the browser session).
-    :param refresh_each_request: Slide the idle deadline on each request that
-        uses the session, and send the cookie again.
-    :param absolute_lifetime: Hard cap in seconds from creation, or ``None``.
-    :param renewal: Rotate a live session's ID when it is this many seconds old.
-    :param max_size: Refuse to save sessions over this many bytes.
-    :param encryption_keys: Encrypt stored values (see ``SESSION_ENCRYPTION_KEYS``).
-    :param on_store_error: ``"fail"`` (503) or ``"degrade"`` (empty unsaved session).
+        (``SECRET_KEY``, ``SECRET_KEY_FALLBACKS``, ``SESSION_USE_SIGNER``)
+    :param session_cookie: The cookie's name (``SESSION_COOKIE_NAME``).
+    :param max_age: Idle timeout; also the cookie's lifetime
+        (``PERMANENT_SESSION_LIFETIME``). ``None``: browser-session cookies,
+        with the default idle timeout.
+    :param path: The cookie's ``Path`` (``SESSION_COOKIE_PATH``).
+    :param domain: The cookie's ``Domain`` (``SESSION_COOKIE_DOMAIN``).
+    :param same_site: ``"lax"``, ``"strict"`` or ``"none"`` (``SESSION_COOKIE_SAMESITE``).
+    :param https_only: Send the cookie with ``Secure`` (``SESSION_COOKIE_SECURE``).
+    :param partitioned: Send ``Partitioned`` (``SESSION_COOKIE_PARTITIONED``).
+    :param permanent: Send ``Expires`` (``SESSION_PERMANENT``).
+    :param refresh_each_request: ``SESSION_REFRESH_EACH_REQUEST``.
+    :param absolute_lifetime: Hard cap from creation (``SESSION_ABSOLUTE_LIFETIME``).
+    :param renewal: Rotate a live session's ID this often (``SESSION_RENEWAL_INTERVAL``).
+    :param max_size: Refuse to save sessions over this many bytes (``SESSION_MAX_SIZE``).
+    :param encryption_keys: Encrypt stored values (``SESSION_ENCRYPTION_KEYS``).
+    :param on_store_error: ``"fail"`` (503) or ``"degrade"`` (``SESSION_ON_STORE_ERROR``).
+    :param track_client: Remember user agent and IP of sessions bound to a
+        user (``SESSION_TRACK_CLIENT``).
+    :param id_length: Bytes of randomness in new IDs (``SESSION_ID_LENGTH``).
     :param autoload: ``True``, ``False``, or path prefixes to load up front.
-    :param track_client: Remember user agent and IP of sessions bound to a user.
+    :param debug: Do not log deployment warnings (an insecure cookie).
+    :raises ConfigurationError: An option has a value that cannot work.
     """
 
     def __init__(
@@ -90,7 +105,7 @@ class SessionMiddleware:
         store: AsyncSessionStore,
         secret_key: str | bytes | Sequence[str | bytes] | None = None,
         session_cookie: str = "session",
-        max_age: float = 31 * 24 * 3600,
+        max_age: float | timedelta | None = DEFAULT_LIFETIME,
         path: str = "/",
         domain: str | None = None,
         same_site: str = "lax",
@@ -98,41 +113,44 @@ class SessionMiddleware:
         partitioned: bool = False,
         permanent: bool = True,
         refresh_each_request: bool = True,
-        absolute_lifetime: float | None = None,
-        renewal: float | None = None,
+        absolute_lifetime: float | timedelta | None = None,
+        renewal: float | timedelta | None = None,
         max_size: int | None = None,
         encryption_keys: Sequence[str | bytes] = (),
         on_store_error: str = "fail",
-        autoload: bool | Collection[str] = True,
         track_client: bool = False,
+        id_length: int = MIN_ID_BYTES,
+        autoload: bool | Collection[str] = True,
+        debug: bool = False,
     ) -> None:
-        if on_store_error not in ("fail", "degrade"):
-            raise ValueError(f"on_store_error must be 'fail' or 'degrade', got {on_store_error!r}")
-        if same_site.lower() not in ("lax", "strict", "none"):
-            raise ValueError(f"same_site must be 'lax', 'strict' or 'none', got {same_site!r}")
-        keys = [secret_key] if isinstance(secret_key, (str, bytes)) else list(secret_key or ())
+        settings = Settings.from_options(
+            {
+                "secret_key": secret_key,
+                "session_cookie": session_cookie,
+                "max_age": max_age,
+                "path": path,
+                "domain": domain,
+                "same_site": same_site,
+                "https_only": https_only,
+                "partitioned": partitioned,
+                "permanent": permanent,
+                "refresh_each_request": refresh_each_request,
+                "absolute_lifetime": absolute_lifetime,
+                "renewal": renewal,
+                "max_size": max_size,
+                "encryption_keys": encryption_keys,
+                "on_store_error": on_store_error,
+                "track_client": track_client,
+                "id_length": id_length,
+            }
+        )
         self.app = app
         self.store = store
-        self.manager = SessionManager(
-            ExpiryPolicy(max_age, absolute_lifetime),
-            permanent=permanent,
-            refresh_each_request=refresh_each_request,
-            signer=CookieSigner(keys) if keys else None,
-            max_size=max_size,
-            degrade=on_store_error == "degrade",
-            renewal=renewal,
-            encryptor=Encryptor(encryption_keys) if encryption_keys else None,
-        )
-        self.cookie = CookieAttributes(
-            session_cookie,
-            path=path,
-            domain=domain,
-            secure=https_only,
-            samesite=same_site.capitalize(),
-            partitioned=partitioned,
-        )
+        self.manager = settings.manager()
+        self.cookie = settings.cookie
         self.autoload = autoload
-        self.track_client = track_client
+        self.track_client = settings.track_client
+        settings.log_warnings(debug=debug)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -165,13 +183,13 @@ class SessionMiddleware:
 
     def _open(self, scope: Scope) -> Session:
         headers = scope.get("headers", ())
-        raw = b"; ".join(value for key, value in headers if key == b"cookie")
-        cookie = read_cookie(raw.decode("latin-1"), self.cookie.name)
+        fields = [value.decode("latin-1") for key, value in headers if key == b"cookie"]
+        cookie = read_cookie(fields, self.cookie.name)
         client = None
         if self.track_client:
             agent = next((v for k, v in headers if k == b"user-agent"), b"")
             address = (scope.get("client") or ("",))[0]
-            client = {"agent": agent.decode("latin-1")[:256], "ip": address or ""}
+            client = client_info(agent.decode("latin-1"), address)
         # Sync handlers run in a worker thread: they may load on first use.
         session: Session = self.manager.open(cookie, self._load_from_thread, client=client)
         return session
@@ -219,7 +237,7 @@ class SessionMiddleware:
                     cookie = None
                 headers = list(message.get("headers", ()))
                 if session.accessed:
-                    headers = _private(headers)
+                    headers = _used(headers)
                 if cookie is not None:
                     header = self.cookie.set_cookie(cookie).encode("latin-1")
                     headers.append((b"set-cookie", header))
@@ -244,28 +262,26 @@ async def load_session(connection: Any) -> Session:
     return session
 
 
-def _private(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Add ``Vary: Cookie``; make ``Cache-Control`` private, whatever the app set."""
-    out = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
-    directives = [
-        d.strip()
-        for k, v in headers
-        if k.lower() == b"cache-control"
-        for d in v.split(b",")
-        if d.strip() and d.strip().lower() not in (b"public", b"private")
-    ]
-    # Never let a shared cache keep or serve one user's session-bearing page.
-    out.append((b"cache-control", b", ".join([b"private", *directives])))
-    out.append((b"vary", b"Cookie"))
+def _used(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with ``Vary`` and ``Cache-Control`` of a response that used the session."""
+    out: list[tuple[bytes, bytes]] = []
+    found: dict[bytes, list[str]] = {b"vary": [], b"cache-control": []}
+    for key, value in headers:
+        name = key.lower()
+        if name in found:
+            found[name].append(value.decode("latin-1"))
+        else:
+            out.append((key, value))
+    cache_control = private_cache_control(", ".join(found[b"cache-control"]) or None)
+    vary = vary_cookie(", ".join(found[b"vary"]) or None)
+    out.append((b"cache-control", cache_control.encode("latin-1")))
+    out.append((b"vary", vary.encode("latin-1")))
     return out
 
 
 async def _send_unavailable(send: Send) -> None:
     body = UNAVAILABLE_MESSAGE.encode()
-    headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", b"5"),
-    ]
-    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    headers = [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": UNAVAILABLE_STATUS, "headers": headers})
     await send({"type": "http.response.body", "body": body})

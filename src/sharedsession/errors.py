@@ -28,19 +28,24 @@ class SerializationError(SessionError, TypeError):
     :param key: The top-level session key whose value failed.
     :param type_: The type that cannot be serialized.
     :param path: Where inside the value the type sits, for example ``cart[2].price``.
+    :param reason: What is wrong and how to fix it, after ``session[key]path``;
+        by default, that ``type_`` cannot be stored and which types can.
     """
 
-    def __init__(self, key: str, type_: type, path: str = "") -> None:
+    def __init__(self, key: str, type_: type, path: str = "", reason: str | None = None) -> None:
         self.key = key
         self.type_ = type_
         self.path = path
-        where = f"session[{key!r}]{path}"
-        super().__init__(
-            f"{where} holds a {type_.__module__}.{type_.__qualname__}, which sessions cannot"
-            " store. Store JSON types (str, int, float, bool, None, list, dict with str keys)"
-            " or one of datetime, date, time, UUID, Decimal, bytes, tuple, set, frozenset,"
-            " Markup; convert other objects, e.g. to a dict or an ID, before storing them."
-        )
+        if reason is None:
+            reason = (
+                f"holds a {type_.__module__}.{type_.__qualname__}, which sessions cannot"
+                " store. Store JSON types (str, int, float, bool, None, list, dict with"
+                " str, int, float, bool or None keys) or one of datetime, date, time"
+                " (naive, or with a zoneinfo.ZoneInfo or datetime.timezone), UUID,"
+                " Decimal, bytes, tuple, set, frozenset, Markup; convert other objects,"
+                " e.g. to a dict or an ID, before storing them."
+            )
+        super().__init__(f"session[{key!r}]{path} {reason}")
 
 
 class SessionTooLarge(SessionError, ValueError):

@@ -1,28 +1,38 @@
 """Flask adapter: ``Session(app)`` with Flask-Session's config keys.
 
 Flask calls ``open_session`` and ``save_session`` synchronously, so this
-adapter always uses a blocking store.
+adapter always uses a blocking store. ``flask.session`` is typed as Flask's
+``SessionMixin``; import :data:`session` from here for the same object typed
+with this library's methods::
+
+    from sharedsession.flask import session
+
+    session.bind_user(user.id)
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 from flask import Flask
 from flask import Request
 from flask import Response
 from flask import current_app
 from flask import has_app_context
+from flask import session as _flask_session
 from flask.sessions import SessionInterface as FlaskSessionInterface
 from flask.sessions import SessionMixin
 
 from . import session as _session
 from ._config import Settings
-from ._driver import UNAVAILABLE_MESSAGE
 from ._driver import save
 from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
+from .cookies import UNAVAILABLE_MESSAGE
+from .cookies import client_info
 from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .manager import SessionManager
@@ -32,15 +42,24 @@ from .stores.base import Record
 from .stores.base import Refresh
 from .stores.base import SessionInfo
 from .stores.base import SessionStore
+from .stores.base import user_index
 
 
 class FlaskSession(_session.Session, SessionMixin):  # type: ignore[override]
-    """``flask.session`` when this extension is active: a dict plus ``sid``,
+    """``flask.session`` when this extension is active: a ``dict`` plus ``sid``,
     ``regenerate()``, ``destroy()``, ``bind_user()`` and ``user_id``."""
+
+
+#: ``flask.session``, typed as :class:`FlaskSession` (the same proxy object).
+session = cast(FlaskSession, _flask_session)
 
 
 class SessionInterface(FlaskSessionInterface):
     """Connects Flask's session hooks to a :class:`SessionManager` and a store.
+
+    Cookie attributes are read through Flask's ``get_cookie_*`` hooks on every
+    request, so a subclass or a config change behaves as with Flask's own
+    interface.
 
     :param manager: Session policy.
     :param store: Where sessions live.
@@ -62,20 +81,18 @@ class SessionInterface(FlaskSessionInterface):
         cookie = read_cookie(request.environ.get("HTTP_COOKIE"), self.get_cookie_name(app))
         client = None
         if self.track_client:
-            client = {
-                "agent": request.user_agent.string[:256],
-                "ip": request.remote_addr or "",
-            }
+            client = client_info(request.user_agent.string, request.remote_addr)
         return self.manager.open(cookie, self._load, session_class=FlaskSession, client=client)
 
-    def get_cookie_samesite(self, app: Flask) -> str | None:
-        """``SESSION_COOKIE_SAMESITE``, with Flask's default ``None`` made ``"Lax"``."""
-        return super().get_cookie_samesite(app) or "Lax"
+    def regenerate(self, session: SessionMixin) -> None:
+        """Give ``session`` a new ID at the end of this request (Flask-Session's API)."""
+        assert isinstance(session, _session.Session)
+        session.regenerate()
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, FlaskSession)
         mark_used(response, session)
-        if not session.used:
+        if not _session.state(session).used:
             return
         try:
             cookie = save(self.store, self.manager.save_plan(session))
@@ -89,6 +106,8 @@ class SessionInterface(FlaskSessionInterface):
 
 class Session(Extension[SessionStore]):
     """Server-side sessions for a Flask app, configured like Flask-Session.
+
+    After ``init_app``, ``app.extensions["sharedsession"]`` is this object.
 
     :param app: The app to set up now; or call :meth:`init_app` later.
     :param store: A store to use instead of the one ``SESSION_TYPE`` names,
@@ -110,7 +129,9 @@ class Session(Extension[SessionStore]):
 
         Each has an ID-free ``handle`` for :meth:`revoke`.
         """
-        return self._require_store().sessions_for_user(check_user_id(user_id))
+        store = user_index(self._require_store())
+        infos: list[SessionInfo] = store.sessions_for_user(check_user_id(user_id))
+        return infos
 
     def revoke(self, handle: str) -> None:
         """End the session with this handle at once, wherever it is in use."""
@@ -124,7 +145,7 @@ class Session(Extension[SessionStore]):
         :returns: How many sessions were ended.
         """
         store = self._require_store()
-        doomed = to_revoke(store.sessions_for_user(check_user_id(user_id)), keep)
+        doomed = to_revoke(user_index(store).sessions_for_user(check_user_id(user_id)), keep)
         for handle in doomed:
             store.delete(handle)
         return len(doomed)

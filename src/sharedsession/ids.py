@@ -20,6 +20,8 @@ SIGNER_SALT = "flask-session"
 
 # A cookie value longer than this is garbage, whatever ``id_bytes`` is.
 _MAX_ID_CHARS = 256
+#: The most bytes of randomness whose IDs fit :data:`_MAX_ID_CHARS` characters.
+MAX_ID_BYTES = _MAX_ID_CHARS * 3 // 4
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{43,256}")
 
 

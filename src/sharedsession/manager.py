@@ -31,6 +31,10 @@ from .ids import CookieSigner
 from .ids import is_well_formed
 from .ids import store_key
 from .session import Session
+from .session import changed
+from .session import removed
+from .session import state
+from .session import stored_size
 from .stores.base import ApplyResult
 from .stores.base import ChangeSet
 from .stores.base import Record
@@ -209,7 +213,7 @@ class SessionManager:
             degrade=self.degrade,
             client=client,
         )
-        session.resign = found is not None and not found[1]
+        state(session).resign = found is not None and not found[1]
         return session
 
     # -- request end -----------------------------------------------------
@@ -224,10 +228,11 @@ class SessionManager:
         :raises SerializationError: A value cannot be stored; nothing is written.
         :raises SessionTooLarge: The session exceeds ``max_size``; nothing is written.
         """
-        if not (session.used and session.loaded) or session.degraded:
+        st = state(session)
+        if not (st.used and st.loaded) or st.degraded:
             return _NOTHING  # untouched, or its load failed: nothing to say
         now = self.clock()
-        record = session.record
+        record = st.record
         if (
             self.renewal is not None
             and record is not None
@@ -235,53 +240,51 @@ class SessionManager:
             and now - record.issued >= self.renewal
         ):
             session.regenerate()
-        empty = len(session) == 0 and session.user_id is None
-        if empty and (session.cleared or record is None):
-            gone = _key(session.stored_sid) or _key(session.destroyed_sid)
-            if gone is not None or session.incoming_sid is not None:
+        empty = dict.__len__(session) == 0 and session.user_id is None
+        if empty and (st.cleared or record is None):
+            gone = _key(st.stored_sid) or _key(st.destroyed_sid)
+            if gone is not None or st.incoming_sid is not None:
                 return SavePlan(delete=gone, cookie=Cookie(None))
             return _NOTHING
 
-        rewrite = session.regenerated and self.encryptor is not None
-        changed = session.changed(everything=rewrite)
-        removed = session.removed()
-        bind = session.binding
+        regenerated = st.regenerated
+        changes_ = changed(session, everything=regenerated and self.encryptor is not None)
+        gone_keys = removed(session)
+        bind = st.bind
         absolute = self.policy.absolute_deadline(now) if record is None else record.absolute
         expires = self.policy.deadline(now, absolute)
-        cookie = Cookie(self.cookie_value(session.sid), expires if session.permanent else None)
-        writes = changed or removed or session.cleared or session.regenerated or bind is not None
-        if record is not None and not writes and not session.forced:
+        cookie = Cookie(self.cookie_value(st.sid), expires if session.permanent else None)
+        writes = changes_ or gone_keys or st.cleared or regenerated or bind is not None
+        if record is not None and not writes and not st.forced:
             # Read only (``forced`` writes anyway, extending the deadline).
-            if (session.permanent and self.refresh_each_request) or session.resign:
+            if (session.permanent and self.refresh_each_request) or st.resign:
                 return SavePlan(cookie=cookie)
             return _NOTHING
 
         if self.max_size is not None:
-            size = session.stored_size(changed)
+            size = stored_size(session, changes_)
             if size > self.max_size:
                 raise SessionTooLarge(size, self.max_size)
-        key = store_key(session.sid)
+        key = store_key(st.sid)
         if self.encryptor is not None:
             seal = self.encryptor.encrypt
-            changed = {name: seal(key, name, text) for name, text in changed.items()}
+            changes_ = {name: seal(key, name, text) for name, text in changes_.items()}
         user_id = None if bind is None else bind[0]
         changes = ChangeSet(
             now,
             expires,
-            changed,
-            removed,
-            clear=session.cleared,
+            changes_,
+            gone_keys,
+            clear=st.cleared,
             created=now if record is None else None,
             absolute=absolute if record is None else None,
-            replaces=_key(session.stored_sid) if session.regenerated else None,
+            replaces=_key(st.stored_sid) if regenerated else None,
             bind=bind is not None,
             user_id=user_id,
-            client=dict(session.client) if user_id is not None else {},
+            client=dict(st.client) if user_id is not None else {},
         )
         if record is None:
-            return SavePlan(
-                delete=_key(session.destroyed_sid), key=key, changes=changes, cookie=cookie
-            )
+            return SavePlan(delete=_key(st.destroyed_sid), key=key, changes=changes, cookie=cookie)
         # The last key is gone: the store drops the empty record, and so do we.
         return SavePlan(key=key, changes=changes, cookie=Cookie(None) if empty else cookie)
 
@@ -303,7 +306,7 @@ def handles_of(session: Session | str | None) -> set[str]:
         return set()
     if isinstance(session, str):
         return {session}
-    return {store_key(sid) for sid in (session.sid, session.stored_sid) if sid is not None}
+    return {store_key(sid) for sid in (session.sid, state(session).stored_sid) if sid is not None}
 
 
 def to_revoke(infos: list[SessionInfo], keep: Session | str | None) -> list[str]:

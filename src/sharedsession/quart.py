@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import inspect
 from typing import Any
+from typing import cast
 
 from flask.sessions import SessionMixin
 from quart import Quart
 from quart import Response
 from quart import current_app
 from quart import has_app_context
+from quart import session as _quart_session
 from quart.sessions import SessionInterface as QuartSessionInterface
 
 from . import session as _session
 from ._config import Settings
-from ._driver import UNAVAILABLE_MESSAGE
 from ._driver import aload
 from ._driver import asave
 from ._werkzeug import Extension
@@ -29,6 +30,8 @@ from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
+from .cookies import UNAVAILABLE_MESSAGE
+from .cookies import client_info
 from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .manager import SessionManager
@@ -36,10 +39,15 @@ from .manager import check_user_id
 from .manager import to_revoke
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionInfo
+from .stores.base import user_index
 
 
 class QuartSession(_session.Session, SessionMixin):  # type: ignore[override]
     """``quart.session`` when this extension is active (see ``FlaskSession``)."""
+
+
+#: ``quart.session``, typed as :class:`QuartSession` (the same proxy object).
+session = cast(QuartSession, _quart_session)
 
 
 class SessionInterface(QuartSessionInterface):
@@ -53,19 +61,20 @@ class SessionInterface(QuartSessionInterface):
         self.track_client = track_client
 
     async def open_session(self, app: Quart, request: Any) -> QuartSession:
-        cookie = read_cookie(request.headers.get("Cookie"), self.get_cookie_name(app))
+        # HTTP/2 may split the Cookie header into several fields: read them all.
+        cookie = read_cookie(request.headers.getlist("Cookie"), self.get_cookie_name(app))
         client = None
         if self.track_client:
-            agent = request.headers.get("User-Agent", "")[:256]
-            client = {"agent": agent, "ip": request.remote_addr or ""}
+            client = client_info(request.headers.get("User-Agent"), request.remote_addr)
         session = self.manager.open(cookie, session_class=QuartSession, client=client)
         # Quart hands the handler a session it uses synchronously: load it now.
         await aload(self.manager, self.store, session, defer=True)
         return session
 
-    def get_cookie_samesite(self, app: Quart) -> str:
-        """``SESSION_COOKIE_SAMESITE``, with the default ``None`` made ``"Lax"``."""
-        return app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    def regenerate(self, session: SessionMixin) -> None:
+        """Give ``session`` a new ID at the end of this request (Flask-Session's API)."""
+        assert isinstance(session, _session.Session)
+        session.regenerate()
 
     async def save_session(
         self, app: Quart, session: SessionMixin, response: Response | Any | None
@@ -105,7 +114,9 @@ class Session(Extension[AsyncSessionStore]):
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         """The live sessions bound to ``user_id``, oldest first."""
-        return await self._require_store().sessions_for_user(check_user_id(user_id))
+        store = user_index(self._require_store())
+        infos: list[SessionInfo] = await store.sessions_for_user(check_user_id(user_id))
+        return infos
 
     async def revoke(self, handle: str) -> None:
         """End the session with this handle at once."""
@@ -114,7 +125,7 @@ class Session(Extension[AsyncSessionStore]):
     async def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
         """End every session of ``user_id`` but ``keep``; return how many ended."""
         store = self._require_store()
-        doomed = to_revoke(await store.sessions_for_user(check_user_id(user_id)), keep)
+        doomed = to_revoke(await user_index(store).sessions_for_user(check_user_id(user_id)), keep)
         for handle in doomed:
             await store.delete(handle)
         return len(doomed)

@@ -5,6 +5,11 @@ just the keys that changed and ``redis-cli HGETALL`` shows readable JSON.
 Types JSON lacks are written as one-key objects whose key starts with a
 space, e.g. ``{" t": [1, 2]}`` for the tuple ``(1, 2)``; a user dict that
 looks like such a tag is escaped, so every value round-trips exactly.
+
+A dict with a key that is not a str is written as ``{" dk": [[key, value],
+...]}`` (keys may be int, float, bool or None). A datetime or time whose
+tzinfo is a :class:`zoneinfo.ZoneInfo` is written as ``{" dtz": [wall time,
+zone key, fold]}`` (``" tmz"`` for a time), so it comes back in its zone.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import base64
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from .errors import SerializationError
 
@@ -24,26 +32,59 @@ except ImportError:  # pragma: no cover - markupsafe ships with Flask and Jinja
     Markup = None  # type: ignore[assignment,misc]
 
 _PLAIN = (str, int, float, bool, type(None))
+_Clock = TypeVar("_Clock", dt.datetime, dt.time)
+
+_TZ_REASON = (
+    "holds a {name} tzinfo, which sessions cannot store. Give datetimes and times a"
+    " zoneinfo.ZoneInfo made from a key, e.g. ZoneInfo('Europe/Paris') (not"
+    " ZoneInfo.from_file), or a datetime.timezone, e.g. datetime.timezone.utc;"
+    " for a pytz zone, use ZoneInfo(tz.zone)."
+)
+_UTF8_REASON = (
+    "holds a str with {char}, which is not valid UTF-8 and cannot be stored. Such"
+    " strings usually come from os.fsdecode or errors='surrogateescape'; decode the"
+    " bytes with their real encoding (or errors='replace') before storing them."
+)
 
 
 def dumps(key: str, value: Any) -> str:
     """Serialize the value of one top-level session key.
 
-    :raises SerializationError: The value holds a type that cannot round-trip;
-        the error names ``key``, the type and where it sits.
+    :raises SerializationError: The value holds a type that cannot round-trip,
+        or a str that is not valid UTF-8; the error names ``key``, and the type
+        and where it sits when known.
     """
-    return _ENCODER.encode(_encode(value, key, ""))
+    text = _ENCODER.encode(_encode(value, key, ""))
+    if not text.isascii():
+        _check_utf8(text, key)
+    return text
 
 
 def loads(text: str | bytes) -> Any:
-    """Deserialize a value written by :func:`dumps`."""
+    """Deserialize a value written by :func:`dumps`.
+
+    :raises ValueError: ``text`` is not a value :func:`dumps` writes.
+    """
     if isinstance(text, bytes):
         text = text.decode()
-    if '{" ' not in text:
-        # No tag can be in it (every tag is an object whose key starts with a
-        # space): the C decoder alone, without a Python hook per object.
-        return _PLAIN_DECODER.decode(text)
-    return _DECODER.decode(text)
+    try:
+        if '{" ' not in text:
+            # No tag can be in it (every tag is an object whose key starts with a
+            # space): the C decoder alone, without a Python hook per object.
+            return _PLAIN_DECODER.decode(text)
+        return _DECODER.decode(text)
+    except RecursionError as exc:
+        raise ValueError("the stored value is nested too deeply to decode") from exc
+
+
+def _check_utf8(text: str, key: str) -> None:
+    # Checked once on the whole text: a lone surrogate would otherwise only
+    # fail later, inside a store, after other keys were written.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = f"the lone surrogate {text[exc.start]!r}"
+        raise SerializationError(key, str, reason=_UTF8_REASON.format(char=char)) from exc
 
 
 def _encode(value: Any, key: str, path: str) -> Any:
@@ -53,24 +94,11 @@ def _encode(value: Any, key: str, path: str) -> Any:
     if cls is list:
         return [_encode(v, key, f"{path}[{i}]") for i, v in enumerate(value)]
     if cls is dict:
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                raise SerializationError(key, type(k), f"{path} (a dict key)")
-            out[k] = _encode(v, key, f"{path}[{k!r}]")
-        if len(out) == 1 and next(iter(out)).startswith(" "):
-            return {" di": [[k, v] for k, v in out.items()]}
-        return out
+        return _encode_dict(value, key, path)
     if cls is tuple:
         return {" t": [_encode(v, key, f"{path}[{i}]") for i, v in enumerate(value)]}
     if cls is set or cls is frozenset:
-        items = [_encode(v, key, f"{path}{{}}") for v in value]
-        try:
-            # Sorted, so an unchanged set serializes the same in every process.
-            items.sort()
-        except TypeError:
-            items.sort(key=lambda v: json.dumps(v, sort_keys=True))
-        return {" s" if cls is set else " fs": items}
+        return _encode_set(value, key, path)
     if cls is bytes:
         return {" b": base64.b64encode(value).decode("ascii")}
     if Markup is not None and cls is Markup:
@@ -78,14 +106,57 @@ def _encode(value: Any, key: str, path: str) -> Any:
     if cls is uuid.UUID:
         return {" u": value.hex}
     if cls is dt.datetime:
-        return {" dt": value.isoformat()}
+        return _encode_clock(value, " dt", " dtz", key, path)
     if cls is dt.date:
         return {" d": value.isoformat()}
     if cls is dt.time:
-        return {" tm": value.isoformat()}
+        return _encode_clock(value, " tm", " tmz", key, path)
     if cls is Decimal:
         return {" dec": str(value)}
     raise SerializationError(key, cls, path)
+
+
+def _encode_dict(value: dict[Any, Any], key: str, path: str) -> Any:
+    out = {}
+    for k, v in value.items():
+        if type(k) is not str:
+            return {" dk": _encode_pairs(value, key, path)}
+        out[k] = _encode(v, key, f"{path}[{k!r}]")
+    if len(out) == 1 and next(iter(out)).startswith(" "):
+        return {" di": [[k, v] for k, v in out.items()]}
+    return out
+
+
+def _encode_pairs(value: dict[Any, Any], key: str, path: str) -> list[list[Any]]:
+    pairs = []
+    for k, v in value.items():
+        # type(), not isinstance(): a bool or IntEnum key must not come back as int.
+        if type(k) not in _PLAIN:
+            raise SerializationError(key, type(k), f"{path} (a dict key)")
+        pairs.append([k, _encode(v, key, f"{path}[{k!r}]")])
+    return pairs
+
+
+def _encode_set(value: set[Any] | frozenset[Any], key: str, path: str) -> Any:
+    items = [_encode(v, key, f"{path}{{}}") for v in value]
+    try:
+        # Sorted, so an unchanged set serializes the same in every process.
+        items.sort()
+    except TypeError:
+        items.sort(key=lambda v: json.dumps(v, sort_keys=True))
+    return {" s" if type(value) is set else " fs": items}
+
+
+def _encode_clock(value: _Clock, tag: str, zoned_tag: str, key: str, path: str) -> Any:
+    tz = value.tzinfo
+    if tz is None or type(tz) is dt.timezone:
+        return {tag: value.isoformat()}
+    if type(tz) is ZoneInfo and tz.key is not None:
+        # The wall time, zone and fold, not the offset: the offset alone loses
+        # the zone, and with it correct arithmetic across a DST change.
+        return {zoned_tag: [value.replace(tzinfo=None).isoformat(), tz.key, value.fold]}
+    name = f"{type(tz).__module__}.{type(tz).__qualname__}"
+    raise SerializationError(key, type(tz), f"{path}.tzinfo", _TZ_REASON.format(name=name))
 
 
 def _decode_tag(obj: dict[str, Any]) -> Any:
@@ -94,10 +165,20 @@ def _decode_tag(obj: dict[str, Any]) -> Any:
     tag, payload = next(iter(obj.items()))
     if not tag.startswith(" "):
         return obj
-    decode = _DECODERS.get(tag)
-    if decode is None:
+    entry = _DECODERS.get(tag)
+    if entry is None:
         raise ValueError(f"unknown serialization tag {tag!r}")
-    return decode(payload)
+    payload_type, decode = entry
+    if type(payload) is not payload_type:
+        raise ValueError(
+            f"the {tag!r} tag should hold a {payload_type.__name__}, not {payload!r:.40}"
+        )
+    try:
+        return decode(payload)
+    except (TypeError, ArithmeticError) as exc:
+        # Callers treat ValueError as "undecodable session"; a payload of the
+        # right JSON type can still be refused (unhashable set items, Decimal("x")).
+        raise ValueError(f"the {tag!r} tag holds a bad value: {exc!r}") from exc
 
 
 def _markup(payload: str) -> Any:
@@ -106,18 +187,56 @@ def _markup(payload: str) -> Any:
     return Markup(payload)
 
 
-_DECODERS: dict[str, Any] = {
-    " t": tuple,
-    " s": set,
-    " fs": frozenset,
-    " b": lambda p: base64.b64decode(p),
-    " m": _markup,
-    " u": uuid.UUID,
-    " dt": dt.datetime.fromisoformat,
-    " d": dt.date.fromisoformat,
-    " tm": dt.time.fromisoformat,
-    " dec": Decimal,
-    " di": lambda pairs: {k: v for k, v in pairs},
+def _pairs(key_types: tuple[type, ...]) -> Callable[[list[Any]], dict[Any, Any]]:
+    def decode(payload: list[Any]) -> dict[Any, Any]:
+        out = {}
+        for pair in payload:
+            match pair:
+                case [k, v] if type(k) in key_types:
+                    out[k] = v
+                case _:
+                    raise ValueError(f"a stored dict item is not a [key, value] pair: {pair!r:.40}")
+        return out
+
+    return decode
+
+
+def _zoned(parse: Callable[[str], _Clock]) -> Callable[[list[Any]], _Clock]:
+    def decode(payload: list[Any]) -> _Clock:
+        match payload:
+            case [str(wall), str(zone), int(fold)] if fold in (0, 1):
+                value = parse(wall)
+                if value.tzinfo is None:
+                    return value.replace(tzinfo=_zone(zone), fold=fold)
+        raise ValueError(
+            f"a stored zoned datetime or time is not [wall, zone, fold]: {payload!r:.40}"
+        )
+
+    return decode
+
+
+def _zone(key: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(key)
+    except (LookupError, OSError) as exc:
+        raise ValueError(f"unknown time zone {key!r}") from exc
+
+
+_DECODERS: dict[str, tuple[type, Callable[[Any], Any]]] = {
+    " t": (list, tuple),
+    " s": (list, set),
+    " fs": (list, frozenset),
+    " b": (str, base64.b64decode),
+    " m": (str, _markup),
+    " u": (str, uuid.UUID),
+    " dt": (str, dt.datetime.fromisoformat),
+    " dtz": (list, _zoned(dt.datetime.fromisoformat)),
+    " d": (str, dt.date.fromisoformat),
+    " tm": (str, dt.time.fromisoformat),
+    " tmz": (list, _zoned(dt.time.fromisoformat)),
+    " dec": (str, Decimal),
+    " di": (list, _pairs((str,))),
+    " dk": (list, _pairs(_PLAIN)),
 }
 
 

@@ -1,20 +1,36 @@
-"""The session mapping: a dict that loads lazily and knows what changed.
+"""The session: a real ``dict`` that loads lazily and knows what changed.
 
-Change tracking works by comparison, not by hooks: every key that was read or
-written is serialized again at save and compared with what was loaded, so
-``session["cart"].append(item)`` is saved without ``session.modified = True``.
+The data lives in the dict itself once loaded, so everything that works on a
+dict works on a session, including C code that reads a dict without calling
+its methods (``json.dumps``, ``dict(s)``, ``==``). Every method that can see
+the data loads the record first; a request that never touches its session
+costs no store call.
+
+Change tracking works by comparison, not by hooks: every key that was handed
+out or written is serialized again at save and compared with what was loaded,
+so ``session["cart"].append(item)`` is saved without ``session.modified = True``.
 Only the keys that differ are written.
+
+What the manager needs to know (the stored record, the incoming ID, what was
+removed) lives in a :class:`SessionState` beside the dict, reached through
+:func:`state`; the session's public surface is the dict plus Flask's
+``permanent``/``new``/``modified``/``accessed`` and ``sid``, ``regenerate()``,
+``destroy()``, ``bind_user()`` and ``user_id``.
 """
 
 from __future__ import annotations
 
+import copy as _copy
 import logging
 from collections.abc import Callable
 from collections.abc import Collection
+from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
-from collections.abc import MutableMapping
 from typing import Any
+from typing import TypeVar
+from typing import cast
+from typing import overload
 
 from . import serialization
 from .errors import StoreUnavailable
@@ -23,14 +39,128 @@ from .stores.base import Record
 
 logger = logging.getLogger("sharedsession")
 
-_MISSING: Any = object()
-
 #: Where Flask keeps ``session.permanent``; kept so Flask code and data carry over.
 PERMANENT_KEY = "_permanent"
 
+#: ``loader()``: the stored record (or ``None``) and keys to write again even if unchanged.
+Loader = Callable[[], "tuple[Record | None, Collection[str]]"]
 
-class Session(MutableMapping[str, Any]):
-    """A server-side session.
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+class _Unloaded:
+    """The one entry of a session's dict before it loads (never a str, so never a user key)."""
+
+    def __repr__(self) -> str:
+        return "<not loaded>"
+
+
+# C code that checks a dict's size before calling its methods (the json
+# encoder's "{}" fast path) must not take an unloaded session for an empty one:
+# with this entry it goes on to call items(), which loads.
+_UNLOADED = _Unloaded()
+_get = dict.__getitem__
+_set = dict.__setitem__
+_has = dict.__contains__
+
+
+class SessionState:
+    """Everything about a session but its data: what the manager reads and writes.
+
+    :param sid: The ID from the request's cookie, or ``None``.
+    :param loader: Returns the stored record; ``None`` for a session with no record.
+    :param permanent: ``permanent`` of a session that does not say.
+    :param id_bytes: Randomness of a newly issued ID.
+    :param degrade: If loading fails with :class:`StoreUnavailable`, act as an
+        empty session that is never saved instead of raising.
+    :param client: What to remember about the client when a user is bound.
+    """
+
+    __slots__ = (
+        "accessed",
+        "all_touched",
+        "bind",
+        "cleared",
+        "client",
+        "default_permanent",
+        "degraded",
+        "degrade_on_error",
+        "destroyed_sid",
+        "forced",
+        "id_bytes",
+        "incoming_sid",
+        "loaded",
+        "loader",
+        "raw",
+        "record",
+        "resign",
+        "sid",
+        "stale",
+        "touched",
+        "used",
+    )
+
+    incoming_sid: str | None
+    loader: Loader | None
+    default_permanent: bool
+    id_bytes: int
+    degrade_on_error: bool
+    client: Mapping[str, str]
+    resign: bool
+    loaded: bool
+    used: bool
+    accessed: bool
+    degraded: bool
+    # Set when loaded (preload):
+    sid: str
+    record: Record | None
+    raw: dict[str, str]  # the stored text of each loaded key
+    stale: set[str]  # keys to write again even if unchanged
+    touched: set[str]  # keys handed out or written: compared at save
+    all_touched: bool  # values were handed out in bulk: compare every key
+    cleared: bool
+    forced: bool
+    bind: tuple[str | None] | None
+    destroyed_sid: str | None
+
+    def __init__(
+        self,
+        sid: str | None,
+        loader: Loader | None,
+        *,
+        permanent: bool,
+        id_bytes: int,
+        degrade: bool,
+        client: Mapping[str, str] | None,
+    ) -> None:
+        self.incoming_sid = sid
+        self.loader = loader
+        self.default_permanent = permanent
+        self.id_bytes = id_bytes
+        self.degrade_on_error = degrade
+        self.client = client or {}
+        #: Set by the manager when the cookie was signed with an old key.
+        self.resign = False
+        self.loaded = False
+        self.used = False
+        self.accessed = False
+        self.degraded = False
+        # The rest is set by preload(): an untouched session pays for nothing more.
+
+    @property
+    def stored_sid(self) -> str | None:
+        """The ID the loaded record is stored under (before any regeneration)."""
+        return self.incoming_sid if self.record is not None else None
+
+    @property
+    def regenerated(self) -> bool:
+        """Whether a stored session got a new ID in this request."""
+        return self.record is not None and self.sid != self.incoming_sid
+
+
+class Session(dict[str, Any]):
+    """A server-side session: a ``dict`` of top-level keys.
 
     :param sid: The ID from the request's cookie, or ``None``.
     :param loader: Returns the stored record for ``sid`` (or ``None``) and the
@@ -46,191 +176,73 @@ class Session(MutableMapping[str, Any]):
     def __init__(
         self,
         sid: str | None = None,
-        loader: Callable[[], tuple[Record | None, Collection[str]]] | None = None,
+        loader: Loader | None = None,
         *,
         permanent: bool = True,
         id_bytes: int = 32,
         degrade: bool = False,
         client: Mapping[str, str] | None = None,
     ) -> None:
-        self._incoming_sid = sid
-        self._loader = loader
-        self._default_permanent = permanent
-        self._id_bytes = id_bytes
-        self._degrade = degrade
-        self._degraded = False
-        self.client: Mapping[str, str] = client or {}
-        #: Set by the manager when the cookie was signed with an old key.
-        self.resign = False
-        self._loaded = False
-        self._used = False
-        self._accessed = False
-        # The rest of the state is made by preload(): a request that never
-        # touches its session pays for nothing more than this.
-
-    # -- loading ---------------------------------------------------------
-
-    def _load(self) -> None:
-        self._used = True
-        if self._loaded:
-            return
-        record: Record | None = None
-        stale: Collection[str] = ()
-        if self._incoming_sid is not None and self._loader is not None:
-            try:
-                record, stale = self._loader()
-            except StoreUnavailable as exc:
-                if not self._degrade:
-                    raise
-                self.degrade(exc)
-                return
-        self.preload(record, stale=stale)
-
-    def fail_on_use(self, exc: StoreUnavailable) -> None:
-        """Raise ``exc`` when the session is first used (its up-front load failed)."""
-
-        def fail() -> tuple[Record | None, Collection[str]]:
-            raise exc
-
-        self._loader = fail
-
-    def degrade(self, exc: StoreUnavailable) -> None:
-        """Serve this request with an empty session that is never saved (store down)."""
-        logger.warning(
-            "session store unavailable, serving an empty unsaved session: %s",
-            exc.original_error or exc,
+        super().__init__()
+        _set(self, cast(str, _UNLOADED), None)
+        self._state = SessionState(
+            sid, loader, permanent=permanent, id_bytes=id_bytes, degrade=degrade, client=client
         )
-        self._degraded = True
-        self.preload(None)
 
-    def preload(self, record: Record | None, *, stale: Collection[str] = ()) -> None:
-        """Set the stored record; adapters that load before the handler call this.
+    def _load(self) -> SessionState:
+        st = self._state
+        st.used = True
+        if not st.loaded:
+            _first_load(self, st)
+        return st
 
-        :param record: The record, or ``None`` for a new session.
-        :param stale: Keys to write again even if unchanged (e.g. re-encryption).
-        """
-        self._loaded = True
-        self._loader = None
-        self._sid: str | None = None
-        self._destroyed_sid: str | None = None
-        self._parsed: dict[str, Any] = {}  # loaded values, not yet handed out
-        self._raw: dict[str, str] = {}
-        self._values: dict[str, Any] = {}
-        self._removed: set[str] = set()
-        self._stale: set[str] = set()
-        self._cleared = False
-        self._forced = False
-        self._bind: tuple[str | None] | None = None
-        if record is not None:
-            try:
-                parsed = {k: serialization.loads(v) for k, v in record.data.items()}
-            except ValueError:
-                logger.warning("a stored session holds undecodable data; starting a new one")
-                record = None
-            else:
-                self._parsed, self._raw = parsed, dict(record.data)
-                self._stale = set(stale)
-        self._record: Record | None = record
-        if record is not None:
-            self._sid = self._incoming_sid
-        else:
-            # An ID the store does not know is never adopted.
-            self._sid = new_id(self._id_bytes)
-
-    @property
-    def degraded(self) -> bool:
-        """Whether the store failed to load and this session is never saved."""
-        return self._degraded
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the stored record was loaded (or known not to exist)."""
-        return self._loaded
-
-    @property
-    def used(self) -> bool:
-        """Whether the app read or wrote the session in this request."""
-        return self._used
-
-    @property
-    def accessed(self) -> bool:
-        """Whether the session was used, or marked as accessed by the framework."""
-        return self._used or self._accessed
-
-    @accessed.setter
-    def accessed(self, value: bool) -> None:
-        # Flask marks every access of the ``session`` proxy; that must not load it.
-        self._accessed = bool(value)
-
-    @property
-    def record(self) -> Record | None:
-        """The record this session was loaded from, or ``None`` for a new session."""
-        self._load()
-        return self._record
-
-    @property
-    def incoming_sid(self) -> str | None:
-        """The ID the request carried, whether or not the store knew it."""
-        return self._incoming_sid
-
-    @property
-    def sid(self) -> str:
-        """The session's ID (a new one if the request carried none or an unknown one)."""
-        self._load()
-        assert self._sid is not None
-        return self._sid
-
-    @property
-    def stored_sid(self) -> str | None:
-        """The ID the loaded record is stored under (before any regeneration)."""
-        self._load()
-        return self._incoming_sid if self._record is not None else None
-
-    @property
-    def destroyed_sid(self) -> str | None:
-        """The ID of a record :meth:`destroy` ended in this request."""
-        return self._destroyed_sid if self._loaded else None
-
-    @property
-    def new(self) -> bool:
-        """Whether the session has no stored record yet."""
-        self._load()
-        return self._record is None
+    # -- Flask's SessionMixin surface --------------------------------------
 
     @property
     def permanent(self) -> bool:
         """Whether the cookie outlives the browser session (Flask's meaning)."""
-        return bool(self.get(PERMANENT_KEY, self._default_permanent))
+        return bool(self.get(PERMANENT_KEY, self._state.default_permanent))
 
     @permanent.setter
     def permanent(self, value: bool) -> None:
         self[PERMANENT_KEY] = bool(value)
 
     @property
+    def new(self) -> bool:
+        """Whether the session has no stored record yet."""
+        return self._load().record is None
+
+    @property
     def modified(self) -> bool:
         """Whether a save has something to write. Setting it forces a save."""
-        if not self._loaded:
+        st = self._state
+        if not st.loaded:
             return False
         return bool(
-            self._forced
-            or self._cleared
-            or self._removed
-            or self._bind
-            or self.regenerated
-            or self.changed()
+            st.forced or st.cleared or st.bind or st.regenerated or removed(self) or changed(self)
         )
 
     @modified.setter
     def modified(self, value: bool) -> None:
-        self._load()
-        self._forced = bool(value)
+        self._load().forced = bool(value)
+
+    @property
+    def accessed(self) -> bool:
+        """Whether the session was used, or marked as accessed by the framework."""
+        return self._state.used or self._state.accessed
+
+    @accessed.setter
+    def accessed(self, value: bool) -> None:
+        # Flask marks every access of the ``session`` proxy; that must not load it.
+        self._state.accessed = bool(value)
 
     # -- lifecycle ---------------------------------------------------------
 
     @property
-    def regenerated(self) -> bool:
-        """Whether :meth:`regenerate` gave a stored session a new ID in this request."""
-        return self._record is not None and self._sid != self._incoming_sid
+    def sid(self) -> str:
+        """The session's ID (a new one if the request carried none or an unknown one)."""
+        sid: str = self._load().sid
+        return sid
 
     def regenerate(self) -> None:
         """Give the session a new ID, keeping its data; the old ID stops working.
@@ -239,31 +251,29 @@ class Session(MutableMapping[str, Any]):
         someone planted or saw before cannot follow the user in. The store
         moves the record atomically when the response is saved.
         """
-        self._load()
-        self._sid = new_id(self._id_bytes)
+        st = self._load()
+        st.sid = new_id(st.id_bytes)
 
     def destroy(self) -> None:
         """End the session: its stored data is deleted and its cookie expired.
 
         Keys set afterwards start a new session with a new ID.
         """
-        self._load()
-        if self._record is not None:
-            self._destroyed_sid = self._incoming_sid
-        self._record = None
-        self._sid = new_id(self._id_bytes)
-        self._parsed, self._raw, self._values = {}, {}, {}
-        self._removed, self._stale = set(), set()
-        self._cleared = self._forced = False
-        self._bind = None
+        st = self._load()
+        if st.record is not None:
+            st.destroyed_sid = st.incoming_sid
+        dict.clear(self)
+        _reset(st, None)
+        st.sid = new_id(st.id_bytes)
 
     @property
     def user_id(self) -> str | None:
         """The user the session is bound to, or ``None``."""
-        self._load()
-        if self._bind is not None:
-            return self._bind[0]
-        return None if self._record is None else self._record.user_id
+        st = self._load()
+        if st.bind is not None:
+            bound: str | None = st.bind[0]
+            return bound
+        return None if st.record is None else st.record.user_id
 
     def bind_user(self, user_id: str | None, *, regenerate: bool = True) -> None:
         """Bind the session to a user (at login), so it can be listed and revoked.
@@ -273,108 +283,268 @@ class Session(MutableMapping[str, Any]):
         """
         if user_id is not None and (type(user_id) is not str or not user_id):
             raise TypeError(f"user_id must be a non-empty str, got {user_id!r}")
-        self._load()
-        self._bind = (user_id,)
+        self._load().bind = (user_id,)
         if regenerate and user_id is not None:
             self.regenerate()
 
-    @property
-    def binding(self) -> tuple[str | None] | None:
-        """``(user_id,)`` when :meth:`bind_user` was called in this request."""
-        return self._bind
-
-    # -- the mapping -----------------------------------------------------
+    # -- the dict: every method that sees data loads first -----------------
 
     def __getitem__(self, key: str) -> Any:
-        self._load()
-        value = self._values.get(key, _MISSING)
-        if value is not _MISSING:
-            return value
-        if key in self._removed or key not in self._parsed:
-            raise KeyError(key)
-        value = self._values[key] = self._parsed.pop(key)
-        return value
+        self._load().touched.add(key)
+        return _get(self, key)
 
     def __setitem__(self, key: str, value: Any) -> None:
         if type(key) is not str:
             raise TypeError(f"session keys must be str, not {type(key).__name__}")
-        self._load()
-        self._values[key] = value
-        self._parsed.pop(key, None)
-        self._removed.discard(key)
+        self._load().touched.add(key)
+        _set(self, key, value)
 
     def __delitem__(self, key: str) -> None:
         self._load()
-        if key not in self:
-            raise KeyError(key)
-        self._values.pop(key, None)
-        self._parsed.pop(key, None)
-        if key in self._raw:
-            self._removed.add(key)
+        dict.__delitem__(self, key)
 
     def __contains__(self, key: object) -> bool:
         self._load()
-        return key in self._values or key in self._parsed
+        return _has(self, key)
 
     def __iter__(self) -> Iterator[str]:
         self._load()
-        yield from list(self._values)
-        yield from [key for key in self._parsed if key not in self._values]
+        return dict.__iter__(self)
+
+    def __reversed__(self) -> Iterator[str]:
+        self._load()
+        return dict.__reversed__(self)
 
     def __len__(self) -> int:
         self._load()
-        return len(self._values) + len(self._parsed)
+        return dict.__len__(self)
+
+    def __eq__(self, other: object) -> bool:
+        self._load()
+        if isinstance(other, Session):
+            other._load()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        self._everything()
+        return f"{type(self).__name__}({dict.__repr__(self)})"
+
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return {**self.copy(), **other}
+
+    def __ror__(self, other: Any) -> Any:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return {**other, **self.copy()}
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override]
+        self.update(other)
+        return self
+
+    def get(self, key: str, default: Any = None) -> Any:
+        st = self._load()
+        if _has(self, key):
+            st.touched.add(key)
+            return _get(self, key)
+        return default
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if not self.__contains__(key):
+            self[key] = default
+        return self[key]
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        self._load()
+        if default is _MISSING:
+            return dict.pop(self, key)
+        return dict.pop(self, key, default)
+
+    def popitem(self) -> tuple[str, Any]:
+        self._load()
+        return dict.popitem(self)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > 1:
+            raise TypeError(f"update expected at most 1 argument, got {len(args)}")
+        items: Iterable[tuple[Any, Any]] = ()
+        if args:
+            other = args[0]
+            if isinstance(other, Mapping):
+                items = [(k, other[k]) for k in other]
+            elif hasattr(other, "keys"):
+                items = [(k, other[k]) for k in other.keys()]
+            else:
+                items = other
+        for key, value in items:
+            self[key] = value
+        for key, value in kwargs.items():
+            self[key] = value
 
     def clear(self) -> None:
         """Remove every key; saving an empty cleared session ends it."""
+        st = self._load()
+        dict.clear(self)
+        st.raw.clear()
+        st.stale.clear()
+        st.touched.clear()
+        st.cleared = True
+
+    def keys(self) -> Any:
         self._load()
-        self._raw.clear()
-        self._parsed.clear()
-        self._values.clear()
-        self._removed.clear()
-        self._cleared = True
+        return dict.keys(self)
 
-    def __repr__(self) -> str:
-        if not self._loaded:
-            return f"<{type(self).__name__} (not loaded)>"
-        return f"<{type(self).__name__} {dict(self.items())!r}>"
+    def values(self) -> Any:
+        self._everything()
+        return dict.values(self)
 
-    # -- what a save writes ------------------------------------------------
+    def items(self) -> Any:
+        self._everything()
+        return dict.items(self)
 
-    @property
-    def cleared(self) -> bool:
-        """Whether :meth:`clear` was called."""
-        return self._cleared
+    def copy(self) -> dict[str, Any]:
+        """A plain ``dict`` with the session's data (values shared, as ``dict.copy``)."""
+        self._everything()
+        return dict(dict.items(self))
 
-    @property
-    def forced(self) -> bool:
-        """Whether ``modified`` was set to true."""
-        return self._forced
+    def __copy__(self) -> dict[str, Any]:
+        return self.copy()
 
-    def changed(self, *, everything: bool = False) -> dict[str, str]:
-        """Serialized values of the keys whose value differs from the stored one.
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        self._load()
+        return _copy.deepcopy(dict(dict.items(self)), memo)
 
-        :param everything: Return every key, changed or not.
-        :raises SerializationError: A value cannot be stored.
-        """
-        out = {}
-        for key, value in self._values.items():
-            text = serialization.dumps(key, value)
-            if everything or key in self._stale or self._raw.get(key) != text:
-                out[key] = text
-        for key in self._parsed:
-            if everything or key in self._stale:
-                out[key] = self._raw[key]
-        return out
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # A pickle or copy holds the data, never the request's loader or state.
+        return (dict, (self.copy(),))
 
-    def removed(self) -> frozenset[str]:
-        """Stored keys this request deleted."""
-        return frozenset(self._removed)
+    def _everything(self) -> None:
+        # Values handed out in bulk may be mutated: compare all of them at save.
+        self._load().all_touched = True
 
-    def stored_size(self, changed: dict[str, str]) -> int:
-        """Bytes of serialized data the session holds once ``changed`` is written."""
-        size = sum(len(k) + len(v.encode()) for k, v in changed.items())
-        for key, text in self._raw.items():
-            if key not in changed and key not in self._removed:
-                size += len(key) + len(text.encode())
-        return size
+
+@overload
+def state(session: Session) -> SessionState: ...
+@overload
+def state(session: None) -> None: ...
+def state(session: Session | None) -> SessionState | None:
+    """The manager's view of ``session``: loading state, record, IDs, binding."""
+    return None if session is None else session._state
+
+
+def _first_load(session: Session, st: SessionState) -> None:
+    record: Record | None = None
+    stale: Collection[str] = ()
+    if st.incoming_sid is not None and st.loader is not None:
+        try:
+            record, stale = st.loader()
+        except StoreUnavailable as exc:
+            if not st.degrade_on_error:
+                raise
+            degrade(session, exc)
+            return
+    preload(session, record, stale=stale)
+
+
+def _reset(st: SessionState, record: Record | None) -> None:
+    st.record = record
+    st.raw = {}
+    st.stale = set()
+    st.touched = set()
+    st.all_touched = False
+    st.cleared = False
+    st.forced = False
+    st.bind = None
+
+
+def preload(session: Session, record: Record | None, *, stale: Collection[str] = ()) -> None:
+    """Set the stored record; adapters that load before the handler call this.
+
+    :param record: The record, or ``None`` for a new session.
+    :param stale: Keys to write again even if unchanged (e.g. re-encryption).
+    """
+    st = session._state
+    st.loaded = True
+    st.loader = None
+    st.destroyed_sid = None
+    dict.clear(session)
+    if record is not None:
+        try:
+            parsed = {k: serialization.loads(v) for k, v in record.data.items()}
+        except ValueError:
+            logger.warning("a stored session holds undecodable data; starting a new one")
+            record = None
+        else:
+            dict.update(session, parsed)
+    _reset(st, record)
+    if record is not None:
+        st.raw = dict(record.data)
+        st.stale = set(stale)
+        assert st.incoming_sid is not None
+        st.sid = st.incoming_sid
+    else:
+        # An ID the store does not know is never adopted.
+        st.sid = new_id(st.id_bytes)
+
+
+def fail_on_use(session: Session, exc: StoreUnavailable) -> None:
+    """Raise ``exc`` when the session is first used (its up-front load failed)."""
+
+    def fail() -> tuple[Record | None, Collection[str]]:
+        raise exc
+
+    session._state.loader = fail
+
+
+def degrade(session: Session, exc: StoreUnavailable) -> None:
+    """Serve this request with an empty session that is never saved (store down)."""
+    logger.warning(
+        "session store unavailable, serving an empty unsaved session: %s",
+        exc.original_error or exc,
+    )
+    session._state.degraded = True
+    preload(session, None)
+
+
+def changed(session: Session, *, everything: bool = False) -> dict[str, str]:
+    """Serialized values of the keys whose value differs from the stored one.
+
+    :param everything: Return every key, changed or not.
+    :raises SerializationError: A value cannot be stored.
+    """
+    st = session._state
+    raw, stale = st.raw, st.stale
+    out = {}
+    compare = dict.keys(session) if st.all_touched else st.touched | stale
+    for key in compare:
+        if not _has(session, key):
+            continue
+        text = serialization.dumps(key, _get(session, key))
+        if everything or key in stale or raw.get(key) != text:
+            out[key] = text
+    if everything:
+        for key in dict.keys(session):
+            if key not in out:
+                out[key] = raw[key]
+    return out
+
+
+def removed(session: Session) -> frozenset[str]:
+    """Stored keys this request deleted."""
+    raw = session._state.raw
+    return frozenset(key for key in raw if not _has(session, key))
+
+
+def stored_size(session: Session, changed: dict[str, str]) -> int:
+    """Bytes of serialized data the session holds once ``changed`` is written."""
+    size = sum(len(k) + len(v.encode()) for k, v in changed.items())
+    for key, text in session._state.raw.items():
+        if key not in changed and _has(session, key):
+            size += len(key) + len(text.encode())
+    return size

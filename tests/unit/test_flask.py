@@ -240,7 +240,7 @@ def test_default_store_is_sqlite_in_instance_folder(tmp_path: Path) -> None:
         ({"PERMANENT_SESSION_LIFETIME": 0}, "PERMANENT_SESSION_LIFETIME must be positive"),
         ({"SESSION_USE_SIGNER": True, "SECRET_KEY": None}, "SECRET_KEY is not set"),
         ({"SESSION_KEY_PREFIX": "a{b}"}, "SESSION_KEY_PREFIX must be a str without braces"),
-        ({"SESSION_MAX_SIZE": -1}, "SESSION_MAX_SIZE must be a positive int"),
+        ({"SESSION_MAX_SIZE": -1}, "SESSION_MAX_SIZE must be an int of at least 1"),
         ({"SESSION_ON_STORE_ERROR": "ignore"}, "SESSION_ON_STORE_ERROR = 'ignore'"),
         ({"SESSION_TYPE": "redis", "SESSION_REDIS": "http://x"}, "is not a usable Redis URL"),
         ({"SESSION_TYPE": "redis", "SESSION_REDIS": 42}, "SESSION_REDIS must be a Redis URL"),

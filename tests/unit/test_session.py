@@ -6,6 +6,11 @@ from sharedsession import serialization
 from sharedsession.errors import SerializationError
 from sharedsession.ids import new_id
 from sharedsession.session import Session
+from sharedsession.session import changed
+from sharedsession.session import preload
+from sharedsession.session import removed
+from sharedsession.session import state
+from sharedsession.session import stored_size
 from sharedsession.stores.base import Record
 
 
@@ -28,7 +33,7 @@ def loaded(record: Record | None, sid: str | None = None) -> Session:
 def test_nothing_loads_until_first_use() -> None:
     session = loaded(stored(a=1))
     assert session.calls == []  # type: ignore[attr-defined]
-    assert not session.loaded and not session.modified
+    assert not state(session).loaded and not session.modified
     assert session["a"] == 1
     assert session.get("a") == 1 and "a" in session
     assert session.calls == [1]  # type: ignore[attr-defined]
@@ -37,13 +42,13 @@ def test_nothing_loads_until_first_use() -> None:
 def test_reads_change_nothing() -> None:
     session = loaded(stored(a=1, cart=[1, 2], when={"x": (1, 2)}))
     assert dict(session) == {"a": 1, "cart": [1, 2], "when": {"x": (1, 2)}}
-    assert session.changed() == {} and not session.modified
+    assert changed(session) == {} and not session.modified
 
 
 def test_nested_mutation_is_tracked() -> None:
     session = loaded(stored(cart=[1]))
     session["cart"].append(2)
-    assert session.changed() == {"cart": "[1,2]"}
+    assert changed(session) == {"cart": "[1,2]"}
     assert session.modified
 
 
@@ -53,16 +58,16 @@ def test_only_changed_keys_are_written() -> None:
     session["b"] = 20
     del session["c"]
     session["d"] = 4
-    assert session.changed() == {"b": "20", "d": "4"}
-    assert session.removed() == {"c"}
+    assert changed(session) == {"b": "20", "d": "4"}
+    assert removed(session) == {"c"}
 
 
 def test_delete_then_set_again_is_a_set() -> None:
     session = loaded(stored(a=1))
     del session["a"]
     session["a"] = 5
-    assert session.removed() == frozenset()
-    assert session.changed() == {"a": "5"}
+    assert removed(session) == frozenset()
+    assert changed(session) == {"a": "5"}
 
 
 def test_dict_api() -> None:
@@ -84,16 +89,16 @@ def test_dict_api() -> None:
 def test_clear() -> None:
     session = loaded(stored(a=1, b=2))
     session.clear()
-    assert len(session) == 0 and session.cleared and session.modified
+    assert len(session) == 0 and state(session).cleared and session.modified
     session["z"] = 1
-    assert session.changed() == {"z": "1"}
+    assert changed(session) == {"z": "1"}
 
 
 def test_unknown_id_is_never_adopted() -> None:
     sid = new_id()
     session = loaded(None, sid)
     assert session.sid != sid and session.new
-    assert session.incoming_sid == sid
+    assert state(session).incoming_sid == sid
 
 
 def test_known_id_is_kept() -> None:
@@ -112,14 +117,14 @@ def test_permanent_is_stored_like_flask() -> None:
 def test_modified_can_be_forced() -> None:
     session = loaded(stored(a=1))
     session.modified = True
-    assert session.modified and session.forced
+    assert session.modified and state(session).forced
 
 
 def test_unserializable_value_fails_at_save_not_at_set() -> None:
     session = loaded(None)
     session["obj"] = object()
     with pytest.raises(SerializationError, match="session\\['obj'\\]"):
-        session.changed()
+        changed(session)
 
 
 def test_undecodable_stored_data_is_no_session(caplog: pytest.LogCaptureFixture) -> None:
@@ -132,44 +137,49 @@ def test_undecodable_stored_data_is_no_session(caplog: pytest.LogCaptureFixture)
 def test_accessed_flag_from_framework_does_not_load() -> None:
     session = loaded(stored(a=1))
     session.accessed = True
-    assert session.accessed and not session.loaded
+    assert session.accessed and not state(session).loaded
     assert session.calls == []  # type: ignore[attr-defined]
-    assert "not loaded" in repr(session)
+    assert repr(session) == "Session({'a': 1})"  # repr shows the data: it loads
+    assert session.calls == [1]  # type: ignore[attr-defined]
 
 
 def test_stored_size_counts_what_will_be_stored() -> None:
     session = loaded(stored(a="x" * 100, b=1))
     del session["b"]
     session["c"] = "y" * 10
-    changed = session.changed()
-    assert session.stored_size(changed) == len("a") + 102 + len("c") + 12
+    texts = changed(session)
+    assert stored_size(session, texts) == len("a") + 102 + len("c") + 12
 
 
 def test_regenerate_keeps_data_and_changes_the_id() -> None:
     sid = new_id()
     session = loaded(stored(a=1), sid)
     session.regenerate()
-    assert session.sid != sid and session.stored_sid == sid and session.regenerated
+    assert session.sid != sid and state(session).stored_sid == sid and state(session).regenerated
     assert session["a"] == 1 and session.modified
     session.regenerate()
-    assert session.stored_sid == sid  # the record still sits under the first ID
+    assert state(session).stored_sid == sid  # the record still sits under the first ID
 
 
 def test_regenerate_on_a_new_session_just_changes_the_id() -> None:
     session = loaded(None)
     first = session.sid
     session.regenerate()
-    assert session.sid != first and not session.regenerated and session.stored_sid is None
+    assert (
+        session.sid != first
+        and not state(session).regenerated
+        and state(session).stored_sid is None
+    )
 
 
 def test_destroy_starts_over() -> None:
     sid = new_id()
     session = loaded(stored(a=1), sid)
     session.destroy()
-    assert session.destroyed_sid == sid and session.new and len(session) == 0
+    assert state(session).destroyed_sid == sid and session.new and len(session) == 0
     assert session.sid != sid
     session["b"] = 2
-    assert session.changed() == {"b": "2"}
+    assert changed(session) == {"b": "2"}
 
 
 def test_bind_user_regenerates_by_default() -> None:
@@ -177,17 +187,87 @@ def test_bind_user_regenerates_by_default() -> None:
     session = loaded(stored(a=1), sid)
     assert session.user_id is None
     session.bind_user("u1")
-    assert session.user_id == "u1" and session.binding == ("u1",) and session.regenerated
+    assert session.user_id == "u1" and state(session).bind == ("u1",) and state(session).regenerated
     other = loaded(stored(a=1), new_id())
     other.bind_user("u2", regenerate=False)
-    assert not other.regenerated and other.modified
+    assert not state(other).regenerated and other.modified
     with pytest.raises(TypeError):
         other.bind_user(42)  # type: ignore[arg-type]
 
 
 def test_everything_and_stale_keys_are_rewritten() -> None:
     session = loaded(stored(a=1, b=2))
-    assert len(session) == 2 and session.changed() == {}
-    assert session.changed(everything=True) == {"a": "1", "b": "2"}
-    session.preload(stored(a=1, b=2), stale={"b"})
-    assert session.changed() == {"b": "2"}
+    assert len(session) == 2 and changed(session) == {}
+    assert changed(session, everything=True) == {"a": "1", "b": "2"}
+    preload(session, stored(a=1, b=2), stale={"b"})
+    assert changed(session) == {"b": "2"}
+
+
+def test_a_session_is_a_dict_for_c_code_too() -> None:
+    import copy
+    import json
+    import pickle
+
+    record = stored(a=1, cart=[1, 2])
+    assert isinstance(loaded(record), dict)
+    # Each operation on a fresh, unloaded session: it must load first.
+    assert json.dumps(loaded(record), sort_keys=True) == '{"a": 1, "cart": [1, 2]}'
+    assert dict(loaded(record)) == {"a": 1, "cart": [1, 2]}
+    assert {**loaded(record)} == {"a": 1, "cart": [1, 2]}
+    assert loaded(record) == {"a": 1, "cart": [1, 2]}
+    assert {"a": 1, "cart": [1, 2]} == loaded(record)
+    assert loaded(record) != {"a": 1}
+    assert loaded(record) == loaded(record)
+    assert loaded(record) | {"b": 2} == {"a": 1, "cart": [1, 2], "b": 2}
+    assert {"b": 2} | loaded(record) == {"b": 2, "a": 1, "cart": [1, 2]}
+    assert repr(loaded(record)) == "Session({'a': 1, 'cart': [1, 2]})"
+    assert list(reversed(loaded(record))) == ["cart", "a"]
+    assert copy.copy(loaded(record)) == {"a": 1, "cart": [1, 2]}
+    assert type(copy.copy(loaded(record))) is dict
+    assert type(loaded(record).copy()) is dict
+    deep = copy.deepcopy(loaded(record))
+    assert deep == {"a": 1, "cart": [1, 2]} and type(deep) is dict
+    assert pickle.loads(pickle.dumps(copy.copy(loaded(record)))) == {"a": 1, "cart": [1, 2]}
+    # A pickle of the session itself holds the data, never the request's state.
+    assert pickle.loads(pickle.dumps(loaded(record))) == {"a": 1, "cart": [1, 2]}
+    assert bool(loaded(record)) and not bool(loaded(None))
+
+
+def test_mutation_through_any_view_is_saved() -> None:
+    session = loaded(stored(cart=[1], tags={"x": 1}, n=1))
+    next(iter(session.values())).append(2)
+    assert changed(session) == {"cart": "[1,2]"}
+    session = loaded(stored(cart=[1], tags={"x": 1}, n=1))
+    dict(session)["tags"]["y"] = 2  # dict() shares the values
+    assert changed(session) == {"tags": '{"x":1,"y":2}'}
+    session = loaded(stored(cart=[1], tags={"x": 1}, n=1))
+    (session | {})["cart"].append(3)
+    assert changed(session) == {"cart": "[1,3]"}
+
+
+def test_every_mutating_dict_method_is_tracked() -> None:
+    session = loaded(stored(a=1, b=2, c=3))
+    session.update({"d": 4}, e=5)
+    session.update([("f", 6)])
+    session |= {"g": 7}
+    assert session.popitem() == ("g", 7)
+    assert session.setdefault("h", [8]) == [8]
+    del session["a"]
+    assert session.pop("b") == 2
+    assert changed(session) == {"d": "4", "e": "5", "f": "6", "h": "[8]"}
+    assert removed(session) == {"a", "b"}
+    with pytest.raises(TypeError, match="keys must be str"):
+        session.update({1: "x"})
+    with pytest.raises(TypeError, match="keys must be str"):
+        session.setdefault(2, "x")  # type: ignore[arg-type]
+
+
+def test_the_public_surface_is_small_and_never_raises_before_load() -> None:
+    names = {n for n in dir(Session) if not n.startswith("_")} - set(dir(dict))
+    assert names == {"permanent", "new", "modified", "accessed", "sid", "regenerate"} | {
+        "destroy",
+        "bind_user",
+        "user_id",
+    }
+    for name in sorted(names):
+        getattr(loaded(stored(a=1)), name)  # loads if it must, never raises

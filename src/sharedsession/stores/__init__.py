@@ -2,19 +2,29 @@
 ``sharedsession.stores.sqlite`` and ``sharedsession.stores.redis``."""
 
 from .base import ApplyResult as ApplyResult
+from .base import AsyncClosing as AsyncClosing
 from .base import AsyncSessionStore as AsyncSessionStore
+from .base import AsyncUserIndex as AsyncUserIndex
 from .base import ChangeSet as ChangeSet
+from .base import Closing as Closing
 from .base import Record as Record
 from .base import Refresh as Refresh
+from .base import SessionInfo as SessionInfo
 from .base import SessionStore as SessionStore
+from .base import UserIndex as UserIndex
 from .memory import MemoryStore as MemoryStore
 
 __all__ = [
     "ApplyResult",
+    "AsyncClosing",
     "AsyncSessionStore",
+    "AsyncUserIndex",
     "ChangeSet",
+    "Closing",
     "MemoryStore",
     "Record",
     "Refresh",
+    "SessionInfo",
     "SessionStore",
+    "UserIndex",
 ]

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -163,3 +164,48 @@ def _cluster(parsed: _Parsed, asyncio: bool, options: dict[str, Any]) -> Any:
 
     nodes = [ClusterNode(h, p) for h, p in parsed.hosts]  # type: ignore[no-untyped-call]
     return RedisCluster(startup_nodes=nodes, **kwargs)
+
+
+def bound_timeout(client: Any, timeout: float) -> bool:
+    """Give a client made without a socket timeout ``timeout`` for its new connections.
+
+    A redis-py client's default is to wait forever on a frozen server; a
+    session store must answer 503 within ``SESSION_REDIS_TIMEOUT`` instead.
+    Connections already open keep their settings (at start-up there are none).
+
+    :returns: Whether the client had no timeout and got one.
+    """
+    kwargs_sets = []
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        kwargs_sets.append(pool.connection_kwargs)
+    nodes_manager = getattr(client, "nodes_manager", None)
+    if nodes_manager is not None:  # blocking RedisCluster
+        kwargs_sets.append(nodes_manager.connection_kwargs)
+        for node in client.get_nodes():
+            if node.redis_connection is not None:
+                kwargs_sets.append(node.redis_connection.connection_pool.connection_kwargs)
+    elif hasattr(client, "get_nodes"):  # asyncio RedisCluster
+        kwargs_sets.append(client.connection_kwargs)
+        kwargs_sets.extend(node.connection_kwargs for node in client.get_nodes())
+    changed = False
+    for kwargs in kwargs_sets:
+        for name in ("socket_timeout", "socket_connect_timeout"):
+            if kwargs.get(name) is None:
+                kwargs[name] = timeout
+                changed = True
+    return changed
+
+
+def redact(url: str) -> str:
+    """``url`` with any password (and ``sentinel_password``) replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        credentials, _, hosts = netloc.rpartition("@")
+        user, colon, _secret = credentials.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{hosts}"
+    tail = re.sub(r"(sentinel_password=)[^&]*", r"\1***", tail)
+    return f"{scheme}://{netloc}{slash}{tail}"

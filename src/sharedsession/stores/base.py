@@ -17,8 +17,15 @@ from collections.abc import Set
 from dataclasses import dataclass
 from dataclasses import field
 from types import TracebackType
+from typing import TYPE_CHECKING
+from typing import Any
 from typing import Protocol
 from typing import runtime_checkable
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 #: Serialized value of each top-level key. Keys are any strings.
 RecordData = Mapping[str, str]
@@ -121,7 +128,7 @@ class ApplyResult(enum.Enum):
 
 @runtime_checkable
 class SessionStore(Protocol):
-    """A blocking session store.
+    """A blocking session store: four methods, nothing to inherit.
 
     Contract, checked by the shared test suite for every built-in store:
 
@@ -133,6 +140,9 @@ class SessionStore(Protocol):
     - Every write, and every refresh the store does not skip, records its
       time as the session's last seen.
     - ``delete`` of an unknown key does nothing.
+
+    Inherit :class:`Closing` for ``with store:``; implement :class:`UserIndex`
+    too for listing and revoking a user's sessions.
     """
 
     def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
@@ -155,26 +165,9 @@ class SessionStore(Protocol):
         """Delete the record at ``key``; an unknown key is not an error."""
         ...
 
-    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
-        """The live sessions bound to ``user_id``, oldest first.
-
-        Expired and deleted sessions never appear, and the store drops them
-        from whatever index it keeps, so the index does not grow without bound.
-        """
-        ...
-
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
         ...
-
-    def __enter__(self) -> SessionStore: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 @runtime_checkable
@@ -187,15 +180,75 @@ class AsyncSessionStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
-    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]: ...
-
     async def aclose(self) -> None: ...
 
-    async def __aenter__(self) -> AsyncSessionStore: ...
+
+@runtime_checkable
+class UserIndex(Protocol):
+    """A store that finds the sessions bound to a user ("your devices", "log out everywhere")."""
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        """The live sessions bound to ``user_id``, oldest first.
+
+        Expired and deleted sessions never appear, and the store drops them
+        from whatever index it keeps, so the index does not grow without bound.
+        """
+        ...
+
+
+@runtime_checkable
+class AsyncUserIndex(Protocol):
+    """The async twin of :class:`UserIndex`."""
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]: ...
+
+
+def user_index(store: Any) -> Any:
+    """``store``, if it indexes users (:class:`UserIndex` or its async twin).
+
+    :raises ConfigurationError: It does not; the message says what to add.
+    """
+    if not callable(getattr(store, "sessions_for_user", None)):
+        raise ConfigurationError(
+            f"{type(store).__name__} does not index sessions by user: listing and revoking"
+            " a user's sessions needs a store with sessions_for_user(user_id) (every"
+            " built-in store has it)."
+        )
+    return store
+
+
+class Closing:
+    """``with store:`` for a store: ``__enter__``/``__exit__`` that call ``close()``."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncClosing:
+    """``async with store:`` for an async store: ``__aenter__``/``__aexit__`` that await
+    ``aclose()``."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
 
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None: ...
+    ) -> None:
+        await self.aclose()

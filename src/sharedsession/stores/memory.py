@@ -12,15 +12,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..expiry import cap
-from ._closing import Closing
 from .base import ApplyResult
 from .base import ChangeSet
+from .base import Closing
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .offload import AsyncOffloadStore
+
+if TYPE_CHECKING:
+    from .._config import Settings
 
 
 @dataclass
@@ -129,3 +133,8 @@ class AsyncMemoryStore(AsyncOffloadStore):
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         # Memory operations never block: no thread hop needed.
         super().__init__(MemoryStore(clock=clock), thread=False)
+
+
+def from_settings(settings: Settings, *, asyncio: bool) -> MemoryStore | AsyncMemoryStore:
+    """The store for ``SESSION_TYPE = "memory"`` (one process only: for tests)."""
+    return AsyncMemoryStore() if asyncio else MemoryStore()

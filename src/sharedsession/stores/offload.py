@@ -14,13 +14,14 @@ from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
 
-from ._closing import AsyncClosing
 from .base import ApplyResult
+from .base import AsyncClosing
 from .base import ChangeSet
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .base import SessionStore
+from .base import user_index
 
 T = TypeVar("T")
 
@@ -52,7 +53,10 @@ class AsyncOffloadStore(AsyncClosing):
         await self._call(self.store.delete, key)
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
-        return await self._call(self.store.sessions_for_user, user_id)
+        infos: list[SessionInfo] = await self._call(
+            user_index(self.store).sessions_for_user, user_id
+        )
+        return infos
 
     async def aclose(self) -> None:
         await self._call(self.store.close)

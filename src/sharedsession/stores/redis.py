@@ -10,21 +10,26 @@ still existing, atomically on the server.
 
 from __future__ import annotations
 
+import inspect
+import logging
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
 from redis import exceptions as redis_errors
 
+from ..errors import ConfigurationError
 from ..errors import StoreError
 from ..errors import StoreUnavailable
 from . import _redis_layout as layout
-from ._closing import AsyncClosing
-from ._closing import Closing
 from ._redis_url import DEFAULT_TIMEOUT
+from ._redis_url import bound_timeout
 from ._redis_url import connect
+from ._redis_url import redact
 from .base import ApplyResult
+from .base import AsyncClosing
 from .base import ChangeSet
+from .base import Closing
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
@@ -33,10 +38,14 @@ if TYPE_CHECKING:
     import redis
     import redis.asyncio
 
+    from .._config import Settings
+
 #: The key prefix Flask-Session uses too; its string keys never clash with our hashes.
 DEFAULT_PREFIX = "session:"
 
 T = TypeVar("T")
+
+logger = logging.getLogger("sharedsession")
 
 
 def _mapped(exc: redis_errors.RedisError) -> StoreError:
@@ -174,3 +183,46 @@ class AsyncRedisStore(AsyncClosing):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def from_settings(settings: Settings, *, asyncio: bool) -> RedisStore | AsyncRedisStore:
+    """The store for ``SESSION_TYPE = "redis"`` from ``SESSION_REDIS`` (a URL or a client)."""
+    client = settings.redis
+    prefix, timeout = settings.key_prefix, settings.redis_timeout
+    store_class: type[RedisStore] | type[AsyncRedisStore] = (
+        AsyncRedisStore if asyncio else RedisStore
+    )
+    if isinstance(client, str):
+        try:
+            return store_class.from_url(client, prefix=prefix, timeout=timeout)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"SESSION_REDIS = {redact(client)!r} is not a usable Redis URL ({exc}); use a"
+                " form such as redis://host:6379/0, rediss://host:6380/0,"
+                " unix:///path/redis.sock, redis+sentinel://host:26379/mymaster/0 or"
+                " redis+cluster://host:7000."
+            ) from exc
+    kind = "an asyncio" if asyncio else "a blocking"
+    execute = getattr(client, "execute_command", None)
+    if execute is None or not hasattr(client, "register_script"):
+        raise ConfigurationError(
+            f"SESSION_REDIS must be a Redis URL or {kind} redis-py client, got"
+            f" {type(client).__name__}."
+        )
+    if inspect.iscoroutinefunction(execute) != asyncio:
+        raise ConfigurationError(
+            f"SESSION_REDIS must be {kind} redis-py client here"
+            + (
+                " (redis.asyncio.Redis, or a URL): the app is async."
+                if asyncio
+                else " (redis.Redis, Sentinel(...).master_for(...), redis.cluster.RedisCluster,"
+                " or a URL): Flask calls sessions synchronously."
+            )
+        )
+    if bound_timeout(client, timeout):
+        logger.info(
+            "SESSION_REDIS client has no socket timeout: its new connections get"
+            " SESSION_REDIS_TIMEOUT (%ss), so a frozen Redis answers 503 instead of hanging",
+            timeout,
+        )
+    return store_class(client, prefix=prefix)

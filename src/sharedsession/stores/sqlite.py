@@ -17,19 +17,23 @@ import threading
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from typing import Any
 
 from ..errors import ConfigurationError
 from ..errors import StoreError
 from ..errors import StoreUnavailable
 from ..expiry import cap
-from ._closing import Closing
 from .base import ApplyResult
 from .base import ChangeSet
+from .base import Closing
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .offload import AsyncOffloadStore
+
+if TYPE_CHECKING:
+    from .._config import Settings
 
 SCHEMA_VERSION = 1
 
@@ -305,3 +309,9 @@ class AsyncSQLiteStore(AsyncOffloadStore):
         """Delete expired sessions; see :meth:`SQLiteStore.purge`."""
         store: SQLiteStore = self.store  # type: ignore[assignment]
         return await self._call(store.purge)
+
+
+def from_settings(settings: Settings, *, asyncio: bool) -> SQLiteStore | AsyncSQLiteStore:
+    """The store for ``SESSION_TYPE = "sqlite"`` at ``SESSION_SQLITE_PATH``."""
+    os.makedirs(os.path.dirname(os.path.abspath(settings.sqlite_path)), exist_ok=True)
+    return AsyncSQLiteStore(settings.sqlite_path) if asyncio else SQLiteStore(settings.sqlite_path)
