@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
 from quart import Quart
-from quart import session as quart_session
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,6 +19,7 @@ from sharedsession.asgi import SessionMiddleware
 from sharedsession.asgi import load_session
 from sharedsession.fastapi import SessionDep
 from sharedsession.quart import Session as QuartSessionExtension
+from sharedsession.quart import session as quart_session
 from sharedsession.session import Session
 from sharedsession.stores.base import AsyncSessionStore
 from sharedsession.stores.base import user_index
@@ -88,6 +89,12 @@ async def ws(websocket: WebSocket) -> None:
     await websocket.close()
 
 
+async def as_json(request: Request) -> JSONResponse:
+    # The session is a dict: JSON encoders take it as it is.
+    assert isinstance(request.session, dict)
+    return JSONResponse(request.session)
+
+
 ROUTES = [
     Route("/untouched", untouched),
     Route("/get/{key}", get),
@@ -100,6 +107,7 @@ ROUTES = [
     Route("/lazy", lazy),
     Route("/sync/{key}", sync_get),
     Route("/devices", devices),
+    Route("/json", as_json),
     WebSocketRoute("/ws", ws),
 ]
 
@@ -118,6 +126,10 @@ def fastapi_app(store: AsyncSessionStore, **options: Any) -> FastAPI:
     @app.get("/me")
     async def me(session: SessionDep) -> dict[str, Any]:
         return {"user": session.get("user"), "cart": session.get("cart", [])}
+
+    @app.get("/json")
+    async def as_json(session: SessionDep) -> dict[str, Any]:
+        return session
 
     @app.get("/add/{item}")
     async def add(item: str, session: SessionDep) -> list[str]:
@@ -154,18 +166,24 @@ def quart_app(store: AsyncSessionStore | None = None, **config: Any) -> tuple[Qu
 
     @app.get("/login/<user>")
     async def q_login(user: str) -> str:
-        quart_session.bind_user(user)  # type: ignore[attr-defined]
+        quart_session.bind_user(user)
         quart_session["user"] = user
         return "ok"
 
     @app.get("/logout")
     async def q_logout() -> str:
-        quart_session.destroy()  # type: ignore[attr-defined]
+        quart_session.destroy()
         return "ok"
 
     @app.get("/logout-others")
     async def q_logout_others() -> str:
-        user = quart_session.user_id  # type: ignore[attr-defined]
-        return str(await ext.revoke_user(user, keep=quart_session))  # type: ignore[arg-type]
+        user = quart_session.user_id
+        assert user is not None
+        return str(await ext.revoke_user(user, keep=quart_session))
+
+    @app.get("/json")
+    async def q_json() -> Any:
+        assert isinstance(quart_session, dict)
+        return json.dumps(quart_session._get_current_object())  # type: ignore[attr-defined]
 
     return app, ext

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Flask
 from flask import flash
 from flask import get_flashed_messages
-from flask import session
+from flask import jsonify
 
 from sharedsession.flask import Session
+from sharedsession.flask import session
 from sharedsession.stores.base import SessionStore
 
 
@@ -50,7 +52,7 @@ def make_app(
 
     @app.get("/sid")
     def sid() -> str:
-        return str(session.sid)  # type: ignore[attr-defined]
+        return str(session.sid)
 
     @app.get("/temporary")
     def temporary() -> str:
@@ -69,32 +71,42 @@ def make_app(
 
     @app.get("/login/<user>")
     def login(user: str) -> str:
-        session.bind_user(user)  # type: ignore[attr-defined]
+        session.bind_user(user)
         session["user"] = user
         return "ok"
 
     @app.get("/logout")
     def logout() -> str:
-        session.destroy()  # type: ignore[attr-defined]
+        session.destroy()
         return "ok"
 
     @app.get("/regenerate")
     def regenerate() -> str:
-        session.regenerate()  # type: ignore[attr-defined]
+        session.regenerate()
         return "ok"
 
     @app.get("/devices")
     def devices() -> list[dict[str, Any]]:
-        user = session.user_id  # type: ignore[attr-defined]
+        user = session.user_id
         return [
             {"handle": i.handle, "client": dict(i.client), "created": i.created}
-            for i in ext.sessions_for_user(user)
+            for i in ext.sessions_for_user(user or "-")
         ]
 
     @app.get("/logout-others")
     def logout_others() -> str:
-        user = session.user_id  # type: ignore[attr-defined]
-        return str(ext.revoke_user(user, keep=session))  # type: ignore[arg-type]
+        user = session.user_id
+        assert user is not None
+        return str(ext.revoke_user(user, keep=session))
+
+    @app.get("/json")
+    def as_json() -> Any:
+        assert isinstance(session, dict)
+        return jsonify(session._get_current_object())  # type: ignore[attr-defined]
+
+    @app.get("/json-dumps")
+    def json_dumps() -> str:
+        return json.dumps(session._get_current_object(), sort_keys=True)  # type: ignore[attr-defined]
 
     @app.get("/bad")
     def bad() -> str:

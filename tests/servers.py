@@ -129,9 +129,12 @@ class SentinelSetup:
 
     service = "mymaster"
 
+    #: A master waits 5 s by default for more replicas before a diskless full sync.
+    no_sync_delay = ("--repl-diskless-sync-delay", "0")
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.master = RedisServer(directory / "master")
+        self.master = RedisServer(directory / "master", *self.no_sync_delay)
         self.replica = RedisServer(directory / "replica")
         self.sentinels = [RedisServer(directory / f"sentinel{i}") for i in range(3)]
 
@@ -142,7 +145,9 @@ class SentinelSetup:
 
     def start(self) -> SentinelSetup:
         self.master.start()
-        self.replica.args = ["--replicaof", "127.0.0.1", str(self.master.port)]
+        # The replica is the master after a failover, so it skips the wait too.
+        replica_of = ["--replicaof", "127.0.0.1", str(self.master.port)]
+        self.replica.args = [*self.no_sync_delay, *replica_of]
         self.replica.start()
         replica = self.replica.client()
         _wait(
@@ -195,6 +200,14 @@ class SentinelSetup:
         _wait(lambda: promoted.info("replication")["role"] == "master", "the promotion")
         promoted.close()
         return new
+
+    def flush(self) -> None:
+        """Empty the current master (the replica follows)."""
+        client = redis.Redis(host="127.0.0.1", port=self.master_port())
+        try:
+            client.flushall()
+        finally:
+            client.close()
 
     def stop(self) -> None:
         for server in [*self.sentinels, self.replica, self.master]:

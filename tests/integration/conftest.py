@@ -56,9 +56,31 @@ def cluster_url(cluster: ClusterSetup) -> Iterator[str]:
         cluster.flush()
 
 
+@pytest.fixture(scope="session")
+def shared_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSetup]:
+    """A private master, replica and three Sentinels for the whole run; never failed over."""
+    setup = SentinelSetup(tmp_path_factory.mktemp("sentinel"))
+    try:
+        yield setup.start()
+    finally:
+        setup.stop()
+
+
 @pytest.fixture
-def sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
-    """A private master, replica and three Sentinels, fresh for each test (failover changes it)."""
+def sentinel(shared_sentinel: SentinelSetup) -> Iterator[SentinelSetup]:
+    """The shared Sentinel setup, emptied after each test; use ``fresh_sentinel`` to fail over."""
+    master = shared_sentinel.master_port()
+    try:
+        yield shared_sentinel
+    finally:
+        shared_sentinel.flush()
+    if shared_sentinel.master_port() != master:
+        pytest.fail("a test changed the shared Sentinel's master; use fresh_sentinel")
+
+
+@pytest.fixture
+def fresh_sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
+    """A Sentinel setup of the test's own, for a test that forces a failover."""
     setup = SentinelSetup(tmp_path / "sentinel")
     try:
         yield setup.start()

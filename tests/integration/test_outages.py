@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from flask import Flask
 
 from tests.flask_apps import make_app
@@ -62,8 +63,11 @@ def test_restart_with_aof_keeps_sessions_and_needs_no_app_restart(
     assert request(app, "/get/x", cookies[1])[:2] == (200, "'2'")
 
 
-def test_a_frozen_server_fails_within_the_timeout(server: RedisServer) -> None:
-    app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=server.url, SESSION_REDIS_TIMEOUT=0.5)
+@pytest.mark.parametrize("form", ["url", "classic client"])
+def test_a_frozen_server_fails_within_the_timeout(server: RedisServer, form: str) -> None:
+    # Flask-Session's classic config passes a client made without a socket timeout.
+    redis_config = server.url if form == "url" else redis.Redis(host="127.0.0.1", port=server.port)
+    app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=redis_config, SESSION_REDIS_TIMEOUT=0.5)
     cookie = login(app)
     assert server.process is not None
     os.kill(server.process.pid, signal.SIGSTOP)

@@ -24,6 +24,7 @@ from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.redis import RedisStore
 from sharedsession.stores.sqlite import AsyncSQLiteStore
 from sharedsession.stores.sqlite import SQLiteStore
+from tests.conftest import FakeClock
 from tests.helpers import BlockingFacade
 from tests.servers import RedisServer
 
@@ -39,17 +40,45 @@ STORES = [
 ]
 
 
+class RealClock:
+    """Real time, for the Redis stores, whose TTLs the server keeps: advancing it sleeps."""
+
+    def __call__(self) -> float:
+        return time.time()
+
+    def advance(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+Clock = FakeClock | RealClock
+
+
 @pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    kind = request.param
+def kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def clock(kind: str) -> Clock:
+    """The store's clock: every ``now`` a test passes comes from it, and ``advance`` waits.
+
+    The in-process stores decide expiry with it, so their waits cost nothing;
+    a Redis server expires keys on its own clock, so there it is real time.
+    """
+    return RealClock() if kind.startswith("redis") else FakeClock()
+
+
+@pytest.fixture
+def store(kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if kind == "memory":
-        made: Any = MemoryStore()
+        made: Any = MemoryStore(clock=clock)
     elif kind == "memory-async":
-        made = BlockingFacade(AsyncMemoryStore())
+        made = BlockingFacade(AsyncMemoryStore(clock=clock))
     elif kind == "sqlite":
-        made = SQLiteStore(tmp_path / "contract.sqlite3")
+        made = SQLiteStore(tmp_path / "contract.sqlite3", clock=clock)
     elif kind == "sqlite-async":
-        made = BlockingFacade(AsyncSQLiteStore(tmp_path / "contract.sqlite3"))
+        made = BlockingFacade(AsyncSQLiteStore(tmp_path / "contract.sqlite3", clock=clock))
     elif kind.startswith("redis-cluster"):
         url: str = request.getfixturevalue("cluster_url")
         if kind == "redis-cluster":
@@ -73,21 +102,22 @@ def key() -> str:
 
 def create(
     store: Any,
+    clock: Clock,
     k: str,
     data: Mapping[str, str],
     *,
     ttl: float = 60,
     absolute: float | None = None,
 ) -> ApplyResult:
-    now = time.time()
+    now = clock()
     result: ApplyResult = store.apply(
         k, ChangeSet(now, now + ttl, data, created=now, absolute=absolute)
     )
     return result
 
 
-def update(store: Any, k: str, ttl: float = 60, **fields: Any) -> ApplyResult:
-    now = time.time()
+def update(store: Any, clock: Clock, k: str, ttl: float = 60, **fields: Any) -> ApplyResult:
+    now = clock()
     result: ApplyResult = store.apply(k, ChangeSet(now, now + ttl, **fields))
     return result
 
@@ -101,69 +131,74 @@ def test_unknown_key_loads_none(store: Any) -> None:
     assert load(store, key()) is None
 
 
-def test_create_then_load(store: Any) -> None:
+def test_create_then_load(store: Any, clock: Clock) -> None:
     k = key()
-    before = time.time()
-    assert create(store, k, {"a": '"x"', "n": "1"}, absolute=before + 100) is ApplyResult.APPLIED
+    before = clock()
+    assert (
+        create(store, clock, k, {"a": '"x"', "n": "1"}, absolute=before + 100)
+        is ApplyResult.APPLIED
+    )
     record = load(store, k)
     assert record is not None
     assert dict(record.data) == {"a": '"x"', "n": "1"}
-    assert before <= record.created <= time.time()
+    assert before <= record.created <= clock()
     assert record.absolute == pytest.approx(before + 100)
 
 
-def test_create_over_existing_key_writes_nothing(store: Any) -> None:
+def test_create_over_existing_key_writes_nothing(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"})
-    assert create(store, k, {"b": "2"}) is ApplyResult.EXISTS
+    create(store, clock, k, {"a": "1"})
+    assert create(store, clock, k, {"b": "2"}) is ApplyResult.EXISTS
     record = load(store, k)
     assert record is not None and dict(record.data) == {"a": "1"}
 
 
-def test_update_of_missing_record_is_gone_and_creates_nothing(store: Any) -> None:
+def test_update_of_missing_record_is_gone_and_creates_nothing(store: Any, clock: Clock) -> None:
     k = key()
-    assert update(store, k, set={"a": "1"}) is ApplyResult.GONE
+    assert update(store, clock, k, set={"a": "1"}) is ApplyResult.GONE
     assert load(store, k) is None
 
 
-def test_save_in_flight_after_delete_stays_dead(store: Any) -> None:
+def test_save_in_flight_after_delete_stays_dead(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"user": '"alice"'})
+    create(store, clock, k, {"user": '"alice"'})
     assert load(store, k) is not None  # a request loads the session ...
     store.delete(k)  # ... logout happens meanwhile ...
-    assert update(store, k, set={"cart": "[1]"}) is ApplyResult.GONE  # ... its save comes late
+    assert (
+        update(store, clock, k, set={"cart": "[1]"}) is ApplyResult.GONE
+    )  # ... its save comes late
     assert load(store, k) is None
 
 
-def test_update_writes_only_given_keys(store: Any) -> None:
+def test_update_writes_only_given_keys(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1", "b": "2", "c": "3"})
-    assert update(store, k, set={"b": "20", "d": "4"}, delete={"c"}) is ApplyResult.APPLIED
+    create(store, clock, k, {"a": "1", "b": "2", "c": "3"})
+    assert update(store, clock, k, set={"b": "20", "d": "4"}, delete={"c"}) is ApplyResult.APPLIED
     record = load(store, k)
     assert record is not None and dict(record.data) == {"a": "1", "b": "20", "d": "4"}
 
 
-def test_clear_removes_keys_not_set(store: Any) -> None:
+def test_clear_removes_keys_not_set(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1", "b": "2"})
-    assert update(store, k, set={"z": "9"}, clear=True) is ApplyResult.APPLIED
+    create(store, clock, k, {"a": "1", "b": "2"})
+    assert update(store, clock, k, set={"z": "9"}, clear=True) is ApplyResult.APPLIED
     record = load(store, k)
     assert record is not None and dict(record.data) == {"z": "9"}
 
 
-def test_apply_that_leaves_no_keys_deletes_the_record(store: Any) -> None:
+def test_apply_that_leaves_no_keys_deletes_the_record(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"})
-    assert update(store, k, delete={"a"}) is ApplyResult.APPLIED
+    create(store, clock, k, {"a": "1"})
+    assert update(store, clock, k, delete={"a"}) is ApplyResult.APPLIED
     assert load(store, k) is None
-    assert update(store, k, set={"a": "1"}) is ApplyResult.GONE
+    assert update(store, clock, k, set={"a": "1"}) is ApplyResult.GONE
 
 
-def test_creation_metadata_survives_updates(store: Any) -> None:
+def test_creation_metadata_survives_updates(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"}, absolute=time.time() + 500)
+    create(store, clock, k, {"a": "1"}, absolute=clock() + 500)
     first = load(store, k)
-    update(store, k, set={"b": "2"}, clear=True)
+    update(store, clock, k, set={"b": "2"}, clear=True)
     second = load(store, k)
     assert first is not None and second is not None
     assert second.created == pytest.approx(first.created)
@@ -173,12 +208,12 @@ def test_creation_metadata_survives_updates(store: Any) -> None:
 @pytest.mark.parametrize(
     "name", [":created", "::x", ":absolute", "", "{tag}", "ünïcode ✓", "a b", "x" * 300]
 )
-def test_any_string_is_a_key(store: Any, name: str) -> None:
+def test_any_string_is_a_key(store: Any, clock: Clock, name: str) -> None:
     k = key()
-    create(store, k, {name: '"v"', "other": "1"})
+    create(store, clock, k, {name: '"v"', "other": "1"})
     record = load(store, k)
     assert record is not None and dict(record.data) == {name: '"v"', "other": "1"}
-    update(store, k, delete={name})
+    update(store, clock, k, delete={name})
     record = load(store, k)
     assert record is not None and dict(record.data) == {"other": "1"}
 
@@ -187,62 +222,62 @@ def test_delete_of_unknown_key_is_fine(store: Any) -> None:
     store.delete(key())
 
 
-def test_record_expires_at_its_deadline(store: Any) -> None:
+def test_record_expires_at_its_deadline(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"}, ttl=0.3)
+    create(store, clock, k, {"a": "1"}, ttl=0.2)
     assert load(store, k) is not None
-    time.sleep(0.5)
+    clock.advance(0.25)
     assert load(store, k) is None
-    assert update(store, k, set={"a": "2"}) is ApplyResult.GONE
+    assert update(store, clock, k, set={"a": "2"}) is ApplyResult.GONE
 
 
-def test_refresh_slides_the_deadline(store: Any) -> None:
+def test_refresh_slides_the_deadline(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"}, ttl=0.4)
-    time.sleep(0.2)
-    assert load(store, k, Refresh(time.time(), 5.0)) is not None
-    time.sleep(0.4)
+    create(store, clock, k, {"a": "1"}, ttl=0.2)
+    clock.advance(0.05)
+    assert load(store, k, Refresh(clock(), 5.0)) is not None
+    clock.advance(0.2)  # past the first deadline
     record = load(store, k)
     assert record is not None and dict(record.data) == {"a": "1"}
 
 
-def test_refresh_never_passes_the_absolute_deadline(store: Any) -> None:
+def test_refresh_never_passes_the_absolute_deadline(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"}, ttl=0.3, absolute=time.time() + 0.6)
-    time.sleep(0.2)
-    assert load(store, k, Refresh(time.time(), 60.0)) is not None
-    time.sleep(0.2)
-    assert load(store, k, Refresh(time.time(), 60.0)) is not None
-    time.sleep(0.4)
-    assert load(store, k, Refresh(time.time(), 60.0)) is None
+    create(store, clock, k, {"a": "1"}, ttl=0.2, absolute=clock() + 0.4)
+    clock.advance(0.05)
+    assert load(store, k, Refresh(clock(), 60.0)) is not None
+    clock.advance(0.2)  # past the first deadline, before the absolute one
+    assert load(store, k, Refresh(clock(), 60.0)) is not None
+    clock.advance(0.2)  # past the absolute deadline
+    assert load(store, k, Refresh(clock(), 60.0)) is None
 
 
-def test_refresh_does_not_rewrite_data(store: Any) -> None:
+def test_refresh_does_not_rewrite_data(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"})
-    load(store, k, Refresh(time.time(), 60.0))
-    update(store, k, set={"b": "2"})
-    record = load(store, k, Refresh(time.time(), 60.0))
+    create(store, clock, k, {"a": "1"})
+    load(store, k, Refresh(clock(), 60.0))
+    update(store, clock, k, set={"b": "2"})
+    record = load(store, k, Refresh(clock(), 60.0))
     assert record is not None and dict(record.data) == {"a": "1", "b": "2"}
 
 
-def test_refresh_of_unknown_key_creates_nothing(store: Any) -> None:
+def test_refresh_of_unknown_key_creates_nothing(store: Any, clock: Clock) -> None:
     k = key()
-    assert load(store, k, Refresh(time.time(), 60.0)) is None
+    assert load(store, k, Refresh(clock(), 60.0)) is None
     assert load(store, k) is None
 
 
-def test_update_with_past_deadline_ends_the_record(store: Any) -> None:
+def test_update_with_past_deadline_ends_the_record(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"})
-    now = time.time()
+    create(store, clock, k, {"a": "1"})
+    now = clock()
     assert store.apply(k, ChangeSet(now, now - 1, {"b": "2"})) is ApplyResult.APPLIED
     assert load(store, k) is None
 
 
-def test_concurrent_saves_of_different_keys_all_survive(store: Any) -> None:
+def test_concurrent_saves_of_different_keys_all_survive(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"seed": "0"})
+    create(store, clock, k, {"seed": "0"})
     barrier = threading.Barrier(20)
     errors: list[BaseException] = []
 
@@ -250,7 +285,7 @@ def test_concurrent_saves_of_different_keys_all_survive(store: Any) -> None:
         try:
             barrier.wait()
             assert load(store, k) is not None
-            assert update(store, k, set={f"k{i}": str(i)}) is ApplyResult.APPLIED
+            assert update(store, clock, k, set={f"k{i}": str(i)}) is ApplyResult.APPLIED
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -265,10 +300,10 @@ def test_concurrent_saves_of_different_keys_all_survive(store: Any) -> None:
     assert dict(record.data) == {"seed": "0", **{f"k{i}": str(i) for i in range(20)}}
 
 
-def test_replaces_moves_the_record_and_kills_the_old_key(store: Any) -> None:
+def test_replaces_moves_the_record_and_kills_the_old_key(store: Any, clock: Clock) -> None:
     old, new = key(), key()
-    created = time.time() - 100
-    now = time.time()
+    created = clock() - 100
+    now = clock()
     store.apply(old, ChangeSet(now, now + 60, {"a": "1", "b": "2"}, created=created))
     result = store.apply(
         new, ChangeSet(now + 1, now + 60, {"c": "3"}, frozenset({"b"}), replaces=old)
@@ -280,19 +315,19 @@ def test_replaces_moves_the_record_and_kills_the_old_key(store: Any) -> None:
     assert dict(record.data) == {"a": "1", "c": "3"}
     assert record.created == pytest.approx(created)  # the absolute clock keeps running
     assert record.issued == pytest.approx(now + 1)
-    assert update(store, old, set={"x": "1"}) is ApplyResult.GONE
+    assert update(store, clock, old, set={"x": "1"}) is ApplyResult.GONE
 
 
-def test_replaces_of_a_missing_record_is_gone(store: Any) -> None:
+def test_replaces_of_a_missing_record_is_gone(store: Any, clock: Clock) -> None:
     old, new = key(), key()
-    now = time.time()
+    now = clock()
     assert store.apply(new, ChangeSet(now, now + 60, {"a": "1"}, replaces=old)) is ApplyResult.GONE
     assert load(store, new) is None
 
 
-def test_replaces_keeps_the_binding_and_absolute_deadline(store: Any) -> None:
+def test_replaces_keeps_the_binding_and_absolute_deadline(store: Any, clock: Clock) -> None:
     old, new = key(), key()
-    now = time.time()
+    now = clock()
     store.apply(
         old,
         ChangeSet(
@@ -306,11 +341,11 @@ def test_replaces_keeps_the_binding_and_absolute_deadline(store: Any) -> None:
     assert [info.handle for info in store.sessions_for_user("u1")] == [new]
 
 
-def test_bound_sessions_are_listed_with_metadata(store: Any) -> None:
+def test_bound_sessions_are_listed_with_metadata(store: Any, clock: Clock) -> None:
     user = f"user-{new_id()[:8]}"
     keys = [key() for _ in range(3)]
     for i, k in enumerate(keys):
-        now = time.time()
+        now = clock()
         store.apply(
             k,
             ChangeSet(
@@ -324,7 +359,7 @@ def test_bound_sessions_are_listed_with_metadata(store: Any) -> None:
             ),
         )
     other = key()
-    now = time.time()
+    now = clock()
     store.apply(other, ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id="x"))
     infos = store.sessions_for_user(user)
     assert [info.handle for info in infos] == keys
@@ -333,45 +368,45 @@ def test_bound_sessions_are_listed_with_metadata(store: Any) -> None:
     assert store.sessions_for_user("nobody") == []
 
 
-def test_bind_on_update_and_unbind(store: Any) -> None:
+def test_bind_on_update_and_unbind(store: Any, clock: Clock) -> None:
     k = key()
-    create(store, k, {"a": "1"})
-    assert update(store, k, bind=True, user_id="u2") is ApplyResult.APPLIED
+    create(store, clock, k, {"a": "1"})
+    assert update(store, clock, k, bind=True, user_id="u2") is ApplyResult.APPLIED
     record = load(store, k)
     assert record is not None and record.user_id == "u2"
     assert [info.handle for info in store.sessions_for_user("u2")] == [k]
-    update(store, k, bind=True, user_id=None)
+    update(store, clock, k, bind=True, user_id=None)
     record = load(store, k)
     assert record is not None and record.user_id is None
     assert store.sessions_for_user("u2") == []
 
 
-def test_bound_session_without_keys_lives(store: Any) -> None:
+def test_bound_session_without_keys_lives(store: Any, clock: Clock) -> None:
     k = key()
-    now = time.time()
+    now = clock()
     store.apply(k, ChangeSet(now, now + 60, {}, created=now, bind=True, user_id="u3"))
     record = load(store, k)
     assert record is not None and record.user_id == "u3" and dict(record.data) == {}
 
 
-def test_user_index_drops_deleted_expired_and_rebound_sessions(store: Any) -> None:
+def test_user_index_drops_deleted_expired_and_rebound_sessions(store: Any, clock: Clock) -> None:
     user = f"user-{new_id()[:8]}"
     keys = [key() for _ in range(4)]
     for i, k in enumerate(keys):
-        now = time.time()
-        ttl = 0.3 if i == 1 else 60
+        now = clock()
+        ttl = 0.1 if i == 1 else 60
         store.apply(
             k, ChangeSet(now, now + ttl, {"a": "1"}, created=now + i, bind=True, user_id=user)
         )
     store.delete(keys[0])
-    update(store, keys[2], bind=True, user_id="someone-else")
-    time.sleep(0.5)
+    update(store, clock, keys[2], bind=True, user_id="someone-else")
+    clock.advance(0.15)
     assert [info.handle for info in store.sessions_for_user(user)] == [keys[3]]
 
 
-def test_refresh_updates_last_seen(store: Any) -> None:
+def test_refresh_updates_last_seen(store: Any, clock: Clock) -> None:
     k = key()
-    now = time.time()
+    now = clock()
     store.apply(k, ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id="u4"))
     (before,) = store.sessions_for_user("u4")
     load(store, k, Refresh(now + 30, 60.0))

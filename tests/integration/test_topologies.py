@@ -32,14 +32,14 @@ def read(app: Any, cookie: str, key: str = "user") -> tuple[int, str]:
     return response.status_code, response.text
 
 
-def test_sessions_survive_a_sentinel_failover(sentinel: SentinelSetup) -> None:
-    app, ext = make_app(SESSION_TYPE="redis", SESSION_REDIS=sentinel.url)
+def test_sessions_survive_a_sentinel_failover(fresh_sentinel: SentinelSetup) -> None:
+    app, ext = make_app(SESSION_TYPE="redis", SESSION_REDIS=fresh_sentinel.url)
     cookies = {f"user{i}": login(app, f"user{i}") for i in range(10)}
-    master = redis.Redis(port=sentinel.master_port())
+    master = redis.Redis(port=fresh_sentinel.master_port())
     assert master.wait(1, 5000) == 1  # the replica has every session
     master.close()
-    old = sentinel.master_port()
-    assert sentinel.failover() != old
+    old = fresh_sentinel.master_port()
+    assert fresh_sentinel.failover() != old
     # The same app object, never restarted, reads and writes on the new master.
     for user, cookie in cookies.items():
         assert read(app, cookie) == (200, repr(user))

@@ -166,19 +166,56 @@ def _cluster(parsed: _Parsed, asyncio: bool, options: dict[str, Any]) -> Any:
     return RedisCluster(startup_nodes=nodes, **kwargs)
 
 
-def bound_timeout(client: Any, timeout: float) -> bool:
-    """Give a client made without a socket timeout ``timeout`` for its new connections.
+# Pool settings redis-py derives itself; a copied pool must derive them anew.
+_DERIVED = ("connection_pool", "maint_notifications_pool_handler", "orig_")
 
-    A redis-py client's default is to wait forever on a frozen server; a
-    session store must answer 503 within ``SESSION_REDIS_TIMEOUT`` instead.
-    Connections already open keep their settings (at start-up there are none).
 
-    :returns: Whether the client had no timeout and got one.
+def bounded_client(client: Any, timeout: float, *, asyncio: bool = False) -> Any:
+    """A client for the same server(s) as ``client``, with every call bounded by ``timeout``.
+
+    A client made without options (Flask-Session's classic
+    ``redis.Redis(host=...)``) waits on a frozen server for redis-py's default
+    socket timeout, and retries timeouts several times: about a minute in all.
+    A session store must answer 503 within ``SESSION_REDIS_TIMEOUT``, so the
+    store gets its own pool with the same connection settings, a socket
+    timeout no longer than ``timeout`` and the store's retry policy (one quick
+    retry of a refused connection, none of a timeout). The app's own client is
+    left as it is. Cluster clients keep their nodes; only their timeouts are
+    capped, in place.
     """
-    kwargs_sets = []
     pool = getattr(client, "connection_pool", None)
-    if pool is not None:
-        kwargs_sets.append(pool.connection_kwargs)
+    if pool is None:
+        _cap_cluster_timeouts(client, timeout)
+        return client
+    kwargs = {
+        name: value
+        for name, value in pool.connection_kwargs.items()
+        if not name.startswith(_DERIVED)
+    }
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        current = kwargs.get(name)
+        kwargs[name] = timeout if current is None else min(current, timeout)
+    kwargs["retry"] = _retry(asyncio)
+    shape: dict[str, Any] = {
+        "connection_class": pool.connection_class,
+        "max_connections": pool.max_connections,
+    }
+    if hasattr(pool, "sentinel_manager"):
+        made = type(pool)(
+            pool.service_name,
+            pool.sentinel_manager,
+            is_master=pool.is_master,
+            check_connection=pool.check_connection,
+            **shape,
+            **kwargs,
+        )
+    else:
+        made = type(pool)(**shape, **kwargs)
+    return type(client)(connection_pool=made)
+
+
+def _cap_cluster_timeouts(client: Any, timeout: float) -> None:
+    kwargs_sets = []
     nodes_manager = getattr(client, "nodes_manager", None)
     if nodes_manager is not None:  # blocking RedisCluster
         kwargs_sets.append(nodes_manager.connection_kwargs)
@@ -188,13 +225,10 @@ def bound_timeout(client: Any, timeout: float) -> bool:
     elif hasattr(client, "get_nodes"):  # asyncio RedisCluster
         kwargs_sets.append(client.connection_kwargs)
         kwargs_sets.extend(node.connection_kwargs for node in client.get_nodes())
-    changed = False
     for kwargs in kwargs_sets:
         for name in ("socket_timeout", "socket_connect_timeout"):
-            if kwargs.get(name) is None:
-                kwargs[name] = timeout
-                changed = True
-    return changed
+            current = kwargs.get(name)
+            kwargs[name] = timeout if current is None else min(current, timeout)
 
 
 def redact(url: str) -> str:

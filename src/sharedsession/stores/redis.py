@@ -11,7 +11,6 @@ still existing, atomically on the server.
 from __future__ import annotations
 
 import inspect
-import logging
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
@@ -23,7 +22,7 @@ from ..errors import StoreError
 from ..errors import StoreUnavailable
 from . import _redis_layout as layout
 from ._redis_url import DEFAULT_TIMEOUT
-from ._redis_url import bound_timeout
+from ._redis_url import bounded_client
 from ._redis_url import connect
 from ._redis_url import redact
 from .base import ApplyResult
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
 DEFAULT_PREFIX = "session:"
 
 T = TypeVar("T")
-
-logger = logging.getLogger("sharedsession")
 
 
 def _mapped(exc: redis_errors.RedisError) -> StoreError:
@@ -219,10 +216,4 @@ def from_settings(settings: Settings, *, asyncio: bool) -> RedisStore | AsyncRed
                 " or a URL): Flask calls sessions synchronously."
             )
         )
-    if bound_timeout(client, timeout):
-        logger.info(
-            "SESSION_REDIS client has no socket timeout: its new connections get"
-            " SESSION_REDIS_TIMEOUT (%ss), so a frozen Redis answers 503 instead of hanging",
-            timeout,
-        )
-    return store_class(client, prefix=prefix)
+    return store_class(bounded_client(client, timeout, asyncio=asyncio), prefix=prefix)
