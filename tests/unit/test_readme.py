@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 
+from sharedsession.stores import SessionStore
 from tests.flask_apps import make_app
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -21,11 +23,15 @@ def block(marker: str) -> str:
 
 def test_quick_start() -> None:
     code = block("from sharedsession.flask import Session")
-    assert len(code.splitlines()) <= 20
+    assert len(code.splitlines()) <= 22
     namespace: dict[str, Any] = {"__name__": "readme_quick_start"}
-    exec(code.replace('"sqlite"', '"memory"'), namespace)
+    memory = 'app.config["SESSION_TYPE"] = "memory"\nsessions = Session(app)'
+    exec(code.replace("sessions = Session(app)", memory, 1), namespace)
     app: Flask = namespace["app"]
+    assert type(app.session_interface.store).__name__ == "MemoryStore"  # type: ignore[attr-defined]
     client = app.test_client()
+    visitor = app.test_client()  # before any login
+    assert visitor.post("/cart/fig").get_json() == {"cart": ["fig"], "devices": 0}
     assert client.post("/login/alice").text == "hello"
     client.post("/cart/apple")
     body = client.post("/cart/pear").get_json()
@@ -38,6 +44,7 @@ def test_writing_a_store_example() -> None:
     namespace: dict[str, Any] = {}
     exec(block("class DictStore"), namespace)
     store = namespace["DictStore"]()
+    assert isinstance(store, SessionStore)
     app, _ = make_app(store=store)
     client = app.test_client()
     client.get("/append/apple")
@@ -45,6 +52,20 @@ def test_writing_a_store_example() -> None:
     assert len(store.rows) == 1
     client.get("/clear")
     assert store.rows == {}
+    with store:
+        client.get("/append/fig")
+    assert store.rows == {}  # closed
+
+
+@pytest.mark.parametrize("marker", ["from sharedsession.flask import Session", "class DictStore"])
+def test_readme_code_passes_mypy_strict(marker: str, tmp_path: Path) -> None:
+    from mypy import api
+
+    source = tmp_path / "readme_block.py"
+    source.write_text(block(marker))
+    cache = Path(__file__).resolve().parents[2] / ".mypy_cache"
+    out, err, status = api.run(["--strict", "--cache-dir", str(cache), str(source)])
+    assert status == 0, out + err
 
 
 def test_quart_quick_start() -> None:

@@ -1,0 +1,237 @@
+"""Flask-Session configurations keep working or fail loudly; one config path for every adapter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+import pytest
+from flask import Blueprint
+from flask import Flask
+from flask import current_app
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from sharedsession._config import OPTION_KEYS
+from sharedsession.asgi import SessionMiddleware
+from sharedsession.errors import ConfigurationError
+from sharedsession.flask import Session
+from sharedsession.flask import SessionInterface
+from sharedsession.flask import session
+from sharedsession.ids import MAX_ID_BYTES
+from sharedsession.stores.memory import AsyncMemoryStore
+from sharedsession.stores.memory import MemoryStore
+from sharedsession.stores.redis import RedisStore
+from sharedsession.stores.sqlite import SQLiteStore
+from tests.asgi_apps import starlette_app
+from tests.flask_apps import make_app
+
+
+def flask_app(**config: Any) -> Flask:
+    app = Flask("config")
+    app.config.update({"SECRET_KEY": "k", **config})
+    Session(app)
+    return app
+
+
+@pytest.mark.parametrize("value", ["Redis", "REDIS", "redis"])
+def test_session_type_is_case_insensitive(value: str) -> None:
+    app = flask_app(SESSION_TYPE=value, SESSION_REDIS="redis://127.0.0.1:1/0")
+    assert isinstance(app.session_interface.store, RedisStore)  # type: ignore[attr-defined]
+
+
+def test_session_redis_without_session_type_means_redis(tmp_path: Any) -> None:
+    # A local SQLite file would not be shared across machines: Flask-Session refuses this.
+    app = flask_app(SESSION_REDIS="redis://127.0.0.1:1/0")
+    assert isinstance(app.session_interface.store, RedisStore)  # type: ignore[attr-defined]
+    app = flask_app(SESSION_SQLITE_PATH=str(tmp_path / "s.db"))
+    assert isinstance(app.session_interface.store, SQLiteStore)  # type: ignore[attr-defined]
+
+
+def test_flask_session_only_keys_are_accepted_with_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sharedsession"):
+        flask_app(
+            SESSION_TYPE="memory",
+            SESSION_SERIALIZATION_FORMAT="json",
+            SESSION_CLEANUP_N_REQUESTS=100,
+        )
+    lines = [r for r in caplog.records if "Flask-Session setting with no effect" in r.message]
+    assert [r.levelno for r in lines] == [logging.INFO, logging.INFO]
+    assert "SESSION_SERIALIZATION_FORMAT" in lines[0].message
+
+
+def test_unknown_session_key_gets_a_warning_with_the_closest_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sharedsession"):
+        flask_app(SESSION_TYPE="memory", SESSION_PERMANET=False, TESTING=True)
+    (record,) = [r for r in caplog.records if "SESSION_PERMANET" in r.message]
+    assert record.levelno == logging.WARNING
+    assert "Did you mean SESSION_PERMANENT?" in record.message
+
+
+def test_id_length_beyond_what_cookies_accept_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match=f"at most {MAX_ID_BYTES}"):
+        flask_app(SESSION_TYPE="memory", SESSION_ID_LENGTH=MAX_ID_BYTES + 1)
+    app = flask_app(SESSION_TYPE="memory", SESSION_ID_LENGTH=MAX_ID_BYTES)
+    client = app.test_client()
+
+    @app.get("/n")
+    def n() -> str:
+        session["n"] = session.get("n", 0) + 1
+        return str(session["n"])
+
+    assert [client.get("/n").text for _ in range(2)] == ["1", "2"]  # the long ID is recognised
+
+
+def test_flask_sessions_regenerate_api() -> None:
+    app, _ = make_app()
+
+    @app.get("/fs-regenerate")
+    def fs_regenerate() -> str:
+        interface: Any = current_app.session_interface
+        interface.regenerate(session)
+        return "ok"
+
+    client = app.test_client()
+    client.get("/set/user/ann")
+    old = client.get_cookie("session")
+    assert old is not None
+    assert client.get("/fs-regenerate").text == "ok"
+    new = client.get_cookie("session")
+    assert new is not None and new.value != old.value
+    assert client.get("/get/user").text == "'ann'"
+    stale = app.test_client()
+    stale.set_cookie("session", old.value)
+    assert stale.get("/get/user").text == "None"  # the old ID is dead
+
+
+def test_extensions_entry_is_the_extension_object() -> None:
+    app, ext = make_app()
+    assert app.extensions["sharedsession"] is ext
+    blueprint = Blueprint("account", __name__)
+
+    @blueprint.get("/others")
+    def others() -> str:
+        user = session.user_id
+        assert user is not None
+        return str(current_app.extensions["sharedsession"].revoke_user(user, keep=session))
+
+    app.register_blueprint(blueprint)
+    phone, laptop = app.test_client(), app.test_client()
+    phone.get("/login/ann")
+    laptop.get("/login/ann")
+    assert laptop.get("/others").text == "1"
+    assert phone.get("/get/user").text == "None" and laptop.get("/get/user").text == "'ann'"
+
+
+# -- cookies as Flask writes them -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("configured", "sent"),
+    [(".example.com", "example.com"), ("example.com:8080", "example.com")]
+    + [("bücher.example", "xn--bcher-kva.example")],
+)
+def test_cookie_domain_is_normalised_as_werkzeug_does(configured: str, sent: str) -> None:
+    app, _ = make_app(SESSION_COOKIE_DOMAIN=configured)
+    client = app.test_client()
+    response = client.get("/set/a/1", base_url=f"http://www.{sent}")
+    assert f"Domain={sent};" in response.headers["Set-Cookie"]
+    if sent.isascii() and not sent.startswith("xn--"):  # the test client's own limits
+        assert client.get("/get/a", base_url=f"http://www.{sent}").text == "'1'"
+
+
+def test_invalid_samesite_is_refused_also_after_init() -> None:
+    with pytest.raises(ConfigurationError, match="must be 'Lax', 'Strict', 'None'"):
+        make_app(SESSION_COOKIE_SAMESITE="invalid")
+    app, _ = make_app(SESSION_COOKIE_SAMESITE="strict")
+    assert "SameSite=Strict" in app.test_client().get("/set/a/1").headers["Set-Cookie"]
+    app.config["SESSION_COOKIE_SAMESITE"] = "bogus"
+    app.testing = True  # let the error through instead of a 500 page
+    with pytest.raises(ConfigurationError, match="must be 'Lax', 'Strict', 'None'"):
+        app.test_client().get("/set/a/1")
+
+
+def test_cookie_attributes_are_read_per_request_through_the_hooks() -> None:
+    app, _ = make_app()
+    app.config["SESSION_COOKIE_PATH"] = "/shop"
+    app.config["SESSION_COOKIE_HTTPONLY"] = False
+    header = app.test_client().get("/set/a/1").headers["Set-Cookie"]
+    assert "Path=/shop" in header and "HttpOnly" not in header
+
+    app.config["SESSION_COOKIE_PATH"] = "/"
+
+    class Named(SessionInterface):
+        def get_cookie_name(self, app: Flask) -> str:
+            return "sid"
+
+    interface: Any = app.session_interface
+    app.session_interface = Named(interface.manager, interface.store)
+    client = app.test_client()
+    assert client.get("/set/a/2").headers["Set-Cookie"].startswith("sid=")
+    assert client.get("/get/a").text == "'2'"
+
+
+# -- the ASGI middleware: the same checks, the same messages -----------------------
+
+
+REFUSED = [
+    ({"SESSION_COOKIE_NAME": "__Host-s"}, {"session_cookie": "__Host-s"}),
+    ({"SESSION_COOKIE_NAME": "__Secure-s"}, {"session_cookie": "__Secure-s"}),
+    ({"SESSION_COOKIE_SAMESITE": "None"}, {"same_site": "none"}),
+    ({"SESSION_COOKIE_PARTITIONED": True}, {"partitioned": True}),
+    ({"SESSION_COOKIE_SAMESITE": "sometimes"}, {"same_site": "sometimes"}),
+    ({"PERMANENT_SESSION_LIFETIME": "1 day"}, {"max_age": "1 day"}),
+    ({"SESSION_ON_STORE_ERROR": "ignore"}, {"on_store_error": "ignore"}),
+    ({"SESSION_ID_LENGTH": 8}, {"id_length": 8}),
+    ({"SESSION_MAX_SIZE": 0}, {"max_size": 0}),
+]
+
+
+@pytest.mark.parametrize(("config", "options"), REFUSED)
+def test_middleware_refuses_what_flask_refuses_with_the_same_message(
+    config: dict[str, Any], options: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigurationError) as flask_error:
+        flask_app(SESSION_TYPE="memory", **config)
+    with pytest.raises(ConfigurationError) as asgi_error:
+        SessionMiddleware(Starlette(), store=AsyncMemoryStore(), **options)
+    expected = str(flask_error.value)
+    for option, key in OPTION_KEYS.items():
+        expected = re.sub(rf"\b{key}\b", f"{option} ({key})", expected)
+    assert str(asgi_error.value) == expected
+
+
+def test_middleware_options_take_what_the_flask_keys_take() -> None:
+    app = starlette_app(
+        AsyncMemoryStore(), max_age=dt.timedelta(hours=1), same_site="STRICT", debug=True
+    )
+    with TestClient(app) as client:
+        header = client.get("/set/a/1").headers["set-cookie"]
+    assert "Max-Age=3599" in header or "Max-Age=3600" in header
+    assert "SameSite=Strict" in header
+    middleware = SessionMiddleware(Starlette(), store=AsyncMemoryStore(), max_age=None)
+    assert not middleware.manager.permanent  # Starlette's max_age=None: browser-session cookie
+
+
+def test_middleware_warns_about_an_insecure_cookie(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="sharedsession"):
+        SessionMiddleware(Starlette(), store=AsyncMemoryStore())
+        SessionMiddleware(Starlette(), store=AsyncMemoryStore(), https_only=True)
+        SessionMiddleware(Starlette(), store=AsyncMemoryStore(), debug=True)
+    assert caplog.text.count("SESSION_COOKIE_SECURE is off") == 1
+
+
+def test_one_registry_maps_session_type_to_stores() -> None:
+    from sharedsession._config import STORE_TYPES
+
+    app = flask_app(SESSION_TYPE="memory")
+    assert isinstance(app.session_interface.store, MemoryStore)  # type: ignore[attr-defined]
+    assert set(STORE_TYPES) == {"memory", "sqlite", "redis"}
+    with pytest.raises(ConfigurationError, match="use one of 'sqlite', 'redis', 'memory'"):
+        flask_app(SESSION_TYPE="filesystem")
