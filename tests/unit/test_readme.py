@@ -44,7 +44,7 @@ def test_writing_a_store_example() -> None:
     namespace: dict[str, Any] = {}
     exec(block("class DictStore"), namespace)
     store = namespace["DictStore"]()
-    assert isinstance(store, SessionStore)
+    assert isinstance(namespace["DictStore"](), SessionStore)
     app, _ = make_app(store=store)
     client = app.test_client()
     client.get("/append/apple")
