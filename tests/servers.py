@@ -90,7 +90,7 @@ class RedisServer:
             return bool(client.ping())
 
         try:
-            _wait(ready, f"redis-server on port {self.port}", timeout=10.0)
+            wait_until(ready, f"redis-server on port {self.port}", timeout=10.0)
         finally:
             client.close()
 
@@ -106,7 +106,7 @@ class RedisServer:
         self.process = None
 
 
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
@@ -150,7 +150,7 @@ class SentinelSetup:
         self.replica.args = [*self.no_sync_delay, *replica_of]
         self.replica.start()
         replica = self.replica.client()
-        _wait(
+        wait_until(
             lambda: replica.info("replication").get("master_link_status") == "up",
             "the replica to sync",
         )
@@ -166,7 +166,7 @@ class SentinelSetup:
             sentinel.start_sentinel(conf)
         for sentinel in self.sentinels:
             client = sentinel.client()
-            _wait(
+            wait_until(
                 lambda c=client: len(c.execute_command("SENTINEL", "REPLICAS", self.service)) == 1,  # type: ignore[misc]
                 "the Sentinels to find the replica",
             )
@@ -191,13 +191,13 @@ class SentinelSetup:
             client.execute_command("SENTINEL", "FAILOVER", self.service)
             return True
 
-        _wait(started, "the Sentinel to accept the failover")
+        wait_until(started, "the Sentinel to accept the failover")
         client.close()
-        _wait(lambda: self.master_port() != old, "the failover", timeout=60)
+        wait_until(lambda: self.master_port() != old, "the failover", timeout=60)
         new = self.master_port()
         server = self.replica if new == self.replica.port else self.master
         promoted = server.client()
-        _wait(lambda: promoted.info("replication")["role"] == "master", "the promotion")
+        wait_until(lambda: promoted.info("replication")["role"] == "master", "the promotion")
         promoted.close()
         return new
 
@@ -247,7 +247,7 @@ class ClusterSetup:
         )
         for node in self.nodes:
             client = node.client()
-            _wait(
+            wait_until(
                 lambda c=client: (
                     c.execute_command("CLUSTER", "INFO")  # type: ignore[misc]
                     .decode()

@@ -44,6 +44,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SQLITE_FILE = "sharedsession.sqlite3"
 DEFAULT_LIFETIME = dt.timedelta(days=31)
 DEFAULT_REDIS_TIMEOUT = 2.0
+DEFAULT_MAX_CONNECTIONS = 100
 
 #: Every key this library reads.
 KEYS = frozenset(
@@ -51,6 +52,8 @@ KEYS = frozenset(
         "SESSION_TYPE",
         "SESSION_REDIS",
         "SESSION_REDIS_TIMEOUT",
+        "SESSION_REDIS_MIN_REPLICAS",
+        "SESSION_REDIS_MAX_CONNECTIONS",
         "SESSION_KEY_PREFIX",
         "SESSION_SQLITE_PATH",
         "SESSION_PERMANENT",
@@ -181,6 +184,8 @@ class Settings:
     session_type: str
     redis: Any
     redis_timeout: float
+    redis_min_replicas: int
+    redis_max_connections: int
     key_prefix: str
     sqlite_path: str
     permanent: bool
@@ -256,6 +261,14 @@ class Settings:
             redis=read.get("SESSION_REDIS") or DEFAULT_REDIS_URL,
             redis_timeout=read.seconds("SESSION_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT)
             or DEFAULT_REDIS_TIMEOUT,
+            redis_min_replicas=read.positive_int(
+                "SESSION_REDIS_MIN_REPLICAS", 0, low=0, unit="replicas"
+            )
+            or 0,
+            redis_max_connections=read.positive_int(
+                "SESSION_REDIS_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, unit="connections"
+            )
+            or DEFAULT_MAX_CONNECTIONS,
             key_prefix=prefix,
             sqlite_path=os.fspath(sqlite_path),
             permanent=read.bool("SESSION_PERMANENT", True),

@@ -110,26 +110,59 @@ SCRIPTS = {"load_refresh": LOAD_REFRESH, "apply": APPLY, "take": TAKE}
 
 @dataclass(frozen=True)
 class Call:
-    """One Redis command: ``client.<name>(*args)``."""
+    """One Redis command: ``client.<name>(*args)``; ``write`` if it changes data."""
 
     name: str
     args: tuple[Any, ...] = ()
+    write: bool = False
 
 
 @dataclass(frozen=True)
 class Script:
-    """One of :data:`SCRIPTS`, by name, run with EVALSHA."""
+    """One of :data:`SCRIPTS`, by name, run with EVALSHA; ``write`` if it changes data."""
 
     name: str
     keys: list[str]
     args: list[Any]
+    write: bool = False
 
 
 @dataclass(frozen=True)
 class Pipeline:
-    """Several commands in one round trip (not a transaction)."""
+    """Several commands in one round trip (not a transaction); ``write`` if one changes data."""
 
     calls: list[Call]
+    write: bool = False
+
+
+#: Replies of a Redis server that will not take a write now: a store outage
+#: (503), never a bug (500). READONLY and MASTERDOWN also mean the connection
+#: reached a demoted or cut-off master.
+REFUSALS = ("NOREPLICAS", "READONLY", "MISCONF", "OOM", "LOADING", "MASTERDOWN", "TRYAGAIN")
+REFUSALS_CLUSTER = ("CLUSTERDOWN",)
+
+
+def refusal(message: str) -> str | None:
+    """The refusal code in a Redis error message (also inside a script's error), or ``None``."""
+    for code in REFUSALS + REFUSALS_CLUSTER:
+        if message.startswith(code) or f" {code} " in message or f"-{code}" in message:
+            return code
+    return None
+
+
+def check_acknowledged(acknowledged: int, wanted: int) -> None:
+    """Raise when fewer replicas than ``wanted`` acknowledged a write (``WAIT``'s reply)."""
+    if acknowledged < wanted:
+        raise NotReplicated(acknowledged, wanted)
+
+
+class NotReplicated(Exception):
+    """Fewer replicas than required acknowledged a write in time."""
+
+    def __init__(self, acknowledged: int, wanted: int) -> None:
+        super().__init__(
+            f"NOREPLICAS only {acknowledged} of {wanted} replicas acknowledged the write in time"
+        )
 
 
 Op = Call | Script | Pipeline
@@ -235,7 +268,7 @@ def _index(prefix: str, user_id: str, handle: str, now: float) -> Flow[None]:
     """
     index = user_key(prefix, user_id)
     adding = [Call("zadd", (index, {handle: now})), Call("zrange", (index, 0, -1))]
-    _, handles = yield Pipeline(adding)
+    _, handles = yield Pipeline(adding, write=True)
     others = [h for h in map(text, handles) if h != handle]
     if others:
         yield from _check(prefix, user_id, others)
@@ -246,12 +279,12 @@ def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
     fields = [(_field(k), v) for k, v in changes.set.items()] + _meta(changes)
     if changes.replaces is None:
         mode = "update" if changes.created is None else "create"
-        reply = yield Script("apply", [name], _apply_args(mode, changes, fields))
+        reply = yield Script("apply", [name], _apply_args(mode, changes, fields), write=True)
         return ApplyResult(text(reply))
     # Regeneration: the old hash is read and deleted in one step, then the new
     # one is created. The old ID is dead before the new one exists; the two
     # hashes live in different Cluster slots, so no single script can do both.
-    old = yield Script("take", [session_key(prefix, changes.replaces)], [])
+    old = yield Script("take", [session_key(prefix, changes.replaces)], [], write=True)
     if not old:
         return ApplyResult.GONE
     data, meta = _split(old)
@@ -263,16 +296,17 @@ def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
         meta.pop(USER, None)
         meta.pop(CLIENT, None)
     if USER in meta and not changes.bind:
-        yield Call("zadd", (user_key(prefix, meta[USER]), {key: changes.now}))
+        yield Call("zadd", (user_key(prefix, meta[USER]), {key: changes.now}), write=True)
     meta[ISSUED] = repr(changes.now)
     kept = [(_field(k), v) for k, v in data.items()] + list(meta.items())
     unchanged = ChangeSet(changes.now, changes.expires)
-    reply = yield Script("apply", [name], _apply_args("create", unchanged, kept + fields))
+    args = _apply_args("create", unchanged, kept + fields)
+    reply = yield Script("apply", [name], args, write=True)
     return ApplyResult(text(reply))
 
 
 def delete(prefix: str, key: str) -> Flow[None]:
-    yield Call("delete", (session_key(prefix, key),))
+    yield Call("delete", (session_key(prefix, key),), write=True)
 
 
 def _check(prefix: str, user_id: str, handles: list[str]) -> Flow[list[SessionInfo]]:

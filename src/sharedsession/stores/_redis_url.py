@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -24,8 +25,12 @@ from urllib.parse import urlsplit
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from ..errors import ConfigurationError
+
 #: Seconds a store call may wait on Redis before it fails with ``StoreUnavailable``.
 DEFAULT_TIMEOUT = 2.0
+#: Connections per store and process (redis-py's own pool default).
+DEFAULT_MAX_CONNECTIONS = 100
 
 STANDALONE_SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -86,13 +91,19 @@ def _retry(asyncio: bool) -> Any:
 
 
 def connect(
-    url: str, *, asyncio: bool = False, timeout: float = DEFAULT_TIMEOUT, **options: Any
+    url: str,
+    *,
+    asyncio: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    **options: Any,
 ) -> Any:
     """Make a redis-py client for ``url``.
 
     :param url: One of the forms in this module's docstring.
     :param asyncio: Make a ``redis.asyncio`` client.
     :param timeout: Socket and connect timeout in seconds.
+    :param max_connections: The pool's size (per node on a Cluster).
     :param options: Further client options; they override the defaults.
     :raises ValueError: The URL is not one of the supported forms.
     """
@@ -101,6 +112,7 @@ def connect(
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": _retry(asyncio),
+        "max_connections": max_connections,
         **options,
     }
     if scheme in STANDALONE_SCHEMES:
@@ -170,7 +182,52 @@ def _cluster(parsed: _Parsed, asyncio: bool, options: dict[str, Any]) -> Any:
 _DERIVED = ("connection_pool", "maint_notifications_pool_handler", "orig_")
 
 
-def bounded_client(client: Any, timeout: float, *, asyncio: bool = False) -> Any:
+def is_cluster(client: Any) -> bool:
+    """Whether ``client`` is a redis-py Cluster client (blocking or asyncio)."""
+    return hasattr(client, "get_nodes") and not hasattr(client, "connection_pool")
+
+
+def client_from_setting(
+    value: Any, timeout: float, max_connections: int, *, asyncio: bool = False
+) -> Any:
+    """The client for ``SESSION_REDIS``: a URL, or a redis-py client of the right kind.
+
+    :raises ConfigurationError: Neither, or a client for the other kind of app;
+        the message says what to pass (and never holds the URL's password).
+    """
+    if isinstance(value, str):
+        try:
+            return connect(value, asyncio=asyncio, timeout=timeout, max_connections=max_connections)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"SESSION_REDIS = {redact(value)!r} is not a usable Redis URL"
+                f" ({redact(str(exc))}); use a form such as redis://host:6379/0,"
+                " rediss://host:6380/0, unix:///path/redis.sock,"
+                " redis+sentinel://host:26379/mymaster/0 or redis+cluster://host:7000."
+            ) from None
+    kind = "an asyncio" if asyncio else "a blocking"
+    execute = getattr(value, "execute_command", None)
+    if execute is None or not hasattr(value, "register_script"):
+        raise ConfigurationError(
+            f"SESSION_REDIS must be a Redis URL or {kind} redis-py client, got"
+            f" {type(value).__name__}."
+        )
+    if inspect.iscoroutinefunction(execute) != asyncio:
+        raise ConfigurationError(
+            f"SESSION_REDIS must be {kind} redis-py client here"
+            + (
+                " (redis.asyncio.Redis, or a URL): the app is async."
+                if asyncio
+                else " (redis.Redis, Sentinel(...).master_for(...), redis.cluster.RedisCluster,"
+                " or a URL): Flask calls sessions synchronously."
+            )
+        )
+    return bounded_client(value, timeout, asyncio=asyncio, max_connections=max_connections)
+
+
+def bounded_client(
+    client: Any, timeout: float, *, asyncio: bool = False, max_connections: int | None = None
+) -> Any:
     """A client for the same server(s) as ``client``, with every call bounded by ``timeout``.
 
     A client made without options (Flask-Session's classic
@@ -198,7 +255,7 @@ def bounded_client(client: Any, timeout: float, *, asyncio: bool = False) -> Any
     kwargs["retry"] = _retry(asyncio)
     shape: dict[str, Any] = {
         "connection_class": pool.connection_class,
-        "max_connections": pool.max_connections,
+        "max_connections": max_connections or pool.max_connections,
     }
     if hasattr(pool, "sentinel_manager"):
         made = type(pool)(

@@ -6,11 +6,19 @@ one with blocking calls and one with ``await``. Reading with a refresh and
 writing a change set are one Lua script each, so a request costs one round
 trip to read and one to write, and a write is conditional on the session
 still existing, atomically on the server.
+
+Two bounds apply to every operation: at most ``max_connections`` operations
+run at once per store (a burst waits for a free connection, at most
+``timeout`` seconds, instead of failing), and with ``min_replicas`` every
+write is followed by ``WAIT`` in the same round trip, so a write the app saw
+acknowledged is on that many replicas and survives a failover.
 """
 
 from __future__ import annotations
 
-import inspect
+import asyncio
+import threading
+import weakref
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
@@ -21,10 +29,11 @@ from ..errors import ConfigurationError
 from ..errors import StoreError
 from ..errors import StoreUnavailable
 from . import _redis_layout as layout
+from ._redis_url import DEFAULT_MAX_CONNECTIONS
 from ._redis_url import DEFAULT_TIMEOUT
-from ._redis_url import bounded_client
+from ._redis_url import client_from_setting
 from ._redis_url import connect
-from ._redis_url import redact
+from ._redis_url import is_cluster
 from .base import ApplyResult
 from .base import AsyncClosing
 from .base import ChangeSet
@@ -45,24 +54,81 @@ DEFAULT_PREFIX = "session:"
 T = TypeVar("T")
 
 
-def _mapped(exc: redis_errors.RedisError) -> StoreError:
+def _mapped(exc: Exception) -> StoreError:
     """The store error for a redis-py error (raised ``from`` it by the caller)."""
     if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
         return StoreUnavailable(f"Redis session store unavailable: {exc}", exc)
+    if isinstance(exc, layout.NotReplicated) or layout.refusal(str(exc)):
+        return StoreUnavailable(f"Redis session store refused the write: {exc}", exc)
     return StoreError(f"Redis session store failed: {exc}", exc)
+
+
+def _demoted(exc: Exception) -> bool:
+    # The connection may point at a master that lost its role: reconnect.
+    return isinstance(exc, layout.NotReplicated) or layout.refusal(str(exc)) in (
+        "READONLY",
+        "MASTERDOWN",
+        "NOREPLICAS",
+    )
+
+
+def _busy(limit: int, timeout: float) -> StoreUnavailable:
+    return StoreUnavailable(
+        f"all {limit} Redis connections of this process stayed busy for {timeout} s;"
+        " raise SESSION_REDIS_MAX_CONNECTIONS or SESSION_REDIS_TIMEOUT if Redis is healthy"
+    )
+
+
+class _Options:
+    """What both stores check once: the prefix, the timeout, the bounds."""
+
+    def __init__(
+        self, client: Any, prefix: str, timeout: float, min_replicas: int, max_connections: int
+    ) -> None:
+        if min_replicas and is_cluster(client):
+            raise ConfigurationError(
+                "SESSION_REDIS_MIN_REPLICAS needs standalone Redis or Sentinel: on a Cluster a"
+                " write and its WAIT may not share a connection. Use min-replicas-to-write on"
+                " the cluster's masters instead (refusals answer 503)."
+            )
+        if max_connections < 1:
+            raise ConfigurationError(
+                f"SESSION_REDIS_MAX_CONNECTIONS must be at least 1, got {max_connections!r}."
+            )
+        self.prefix = prefix
+        self.timeout = timeout
+        self.min_replicas = min_replicas
+        self.max_connections = max_connections
+        # WAIT gets half the timeout, so its reply arrives before the socket gives up.
+        self.wait_ms = max(1, int(timeout * 500))
 
 
 class RedisStore(Closing):
     """Sessions in Redis through a blocking redis-py client.
 
     :param client: A ``redis.Redis`` (standalone, or ``Sentinel.master_for``)
-        or ``redis.cluster.RedisCluster``.
+        or ``redis.cluster.RedisCluster``; its pool should hold at least
+        ``max_connections`` connections.
     :param prefix: Prepended to every key.
+    :param timeout: Seconds an operation may wait for a free connection.
+    :param min_replicas: Replicas that must acknowledge each write (``WAIT``)
+        within half of ``timeout``, else the write fails with ``StoreUnavailable``.
+    :param max_connections: Operations that may run at once; more wait.
     """
 
-    def __init__(self, client: redis.Redis | Any, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        client: redis.Redis | Any,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = DEFAULT_TIMEOUT,
+        min_replicas: int = 0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self.client = client
+        self.options = _Options(client, prefix, timeout, min_replicas, max_connections)
         self.prefix = prefix
+        self._slots = threading.BoundedSemaphore(max_connections)
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
 
     @classmethod
@@ -72,6 +138,8 @@ class RedisStore(Closing):
         *,
         prefix: str = DEFAULT_PREFIX,
         timeout: float = DEFAULT_TIMEOUT,
+        min_replicas: int = 0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         **options: Any,
     ) -> RedisStore:
         """Connect to a standalone server, a Sentinel-managed master or a Cluster.
@@ -80,11 +148,22 @@ class RedisStore(Closing):
             or ``redis+cluster://``; see the README for each form.
         :param prefix: Prepended to every key.
         :param timeout: Seconds a call may wait on Redis; timeouts are not retried.
+        :param min_replicas: See the class.
+        :param max_connections: See the class; also the size of the client's pool.
         :param options: Further redis-py client options.
         """
-        return cls(connect(url, timeout=timeout, **options), prefix=prefix)
+        client = connect(url, timeout=timeout, max_connections=max_connections, **options)
+        return cls(
+            client,
+            prefix=prefix,
+            timeout=timeout,
+            min_replicas=min_replicas,
+            max_connections=max_connections,
+        )
 
     def _run(self, flow: layout.Flow[T]) -> T:
+        if not self._slots.acquire(timeout=self.options.timeout):
+            raise _busy(self.options.max_connections, self.options.timeout)
         reply: Any = None
         try:
             while True:
@@ -92,18 +171,32 @@ class RedisStore(Closing):
         except StopIteration as stop:
             result: T = stop.value
             return result
-        except redis_errors.RedisError as exc:
+        except (redis_errors.RedisError, layout.NotReplicated) as exc:
+            if _demoted(exc) and hasattr(self.client, "connection_pool"):
+                self.client.connection_pool.disconnect(inuse_connections=False)
             raise _mapped(exc) from exc
+        finally:
+            self._slots.release()
 
     def _do(self, op: layout.Op) -> Any:
-        if isinstance(op, layout.Script):
-            return self._scripts[op.name](keys=op.keys, args=op.args)
-        if isinstance(op, layout.Pipeline):
-            pipe = self.client.pipeline(transaction=False)
-            for call in op.calls:
+        replicas = self.options.min_replicas
+        if not (replicas and op.write) and not isinstance(op, layout.Pipeline):
+            if isinstance(op, layout.Script):
+                return self._scripts[op.name](keys=op.keys, args=op.args)
+            return getattr(self.client, op.name)(*op.args)
+        pipe = self.client.pipeline(transaction=False)
+        for call in op.calls if isinstance(op, layout.Pipeline) else [op]:
+            if isinstance(call, layout.Script):
+                self._scripts[call.name](keys=call.keys, args=call.args, client=pipe)
+            else:
                 getattr(pipe, call.name)(*call.args)
-            return pipe.execute()
-        return getattr(self.client, op.name)(*op.args)
+        if replicas and op.write:
+            pipe.execute_command("WAIT", replicas, self.options.wait_ms)
+            *replies, acknowledged = pipe.execute()
+            layout.check_acknowledged(acknowledged, replicas)
+        else:
+            replies = pipe.execute()
+        return replies if isinstance(op, layout.Pipeline) else replies[0]
 
     def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
         return self._run(layout.load(self.prefix, key, refresh))
@@ -126,11 +219,25 @@ class AsyncRedisStore(AsyncClosing):
 
     :param client: A ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``.
     :param prefix: Prepended to every key.
+    :param timeout: See :class:`RedisStore`.
+    :param min_replicas: See :class:`RedisStore`.
+    :param max_connections: See :class:`RedisStore` (per event loop).
     """
 
-    def __init__(self, client: redis.asyncio.Redis | Any, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis | Any,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = DEFAULT_TIMEOUT,
+        min_replicas: int = 0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
         self.client = client
+        self.options = _Options(client, prefix, timeout, min_replicas, max_connections)
         self.prefix = prefix
+        # asyncio primitives belong to one event loop; test clients run several.
+        self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
 
     @classmethod
@@ -140,12 +247,29 @@ class AsyncRedisStore(AsyncClosing):
         *,
         prefix: str = DEFAULT_PREFIX,
         timeout: float = DEFAULT_TIMEOUT,
+        min_replicas: int = 0,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         **options: Any,
     ) -> AsyncRedisStore:
         """The async twin of :meth:`RedisStore.from_url`, over ``redis.asyncio``."""
-        return cls(connect(url, asyncio=True, timeout=timeout, **options), prefix=prefix)
+        client = connect(
+            url, asyncio=True, timeout=timeout, max_connections=max_connections, **options
+        )
+        return cls(
+            client,
+            prefix=prefix,
+            timeout=timeout,
+            min_replicas=min_replicas,
+            max_connections=max_connections,
+        )
 
     async def _run(self, flow: layout.Flow[T]) -> T:
+        loop = asyncio.get_running_loop()
+        slots = self._slots.setdefault(loop, asyncio.Semaphore(self.options.max_connections))
+        try:
+            await asyncio.wait_for(slots.acquire(), self.options.timeout)
+        except asyncio.TimeoutError:
+            raise _busy(self.options.max_connections, self.options.timeout) from None
         reply: Any = None
         try:
             while True:
@@ -153,18 +277,32 @@ class AsyncRedisStore(AsyncClosing):
         except StopIteration as stop:
             result: T = stop.value
             return result
-        except redis_errors.RedisError as exc:
+        except (redis_errors.RedisError, layout.NotReplicated) as exc:
+            if _demoted(exc) and hasattr(self.client, "connection_pool"):
+                await self.client.connection_pool.disconnect(inuse_connections=False)
             raise _mapped(exc) from exc
+        finally:
+            slots.release()
 
     async def _do(self, op: layout.Op) -> Any:
-        if isinstance(op, layout.Script):
-            return await self._scripts[op.name](keys=op.keys, args=op.args)
-        if isinstance(op, layout.Pipeline):
-            pipe = self.client.pipeline(transaction=False)
-            for call in op.calls:
+        replicas = self.options.min_replicas
+        if not (replicas and op.write) and not isinstance(op, layout.Pipeline):
+            if isinstance(op, layout.Script):
+                return await self._scripts[op.name](keys=op.keys, args=op.args)
+            return await getattr(self.client, op.name)(*op.args)
+        pipe = self.client.pipeline(transaction=False)
+        for call in op.calls if isinstance(op, layout.Pipeline) else [op]:
+            if isinstance(call, layout.Script):
+                await self._scripts[call.name](keys=call.keys, args=call.args, client=pipe)
+            else:
                 getattr(pipe, call.name)(*call.args)
-            return await pipe.execute()
-        return await getattr(self.client, op.name)(*op.args)
+        if replicas and op.write:
+            pipe.execute_command("WAIT", replicas, self.options.wait_ms)
+            *replies, acknowledged = await pipe.execute()
+            layout.check_acknowledged(acknowledged, replicas)
+        else:
+            replies = await pipe.execute()
+        return replies if isinstance(op, layout.Pipeline) else replies[0]
 
     async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
         return await self._run(layout.load(self.prefix, key, refresh))
@@ -184,36 +322,15 @@ class AsyncRedisStore(AsyncClosing):
 
 def from_settings(settings: Settings, *, asyncio: bool) -> RedisStore | AsyncRedisStore:
     """The store for ``SESSION_TYPE = "redis"`` from ``SESSION_REDIS`` (a URL or a client)."""
-    client = settings.redis
-    prefix, timeout = settings.key_prefix, settings.redis_timeout
-    store_class: type[RedisStore] | type[AsyncRedisStore] = (
-        AsyncRedisStore if asyncio else RedisStore
+    options: dict[str, Any] = {
+        "prefix": settings.key_prefix,
+        "timeout": settings.redis_timeout,
+        "min_replicas": settings.redis_min_replicas,
+        "max_connections": settings.redis_max_connections,
+    }
+    client = client_from_setting(
+        settings.redis, settings.redis_timeout, settings.redis_max_connections, asyncio=asyncio
     )
-    if isinstance(client, str):
-        try:
-            return store_class.from_url(client, prefix=prefix, timeout=timeout)
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"SESSION_REDIS = {redact(client)!r} is not a usable Redis URL ({exc}); use a"
-                " form such as redis://host:6379/0, rediss://host:6380/0,"
-                " unix:///path/redis.sock, redis+sentinel://host:26379/mymaster/0 or"
-                " redis+cluster://host:7000."
-            ) from exc
-    kind = "an asyncio" if asyncio else "a blocking"
-    execute = getattr(client, "execute_command", None)
-    if execute is None or not hasattr(client, "register_script"):
-        raise ConfigurationError(
-            f"SESSION_REDIS must be a Redis URL or {kind} redis-py client, got"
-            f" {type(client).__name__}."
-        )
-    if inspect.iscoroutinefunction(execute) != asyncio:
-        raise ConfigurationError(
-            f"SESSION_REDIS must be {kind} redis-py client here"
-            + (
-                " (redis.asyncio.Redis, or a URL): the app is async."
-                if asyncio
-                else " (redis.Redis, Sentinel(...).master_for(...), redis.cluster.RedisCluster,"
-                " or a URL): Flask calls sessions synchronously."
-            )
-        )
-    return store_class(bounded_client(client, timeout, asyncio=asyncio), prefix=prefix)
+    if asyncio:
+        return AsyncRedisStore(client, **options)
+    return RedisStore(client, **options)
