@@ -95,6 +95,11 @@ async def as_json(request: Request) -> JSONResponse:
     return JSONResponse(request.session)
 
 
+async def fail(request: Request) -> PlainTextResponse:
+    request.session[request.path_params["key"]] = "half-done"
+    return PlainTextResponse("failed", status_code=500)
+
+
 ROUTES = [
     Route("/untouched", untouched),
     Route("/get/{key}", get),
@@ -108,6 +113,7 @@ ROUTES = [
     Route("/sync/{key}", sync_get),
     Route("/devices", devices),
     Route("/json", as_json),
+    Route("/fail/{key}", fail),
     WebSocketRoute("/ws", ws),
 ]
 
@@ -180,6 +186,11 @@ def quart_app(store: AsyncSessionStore | None = None, **config: Any) -> tuple[Qu
         user = quart_session.user_id
         assert user is not None
         return str(await ext.revoke_user(user, keep=quart_session))
+
+    @app.get("/fail/<key>")
+    async def q_fail(key: str) -> tuple[str, int]:
+        quart_session[key] = "half-done"
+        return "failed", 500
 
     @app.get("/json")
     async def q_json() -> Any:

@@ -108,6 +108,20 @@ def make_app(
     def json_dumps() -> str:
         return json.dumps(session._get_current_object(), sort_keys=True)  # type: ignore[attr-defined]
 
+    @app.get("/fail/<key>")
+    def fail(key: str) -> tuple[str, int]:
+        session[key] = "half-done"
+        return "failed", 500
+
+    @app.get("/many/<int:n>")
+    def many(n: int) -> str:
+        session.update({f"k{i}": i for i in range(n)})
+        return "ok"
+
+    @app.get("/count")
+    def count() -> str:
+        return str(len(session))
+
     @app.get("/bad")
     def bad() -> str:
         session["obj"] = object()

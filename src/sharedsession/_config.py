@@ -26,6 +26,7 @@ from .expiry import ExpiryPolicy
 from .ids import MAX_ID_BYTES
 from .ids import MIN_ID_BYTES
 from .ids import CookieSigner
+from .manager import DEFAULT_MAX_KEYS
 from .manager import SessionManager
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionStore
@@ -62,6 +63,7 @@ KEYS = frozenset(
         "SESSION_ID_LENGTH",
         "SESSION_ABSOLUTE_LIFETIME",
         "SESSION_MAX_SIZE",
+        "SESSION_MAX_KEYS",
         "SESSION_ON_STORE_ERROR",
         "SESSION_RENEWAL_INTERVAL",
         "SESSION_ENCRYPTION_KEYS",
@@ -110,6 +112,7 @@ OPTION_KEYS = {
     "absolute_lifetime": "SESSION_ABSOLUTE_LIFETIME",
     "renewal": "SESSION_RENEWAL_INTERVAL",
     "max_size": "SESSION_MAX_SIZE",
+    "max_keys": "SESSION_MAX_KEYS",
     "encryption_keys": "SESSION_ENCRYPTION_KEYS",
     "on_store_error": "SESSION_ON_STORE_ERROR",
     "track_client": "SESSION_TRACK_CLIENT",
@@ -134,7 +137,7 @@ class _Reader:
     def get(self, key: str, default: Any = None) -> Any:
         return self.config.get(key, default)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         value = self.config.get(key, default)
         if not isinstance(value, bool):
             raise self.fail(f"{self.label(key)} must be True or False, got {value!r}.")
@@ -166,9 +169,11 @@ class _Reader:
             )
         return value.lower()
 
-    def positive_int(self, key: str, default: int | None, *, low: int = 1, unit: str) -> int | None:
+    def positive_int(
+        self, key: str, default: int | None, *, low: int = 1, unit: str, optional: bool = False
+    ) -> int | None:
         value = self.config.get(key, default)
-        if value is None and default is None:
+        if value is None and optional:
             return None
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise self.fail(
@@ -195,6 +200,7 @@ class Settings:
     lifetime: float
     absolute_lifetime: float | None
     max_size: int | None
+    max_keys: int | None
     on_store_error: str
     secret_keys: tuple[str | bytes, ...]
     renewal: float | None
@@ -239,7 +245,7 @@ class Settings:
         if not isinstance(sqlite_path, (str, os.PathLike)):
             raise read.fail(f"SESSION_SQLITE_PATH must be a path, got {sqlite_path!r}.")
         secret_keys = _secret_keys(read)
-        use_signer = read.bool("SESSION_USE_SIGNER", False)
+        use_signer = read.flag("SESSION_USE_SIGNER", False)
         if use_signer and not secret_keys:
             raise read.fail(
                 f"SESSION_USE_SIGNER is on but {read.label('SECRET_KEY')} is not set; set it to"
@@ -271,18 +277,21 @@ class Settings:
             or DEFAULT_MAX_CONNECTIONS,
             key_prefix=prefix,
             sqlite_path=os.fspath(sqlite_path),
-            permanent=read.bool("SESSION_PERMANENT", True),
-            refresh_each_request=read.bool("SESSION_REFRESH_EACH_REQUEST", True),
+            permanent=read.flag("SESSION_PERMANENT", True),
+            refresh_each_request=read.flag("SESSION_REFRESH_EACH_REQUEST", True),
             use_signer=use_signer,
             id_bytes=id_bytes,
             lifetime=lifetime,
             absolute_lifetime=read.seconds("SESSION_ABSOLUTE_LIFETIME", None),
-            max_size=read.positive_int("SESSION_MAX_SIZE", None, unit="bytes"),
+            max_size=read.positive_int("SESSION_MAX_SIZE", None, unit="bytes", optional=True),
+            max_keys=read.positive_int(
+                "SESSION_MAX_KEYS", DEFAULT_MAX_KEYS, unit="keys", optional=True
+            ),
             on_store_error=read.choice("SESSION_ON_STORE_ERROR", ON_STORE_ERROR),
             secret_keys=secret_keys,
             renewal=read.seconds("SESSION_RENEWAL_INTERVAL", None),
             encryption_keys=tuple(encryption_keys),
-            track_client=read.bool("SESSION_TRACK_CLIENT", False),
+            track_client=read.flag("SESSION_TRACK_CLIENT", False),
             cookie=cookie_from_config(config, labels=labels),
         )
 
@@ -302,6 +311,11 @@ class Settings:
             config["SESSION_PERMANENT"] = False
         keys = config.pop("SECRET_KEY", None)
         keys = [keys] if isinstance(keys, (str, bytes)) else list(keys or ())
+        if not all(isinstance(k, (str, bytes)) and k for k in keys):
+            raise ConfigurationError(
+                "secret_key (SECRET_KEY) must be a non-empty str or bytes, or a list of them"
+                f" (the current key first), got {options.get('secret_key')!r}."
+            )
         if keys:
             config.update(SECRET_KEY=keys[0], SECRET_KEY_FALLBACKS=keys[1:])
             config["SESSION_USE_SIGNER"] = True
@@ -317,6 +331,7 @@ class Settings:
             id_bytes=self.id_bytes,
             signer=CookieSigner(self.secret_keys) if self.use_signer else None,
             max_size=self.max_size,
+            max_keys=self.max_keys,
             degrade=self.on_store_error == "degrade",
             renewal=self.renewal,
             encryptor=Encryptor(self.encryption_keys) if self.encryption_keys else None,
@@ -364,14 +379,19 @@ def cookie_from_config(
     config: Mapping[str, Any], *, labels: Mapping[str, str] | None = None
 ) -> CookieAttributes:
     """The cookie attributes the config describes, checked as browsers require."""
+    read = _Reader(config, labels or {})
+    for key in ("SESSION_COOKIE_DOMAIN", "SESSION_COOKIE_PATH"):
+        value = config.get(key)
+        if value is not None and not isinstance(value, str):
+            raise read.fail(f"{read.label(key)} must be a str or None, got {value!r}.")
     return make_attributes(
         config.get("SESSION_COOKIE_NAME") or "session",
         path=config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
         domain=config.get("SESSION_COOKIE_DOMAIN") or None,
-        secure=bool(config.get("SESSION_COOKIE_SECURE", False)),
-        httponly=bool(config.get("SESSION_COOKIE_HTTPONLY", True)),
+        secure=read.flag("SESSION_COOKIE_SECURE", False),
+        httponly=read.flag("SESSION_COOKIE_HTTPONLY", True),
         samesite=config.get("SESSION_COOKIE_SAMESITE"),
-        partitioned=bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
+        partitioned=read.flag("SESSION_COOKIE_PARTITIONED", False),
         labels=labels,
     )
 

@@ -12,8 +12,8 @@ import logging
 from .errors import StoreUnavailable
 from .ids import store_key
 from .manager import Cookie
-from .manager import SavePlan
 from .manager import SessionManager
+from .manager import ends_or_rotates
 from .session import Session
 from .session import degrade
 from .session import fail_on_use
@@ -38,8 +38,27 @@ def log_not_saved(exc: StoreUnavailable) -> None:
     logger.warning("session store unavailable, session not saved: %s", cause(exc))
 
 
-def save(store: SessionStore, plan: SavePlan) -> Cookie | None:
-    """Carry out ``plan`` on a blocking store; return the cookie to send."""
+def degrades(manager: SessionManager, session: Session) -> bool:
+    """Whether a failed save of ``session`` may go unsaved (``degrade``) rather than 503.
+
+    A save that ends or rotates a session fails closed even when degrading:
+    answering 200 to a logout whose delete failed would leave the session alive.
+    """
+    return manager.degrade and not ends_or_rotates(session)
+
+
+def skipped(status: int) -> bool:
+    """Whether a response with ``status`` leaves the session as it was.
+
+    A request that failed with a server error changes nothing (as in Django):
+    half a handler's changes are not saved, on every adapter alike.
+    """
+    return status >= 500
+
+
+def save(store: SessionStore, manager: SessionManager, session: Session) -> Cookie | None:
+    """Save ``session`` to a blocking store; return the cookie to send."""
+    plan = manager.save_plan(session)
     if plan.delete is not None:
         store.delete(plan.delete)
     result = None
@@ -48,8 +67,11 @@ def save(store: SessionStore, plan: SavePlan) -> Cookie | None:
     return plan.cookie_after(result)
 
 
-async def asave(store: AsyncSessionStore, plan: SavePlan) -> Cookie | None:
+async def asave(
+    store: AsyncSessionStore, manager: SessionManager, session: Session
+) -> Cookie | None:
     """The async twin of :func:`save`."""
+    plan = manager.save_plan(session)
     if plan.delete is not None:
         await store.delete(plan.delete)
     result = None

@@ -153,7 +153,9 @@ class Extension(Generic[StoreT]):
         """
         settings = Settings.from_mapping(app.config, instance_path=app.instance_path)
         self.manager = settings.manager()
-        self.store = store or self._store or self._default_store(settings)
+        # ``is None``, not truthiness: an empty store is falsy (it has a length).
+        chosen = store if store is not None else self._store
+        self.store = chosen if chosen is not None else self._default_store(settings)
         app.session_interface = self._interface(self.store, settings)
         app.extensions["sharedsession"] = self
         app.register_error_handler(StoreUnavailable, unavailable_handler)

@@ -34,8 +34,10 @@ from ._config import DEFAULT_LIFETIME
 from ._config import Settings
 from ._driver import aload
 from ._driver import asave
+from ._driver import degrades
 from ._driver import log_not_saved
 from ._driver import log_unavailable
+from ._driver import skipped
 from .cookies import UNAVAILABLE_HEADERS
 from .cookies import UNAVAILABLE_MESSAGE
 from .cookies import UNAVAILABLE_STATUS
@@ -46,6 +48,7 @@ from .cookies import vary_cookie
 from .errors import SessionNotLoaded
 from .errors import StoreUnavailable
 from .ids import MIN_ID_BYTES
+from .manager import DEFAULT_MAX_KEYS
 from .session import Session
 from .stores.base import AsyncSessionStore
 from .stores.base import Record
@@ -88,6 +91,7 @@ class SessionMiddleware:
     :param absolute_lifetime: Hard cap from creation (``SESSION_ABSOLUTE_LIFETIME``).
     :param renewal: Rotate a live session's ID this often (``SESSION_RENEWAL_INTERVAL``).
     :param max_size: Refuse to save sessions over this many bytes (``SESSION_MAX_SIZE``).
+    :param max_keys: Refuse to save sessions with more keys (``SESSION_MAX_KEYS``).
     :param encryption_keys: Encrypt stored values (``SESSION_ENCRYPTION_KEYS``).
     :param on_store_error: ``"fail"`` (503) or ``"degrade"`` (``SESSION_ON_STORE_ERROR``).
     :param track_client: Remember user agent and IP of sessions bound to a
@@ -116,6 +120,7 @@ class SessionMiddleware:
         absolute_lifetime: float | timedelta | None = None,
         renewal: float | timedelta | None = None,
         max_size: int | None = None,
+        max_keys: int | None = DEFAULT_MAX_KEYS,
         encryption_keys: Sequence[str | bytes] = (),
         on_store_error: str = "fail",
         track_client: bool = False,
@@ -138,6 +143,7 @@ class SessionMiddleware:
                 "absolute_lifetime": absolute_lifetime,
                 "renewal": renewal,
                 "max_size": max_size,
+                "max_keys": max_keys,
                 "encryption_keys": encryption_keys,
                 "on_store_error": on_store_error,
                 "track_client": track_client,
@@ -226,9 +232,11 @@ class SessionMiddleware:
                 return
             if message["type"] == "http.response.start":
                 try:
-                    cookie = await asave(self.store, self.manager.save_plan(session))
+                    cookie = None
+                    if not skipped(message["status"]):
+                        cookie = await asave(self.store, self.manager, session)
                 except StoreUnavailable as exc:
-                    if not self.manager.degrade:
+                    if not degrades(self.manager, session):
                         log_unavailable(exc, "save")
                         dropped = True
                         await _send_unavailable(send)

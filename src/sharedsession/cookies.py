@@ -10,6 +10,7 @@ about the client. Session cookie values are URL-safe (an ID, optionally
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from urllib.parse import quote
 from .errors import ConfigurationError
 from .manager import Cookie
 
+_SEPARATORS = re.compile("[;,]")
 _EXPIRED = "Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0"
 
 #: The 503 answer to a request whose session store cannot be reached.
@@ -31,7 +33,9 @@ UNAVAILABLE_HEADERS = (("Content-Type", "text/plain; charset=utf-8"), ("Retry-Af
 def read_cookie(header: str | Iterable[str] | None, name: str) -> str | None:
     """The value of the first cookie called ``name`` in the ``Cookie`` header field(s).
 
-    HTTP/2 may split the header into several fields; pass them all.
+    HTTP/2 may split the header into several fields; pass them all. Some
+    servers join repeated fields with commas, so commas separate cookies too
+    (a session cookie value never holds one).
     """
     if header is None:
         return None
@@ -39,7 +43,7 @@ def read_cookie(header: str | Iterable[str] | None, name: str) -> str | None:
     for field in fields:
         if name not in field:
             continue
-        for chunk in field.split(";"):
+        for chunk in _SEPARATORS.split(field):
             cookie_name, _, value = chunk.strip().partition("=")
             if cookie_name == name:
                 return value.strip().strip('"')

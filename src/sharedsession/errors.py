@@ -49,19 +49,22 @@ class SerializationError(SessionError, TypeError):
 
 
 class SessionTooLarge(SessionError, ValueError):
-    """Raised at save when the serialized session exceeds the configured maximum.
+    """Raised at save when the session exceeds the configured maximum size or key count.
 
-    :param size: The serialized size in bytes.
-    :param limit: The configured maximum in bytes.
+    :param size: The serialized size in bytes, or the number of keys.
+    :param limit: The configured maximum.
+    :param unit: ``"bytes"`` (``SESSION_MAX_SIZE``) or ``"keys"`` (``SESSION_MAX_KEYS``).
     """
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int, limit: int, *, unit: str = "bytes") -> None:
         self.size = size
         self.limit = limit
+        self.unit = unit
+        setting = "SESSION_MAX_KEYS" if unit == "keys" else "SESSION_MAX_SIZE"
         super().__init__(
-            f"The session would take {size} bytes, over the limit of {limit} bytes;"
+            f"The session would hold {size} {unit}, over the limit of {limit} {unit};"
             " nothing was written. Store less in the session (keep large data in your"
-            " database and put its ID in the session) or raise SESSION_MAX_SIZE."
+            f" database and put its ID in the session) or raise {setting}."
         )
 
 

@@ -25,7 +25,9 @@ from flask.sessions import SessionMixin
 
 from . import session as _session
 from ._config import Settings
+from ._driver import degrades
 from ._driver import save
+from ._driver import skipped
 from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
@@ -92,12 +94,12 @@ class SessionInterface(FlaskSessionInterface):
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, FlaskSession)
         mark_used(response, session)
-        if not _session.state(session).used:
+        if not _session.state(session).used or skipped(response.status_code):
             return
         try:
-            cookie = save(self.store, self.manager.save_plan(session))
+            cookie = save(self.store, self.manager, session)
         except StoreUnavailable as exc:
-            if on_save_error(exc, response, self.manager.degrade):
+            if on_save_error(exc, response, degrades(self.manager, session)):
                 response.set_data(UNAVAILABLE_MESSAGE)
             return
         if cookie is not None:

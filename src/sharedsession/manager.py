@@ -32,6 +32,7 @@ from .ids import is_well_formed
 from .ids import store_key
 from .session import Session
 from .session import changed
+from .session import preload
 from .session import removed
 from .session import state
 from .session import stored_size
@@ -42,6 +43,9 @@ from .stores.base import Refresh
 from .stores.base import SessionInfo
 
 logger = logging.getLogger("sharedsession")
+
+#: Top-level keys a session may hold unless ``SESSION_MAX_KEYS`` says otherwise.
+DEFAULT_MAX_KEYS = 1000
 
 S = TypeVar("S", bound=Session)
 
@@ -101,6 +105,8 @@ class SessionManager:
     :param signer: Sign cookie values; ``None`` sends the bare ID.
     :param max_size: Refuse to save a session whose serialized data exceeds this
         many bytes; ``None`` for no limit.
+    :param max_keys: Refuse to save a session with more top-level keys than
+        this; ``None`` for no limit.
     :param degrade: When the store is unreachable, serve the request with an
         empty session that is never saved, instead of failing it.
     :param renewal: Give a live session a new ID when its ID is older than
@@ -118,6 +124,7 @@ class SessionManager:
         id_bytes: int = MIN_ID_BYTES,
         signer: CookieSigner | None = None,
         max_size: int | None = None,
+        max_keys: int | None = DEFAULT_MAX_KEYS,
         degrade: bool = False,
         renewal: float | None = None,
         encryptor: Encryptor | None = None,
@@ -131,6 +138,7 @@ class SessionManager:
         self.id_bytes = id_bytes
         self.signer = signer
         self.max_size = max_size
+        self.max_keys = max_keys
         self.degrade = degrade
         self.renewal = renewal
         self.encryptor = encryptor
@@ -165,9 +173,19 @@ class SessionManager:
         :returns: The record (``None`` when it is past its absolute deadline or
             does not decrypt) and the keys to write again under the current key.
         """
-        if record is not None and record.absolute is not None and record.absolute <= self.clock():
+        if record is None:
             return None, frozenset()
-        if record is None or self.encryptor is None:
+        problem = _invalid(record)
+        if problem is not None:
+            # A store writer, a bug or a bad migration: never a 500, never that data.
+            logger.warning("a stored session is invalid (%s); starting a new one", problem)
+            return None, frozenset()
+        absolute = self.effective_absolute(record)
+        if absolute is not None and absolute <= self.clock():
+            return None, frozenset()
+        if absolute != record.absolute:
+            record = replace(record, absolute=absolute)
+        if self.encryptor is None:
             return record, frozenset()
         data: dict[str, str] = {}
         stale = set()
@@ -181,6 +199,14 @@ class SessionManager:
             if not current:
                 stale.add(name)
         return replace(record, data=data), frozenset(stale)
+
+    def effective_absolute(self, record: Record) -> float | None:
+        """The record's hard deadline: the earlier of the stored one and the configured
+        lifetime from its creation, so a shortened or new limit applies to existing sessions."""
+        configured = self.policy.absolute_deadline(record.created)
+        if configured is None or record.absolute is None:
+            return configured if record.absolute is None else record.absolute
+        return min(configured, record.absolute)
 
     def open(
         self,
@@ -213,6 +239,10 @@ class SessionManager:
             degrade=self.degrade,
             client=client,
         )
+        if sid is None:
+            # Nothing to load: loaded (empty) now, at no store cost, so that code
+            # reading the dict directly (orjson, unbound dict methods) sees it as is.
+            preload(session, None)
         state(session).resign = found is not None and not found[1]
         return session
 
@@ -261,6 +291,8 @@ class SessionManager:
                 return SavePlan(cookie=cookie)
             return _NOTHING
 
+        if self.max_keys is not None and dict.__len__(session) > self.max_keys:
+            raise SessionTooLarge(dict.__len__(session), self.max_keys, unit="keys")
         if self.max_size is not None:
             size = stored_size(session, changes_)
             if size > self.max_size:
@@ -287,6 +319,30 @@ class SessionManager:
             return SavePlan(delete=_key(st.destroyed_sid), key=key, changes=changes, cookie=cookie)
         # The last key is gone: the store drops the empty record, and so do we.
         return SavePlan(key=key, changes=changes, cookie=Cookie(None) if empty else cookie)
+
+
+def ends_or_rotates(session: Session) -> bool:
+    """Whether saving ``session`` ends it or gives it a new ID: such a save never
+    degrades on a store outage (the old session would live on), it fails closed."""
+    st = state(session)
+    if not st.loaded:
+        return False
+    return bool(st.destroyed_sid or st.bind is not None or st.regenerated)
+
+
+def _invalid(record: Record) -> str | None:
+    """What is wrong with a loaded record's types, or ``None``."""
+    number = (int, float)
+    if type(record.created) not in number or isinstance(record.created, bool):
+        return "creation time is not a number"
+    for name, value in (("absolute", record.absolute), ("issued", record.issued)):
+        if value is not None and (type(value) not in number or isinstance(value, bool)):
+            return f"{name} time is not a number"
+    if record.user_id is not None and (type(record.user_id) is not str or not record.user_id):
+        return "the bound user is not a non-empty str"
+    if not all(type(k) is str and type(v) is str for k, v in record.data.items()):
+        return "a value is not text"
+    return None
 
 
 def _key(sid: str | None) -> str | None:

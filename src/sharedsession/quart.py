@@ -25,6 +25,8 @@ from . import session as _session
 from ._config import Settings
 from ._driver import aload
 from ._driver import asave
+from ._driver import degrades
+from ._driver import skipped
 from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
@@ -83,10 +85,12 @@ class SessionInterface(QuartSessionInterface):
         if response is None:  # a websocket: no cookie can be set
             return
         mark_used(response, session)
+        if skipped(response.status_code):
+            return
         try:
-            cookie = await asave(self.store, self.manager.save_plan(session))
+            cookie = await asave(self.store, self.manager, session)
         except StoreUnavailable as exc:
-            if on_save_error(exc, response, self.manager.degrade):
+            if on_save_error(exc, response, degrades(self.manager, session)):
                 done = response.set_data(UNAVAILABLE_MESSAGE)  # Quart's is async, werkzeug's not
                 if inspect.isawaitable(done):
                     await done

@@ -57,6 +57,8 @@ def dumps(key: str, value: Any) -> str:
     text = _ENCODER.encode(_encode(value, key, ""))
     if not text.isascii():
         _check_utf8(text, key)
+    if not key.isascii():
+        _check_utf8(key, key)  # the key is stored too
     return text
 
 

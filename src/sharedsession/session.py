@@ -85,6 +85,7 @@ class SessionState:
         "client",
         "default_permanent",
         "degraded",
+        "degraded_by",
         "degrade_on_error",
         "destroyed_sid",
         "forced",
@@ -112,6 +113,7 @@ class SessionState:
     used: bool
     accessed: bool
     degraded: bool
+    degraded_by: StoreUnavailable | None  # the outage a degraded session is serving through
     # Set when loaded (preload):
     sid: str
     record: Record | None
@@ -146,6 +148,11 @@ class SessionState:
         self.used = False
         self.accessed = False
         self.degraded = False
+        self.degraded_by = None
+        self.record = None
+        self.bind = None
+        self.destroyed_sid = None
+        self.cleared = self.forced = self.all_touched = False
         # The rest is set by preload(): an untouched session pays for nothing more.
 
     @property
@@ -194,6 +201,14 @@ class Session(dict[str, Any]):
         st.used = True
         if not st.loaded:
             _first_load(self, st)
+        return st
+
+    def _load_to_change_identity(self) -> SessionState:
+        # Ending or rotating a session the store could not load would answer
+        # 200 and leave the real session alive: fail closed, even when degrading.
+        st = self._load()
+        if st.degraded_by is not None:
+            raise st.degraded_by
         return st
 
     # -- Flask's SessionMixin surface --------------------------------------
@@ -251,7 +266,7 @@ class Session(dict[str, Any]):
         someone planted or saw before cannot follow the user in. The store
         moves the record atomically when the response is saved.
         """
-        st = self._load()
+        st = self._load_to_change_identity()
         st.sid = new_id(st.id_bytes)
 
     def destroy(self) -> None:
@@ -259,7 +274,7 @@ class Session(dict[str, Any]):
 
         Keys set afterwards start a new session with a new ID.
         """
-        st = self._load()
+        st = self._load_to_change_identity()
         if st.record is not None:
             st.destroyed_sid = st.incoming_sid
         dict.clear(self)
@@ -283,7 +298,7 @@ class Session(dict[str, Any]):
         """
         if user_id is not None and (type(user_id) is not str or not user_id):
             raise TypeError(f"user_id must be a non-empty str, got {user_id!r}")
-        self._load().bind = (user_id,)
+        self._load_to_change_identity().bind = (user_id,)
         if regenerate and user_id is not None:
             self.regenerate()
 
@@ -388,8 +403,15 @@ class Session(dict[str, Any]):
             self[key] = value
 
     def clear(self) -> None:
-        """Remove every key; saving an empty cleared session ends it."""
-        st = self._load()
+        """Remove every key; saving an empty cleared session ends it.
+
+        A session bound to a user ends at once, as with :meth:`destroy`:
+        ``session.clear()`` is how many Flask apps log out.
+        """
+        st = self._load_to_change_identity()
+        if self.user_id is not None:
+            self.destroy()
+            return
         dict.clear(self)
         st.raw.clear()
         st.stale.clear()
@@ -445,9 +467,12 @@ def _first_load(session: Session, st: SessionState) -> None:
         try:
             record, stale = st.loader()
         except StoreUnavailable as exc:
+            # Raised once (a 503); code that runs after it (an after_request
+            # hook, a teardown) finds an empty session that is never saved, and
+            # the store is not asked again in this request.
+            degrade(session, exc, quiet=not st.degrade_on_error)
             if not st.degrade_on_error:
                 raise
-            degrade(session, exc)
             return
     preload(session, record, stale=stale)
 
@@ -502,13 +527,15 @@ def fail_on_use(session: Session, exc: StoreUnavailable) -> None:
     session._state.loader = fail
 
 
-def degrade(session: Session, exc: StoreUnavailable) -> None:
+def degrade(session: Session, exc: StoreUnavailable, *, quiet: bool = False) -> None:
     """Serve this request with an empty session that is never saved (store down)."""
-    logger.warning(
-        "session store unavailable, serving an empty unsaved session: %s",
-        exc.original_error or exc,
-    )
+    if not quiet:
+        logger.warning(
+            "session store unavailable, serving an empty unsaved session: %s",
+            exc.original_error or exc,
+        )
     session._state.degraded = True
+    session._state.degraded_by = exc
     preload(session, None)
 
 

@@ -20,6 +20,7 @@ Layout:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Generator
 from collections.abc import Iterable
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from .base import ChangeSet
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
+
+logger = logging.getLogger("sharedsession")
 
 CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT = (
     ":created", ":absolute", ":issued", ":seen", ":user", ":client"
@@ -48,7 +51,7 @@ local deadline = now + tonumber(ARGV[2])
 for i = 1, #data, 2 do
   if data[i] == ':absolute' then
     local absolute = tonumber(data[i + 1])
-    if absolute < deadline then deadline = absolute end
+    if absolute and absolute < deadline then deadline = absolute end
   end
 end
 local ms = math.floor((deadline - now) * 1000)
@@ -80,9 +83,20 @@ if ARGV[3] == '1' then
     end
   end
 end
+-- In chunks: unpack() of thousands of arguments overflows Lua's stack.
 local ndel = tonumber(ARGV[4])
-if ndel > 0 then redis.call('HDEL', key, unpack(ARGV, 5, 4 + ndel)) end
-if 5 + ndel <= #ARGV then redis.call('HSET', key, unpack(ARGV, 5 + ndel, #ARGV)) end
+local i = 5
+while i <= 4 + ndel do
+  local j = math.min(i + 999, 4 + ndel)
+  redis.call('HDEL', key, unpack(ARGV, i, j))
+  i = j + 1
+end
+i = 5 + ndel
+while i <= #ARGV do
+  local j = math.min(i + 999, #ARGV)
+  redis.call('HSET', key, unpack(ARGV, i, j))
+  i = j + 1
+end
 local meta = 0
 local names = {':created', ':absolute', ':issued', ':seen', ':user', ':client'}
 for _, value in ipairs(redis.call('HMGET', key, unpack(names))) do
@@ -138,12 +152,23 @@ class Pipeline:
 #: Replies of a Redis server that will not take a write now: a store outage
 #: (503), never a bug (500). READONLY and MASTERDOWN also mean the connection
 #: reached a demoted or cut-off master.
-REFUSALS = ("NOREPLICAS", "READONLY", "MISCONF", "OOM", "LOADING", "MASTERDOWN", "TRYAGAIN")
+REFUSALS = (
+    "NOREPLICAS",
+    "READONLY",
+    "MISCONF",
+    "OOM",
+    "LOADING",
+    "MASTERDOWN",
+    "TRYAGAIN",
+    "UNBLOCKED",  # a WAIT cut short when its master was demoted
+)
 REFUSALS_CLUSTER = ("CLUSTERDOWN",)
 
 
 def refusal(message: str) -> str | None:
     """The refusal code in a Redis error message (also inside a script's error), or ``None``."""
+    if "read only replica" in message:  # READONLY, as a script reports it
+        return "READONLY"
     for code in REFUSALS + REFUSALS_CLUSTER:
         if message.startswith(code) or f" {code} " in message or f"-{code}" in message:
             return code
@@ -210,9 +235,16 @@ def _optional(meta: dict[str, str], name: str) -> float | None:
 def _record(flat: Sequence[bytes | str] | dict[Any, Any]) -> Record | None:
     if not flat:
         return None
-    data, meta = _split(flat)
-    created = float(meta.get(CREATED, 0.0))
-    return Record(data, created, _optional(meta, ABSOLUTE), _optional(meta, ISSUED), meta.get(USER))
+    try:
+        data, meta = _split(flat)
+        created = float(meta.get(CREATED, 0.0))
+        return Record(
+            data, created, _optional(meta, ABSOLUTE), _optional(meta, ISSUED), meta.get(USER)
+        )
+    except (ValueError, UnicodeError) as exc:
+        # Written by someone else, or damaged: no session, never a 500.
+        logger.warning("a stored session has unreadable metadata (%s); ignoring it", exc)
+        return None
 
 
 def _meta(changes: ChangeSet) -> list[tuple[str, str]]:

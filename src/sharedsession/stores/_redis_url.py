@@ -268,7 +268,10 @@ def bounded_client(
         )
     else:
         made = type(pool)(**shape, **kwargs)
-    return type(client)(connection_pool=made)
+    private = type(client)(connection_pool=made)
+    # The pool is the store's own: closing the store closes it.
+    private.auto_close_connection_pool = True
+    return private
 
 
 def _cap_cluster_timeouts(client: Any, timeout: float) -> None:

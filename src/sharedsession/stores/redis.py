@@ -17,6 +17,7 @@ acknowledged is on that many replicas and survives a failover.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
 from typing import TYPE_CHECKING
@@ -53,19 +54,40 @@ DEFAULT_PREFIX = "session:"
 
 T = TypeVar("T")
 
+logger = logging.getLogger("sharedsession")
+
 
 def _mapped(exc: Exception) -> StoreError:
     """The store error for a redis-py error (raised ``from`` it by the caller)."""
     if isinstance(exc, (redis_errors.ConnectionError, redis_errors.TimeoutError)):
         return StoreUnavailable(f"Redis session store unavailable: {exc}", exc)
-    if isinstance(exc, layout.NotReplicated) or layout.refusal(str(exc)):
+    if isinstance(exc, _REFUSED) or layout.refusal(str(exc)):
         return StoreUnavailable(f"Redis session store refused the write: {exc}", exc)
     return StoreError(f"Redis session store failed: {exc}", exc)
 
 
+_REFUSED = (
+    layout.NotReplicated,
+    redis_errors.ReadOnlyError,
+    redis_errors.OutOfMemoryError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+)
+
+
+def _unreadable(exc: StoreError) -> Record | None:
+    """``None`` for a load that found something other than a session hash; else re-raise."""
+    if "WRONGTYPE" not in str(exc):
+        raise exc
+    logger.warning("a session key holds something other than a session; ignoring it")
+    return None
+
+
 def _demoted(exc: Exception) -> bool:
     # The connection may point at a master that lost its role: reconnect.
-    return isinstance(exc, layout.NotReplicated) or layout.refusal(str(exc)) in (
+    return isinstance(exc, (layout.NotReplicated, redis_errors.ReadOnlyError)) or layout.refusal(
+        str(exc)
+    ) in (
         "READONLY",
         "MASTERDOWN",
         "NOREPLICAS",
@@ -199,7 +221,10 @@ class RedisStore(Closing):
         return replies if isinstance(op, layout.Pipeline) else replies[0]
 
     def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
-        return self._run(layout.load(self.prefix, key, refresh))
+        try:
+            return self._run(layout.load(self.prefix, key, refresh))
+        except StoreError as exc:
+            return _unreadable(exc)
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         return self._run(layout.apply(self.prefix, key, changes))
@@ -305,7 +330,10 @@ class AsyncRedisStore(AsyncClosing):
         return replies if isinstance(op, layout.Pipeline) else replies[0]
 
     async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
-        return await self._run(layout.load(self.prefix, key, refresh))
+        try:
+            return await self._run(layout.load(self.prefix, key, refresh))
+        except StoreError as exc:
+            return _unreadable(exc)
 
     async def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         return await self._run(layout.apply(self.prefix, key, changes))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from .._config import Settings
 
 SCHEMA_VERSION = 1
+
+logger = logging.getLogger("sharedsession")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -72,6 +75,19 @@ _MOVE = (
     "UPDATE session_data SET key = ? WHERE key = ?",
     "DELETE FROM sessions WHERE key = ?",
 )
+
+
+def _readable(rows: list[Any]) -> bool:
+    """Whether a loaded session's columns hold what this store writes (SQLite
+    accepts any type in any column); if not, it is no session, never a 500."""
+    number = (int, float)
+    created, absolute, expires, issued = rows[0][:4]
+    ok = all(type(v) in number for v in (created, expires, issued)) and (
+        absolute is None or type(absolute) in number
+    )
+    if not ok:
+        logger.warning("a stored session has unreadable metadata; ignoring it")
+    return ok
 
 
 @contextlib.contextmanager
@@ -115,6 +131,10 @@ class SQLiteStore(Closing):
         self._connections: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._next_purge = 0.0
+        if self.path != ":memory:" and not os.path.exists(self.path):
+            # Sessions are secrets: only this user may read the file (SQLite
+            # gives its -wal and -shm files the same mode).
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         with _mapped_errors():
             self._setup(self._conn())
 
@@ -173,7 +193,7 @@ class SQLiteStore(Closing):
         with _mapped_errors():
             conn = self._conn()
             rows = conn.execute(_LOAD, (key,)).fetchall()
-            if not rows or rows[0][2] <= now:
+            if not rows or not _readable(rows) or rows[0][2] <= now:
                 return None
             created, absolute, expires, issued, user_id = rows[0][:5]
             if refresh is not None:
@@ -313,5 +333,5 @@ class AsyncSQLiteStore(AsyncOffloadStore):
 
 def from_settings(settings: Settings, *, asyncio: bool) -> SQLiteStore | AsyncSQLiteStore:
     """The store for ``SESSION_TYPE = "sqlite"`` at ``SESSION_SQLITE_PATH``."""
-    os.makedirs(os.path.dirname(os.path.abspath(settings.sqlite_path)), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(settings.sqlite_path)), mode=0o700, exist_ok=True)
     return AsyncSQLiteStore(settings.sqlite_path) if asyncio else SQLiteStore(settings.sqlite_path)
