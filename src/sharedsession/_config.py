@@ -27,6 +27,7 @@ from .ids import MAX_ID_BYTES
 from .ids import MIN_ID_BYTES
 from .ids import CookieSigner
 from .manager import DEFAULT_MAX_KEYS
+from .manager import DEFAULT_RENEWAL_GRACE
 from .manager import SessionManager
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionStore
@@ -66,6 +67,7 @@ KEYS = frozenset(
         "SESSION_MAX_KEYS",
         "SESSION_ON_STORE_ERROR",
         "SESSION_RENEWAL_INTERVAL",
+        "SESSION_RENEWAL_GRACE",
         "SESSION_ENCRYPTION_KEYS",
         "SESSION_TRACK_CLIENT",
         "SESSION_COOKIE_NAME",
@@ -111,6 +113,7 @@ OPTION_KEYS = {
     "refresh_each_request": "SESSION_REFRESH_EACH_REQUEST",
     "absolute_lifetime": "SESSION_ABSOLUTE_LIFETIME",
     "renewal": "SESSION_RENEWAL_INTERVAL",
+    "renewal_grace": "SESSION_RENEWAL_GRACE",
     "max_size": "SESSION_MAX_SIZE",
     "max_keys": "SESSION_MAX_KEYS",
     "encryption_keys": "SESSION_ENCRYPTION_KEYS",
@@ -204,6 +207,7 @@ class Settings:
     on_store_error: str
     secret_keys: tuple[str | bytes, ...]
     renewal: float | None
+    renewal_grace: float
     encryption_keys: tuple[str | bytes, ...]
     track_client: bool
     cookie: CookieAttributes
@@ -290,6 +294,8 @@ class Settings:
             on_store_error=read.choice("SESSION_ON_STORE_ERROR", ON_STORE_ERROR),
             secret_keys=secret_keys,
             renewal=read.seconds("SESSION_RENEWAL_INTERVAL", None),
+            renewal_grace=read.seconds("SESSION_RENEWAL_GRACE", DEFAULT_RENEWAL_GRACE)
+            or DEFAULT_RENEWAL_GRACE,
             encryption_keys=tuple(encryption_keys),
             track_client=read.flag("SESSION_TRACK_CLIENT", False),
             cookie=cookie_from_config(config, labels=labels),
@@ -334,6 +340,7 @@ class Settings:
             max_keys=self.max_keys,
             degrade=self.on_store_error == "degrade",
             renewal=self.renewal,
+            renewal_grace=self.renewal_grace,
             encryptor=Encryptor(self.encryption_keys) if self.encryption_keys else None,
         )
 

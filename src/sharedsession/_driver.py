@@ -1,17 +1,26 @@
 """The store calls around a request, written once for every adapter.
 
-:mod:`.manager` decides; these functions make the one or two store calls a
-decision needs (a blocking and an ``async`` twin for saving) and hold the
-outage wording every adapter logs.
+:mod:`.manager` decides and :mod:`._flows` orders the store calls; these
+functions drive the flows (one driver per kind of store) and hold the outage
+wording every adapter logs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from typing import Any
+from typing import TypeVar
 
+from . import _flows as flows
+from ._flows import Apply
+from ._flows import Delete
+from ._flows import Flow
+from ._flows import Load
 from .errors import StoreUnavailable
-from .ids import store_key
 from .manager import Cookie
+from .manager import Loader
 from .manager import SessionManager
 from .manager import ends_or_rotates
 from .session import Session
@@ -23,6 +32,8 @@ from .stores.base import AsyncSessionStore
 from .stores.base import SessionStore
 
 logger = logging.getLogger("sharedsession")
+
+T = TypeVar("T")
 
 
 def cause(exc: StoreUnavailable) -> BaseException:
@@ -56,28 +67,63 @@ def skipped(status: int) -> bool:
     return status >= 500
 
 
+def run(store: SessionStore, flow: Flow[T]) -> T:
+    """Drive ``flow`` with a blocking store."""
+    reply: Any = None
+    while True:
+        try:
+            op = flow.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        if isinstance(op, Load):
+            reply = store.load(op.key, refresh=op.refresh)
+        elif isinstance(op, Apply):
+            reply = store.apply(op.key, op.changes)
+        elif isinstance(op, Delete):
+            store.delete(op.key)
+            reply = None
+        else:
+            time.sleep(op.seconds)
+            reply = None
+
+
+async def arun(store: AsyncSessionStore, flow: Flow[T]) -> T:
+    """Drive ``flow`` with an async store."""
+    reply: Any = None
+    while True:
+        try:
+            op = flow.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        if isinstance(op, Load):
+            reply = await store.load(op.key, refresh=op.refresh)
+        elif isinstance(op, Apply):
+            reply = await store.apply(op.key, op.changes)
+        elif isinstance(op, Delete):
+            await store.delete(op.key)
+            reply = None
+        else:
+            await asyncio.sleep(op.seconds)
+            reply = None
+
+
+def loader(manager: SessionManager, store: SessionStore) -> Loader:
+    """The blocking loader :meth:`SessionManager.open` takes, for ``store``."""
+    return lambda sid: run(store, flows.load(manager, sid))
+
+
 def save(store: SessionStore, manager: SessionManager, session: Session) -> Cookie | None:
     """Save ``session`` to a blocking store; return the cookie to send."""
-    plan = manager.save_plan(session)
-    if plan.delete is not None:
-        store.delete(plan.delete)
-    result = None
-    if plan.changes is not None and plan.key is not None:
-        result = store.apply(plan.key, plan.changes)
-    return plan.cookie_after(result)
+    return run(store, flows.save(manager, session))
 
 
 async def asave(
     store: AsyncSessionStore, manager: SessionManager, session: Session
 ) -> Cookie | None:
     """The async twin of :func:`save`."""
-    plan = manager.save_plan(session)
-    if plan.delete is not None:
-        await store.delete(plan.delete)
-    result = None
-    if plan.changes is not None and plan.key is not None:
-        result = await store.apply(plan.key, plan.changes)
-    return plan.cookie_after(result)
+    return await arun(store, flows.save(manager, session))
 
 
 async def aload(
@@ -96,9 +142,8 @@ async def aload(
     if sid is None:
         preload(session, None)
         return
-    key = store_key(sid)
     try:
-        record = await store.load(key, refresh=manager.refresh())
+        record, stale, stored = await arun(store, flows.load(manager, sid))
     except StoreUnavailable as exc:
         if manager.degrade:
             degrade(session, exc)
@@ -107,5 +152,4 @@ async def aload(
         else:
             raise
         return
-    record, stale = manager.prepare(key, record)
-    preload(session, record, stale=stale)
+    preload(session, record, stale=stale, sid=stored)

@@ -21,7 +21,6 @@ get the session (loaded as above) to read on connect, and it is not saved.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Collection
@@ -30,14 +29,17 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from . import _flows as flows
 from ._config import DEFAULT_LIFETIME
 from ._config import Settings
 from ._driver import aload
+from ._driver import arun
 from ._driver import asave
 from ._driver import degrades
 from ._driver import log_not_saved
 from ._driver import log_unavailable
 from ._driver import skipped
+from ._flows import Loaded
 from .cookies import UNAVAILABLE_HEADERS
 from .cookies import UNAVAILABLE_MESSAGE
 from .cookies import UNAVAILABLE_STATUS
@@ -49,10 +51,9 @@ from .errors import SessionNotLoaded
 from .errors import StoreUnavailable
 from .ids import MIN_ID_BYTES
 from .manager import DEFAULT_MAX_KEYS
+from .manager import DEFAULT_RENEWAL_GRACE
 from .session import Session
 from .stores.base import AsyncSessionStore
-from .stores.base import Record
-from .stores.base import Refresh
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -90,6 +91,8 @@ class SessionMiddleware:
     :param refresh_each_request: ``SESSION_REFRESH_EACH_REQUEST``.
     :param absolute_lifetime: Hard cap from creation (``SESSION_ABSOLUTE_LIFETIME``).
     :param renewal: Rotate a live session's ID this often (``SESSION_RENEWAL_INTERVAL``).
+    :param renewal_grace: How long a renewed ID still leads to its successor
+        (``SESSION_RENEWAL_GRACE``).
     :param max_size: Refuse to save sessions over this many bytes (``SESSION_MAX_SIZE``).
     :param max_keys: Refuse to save sessions with more keys (``SESSION_MAX_KEYS``).
     :param encryption_keys: Encrypt stored values (``SESSION_ENCRYPTION_KEYS``).
@@ -119,6 +122,7 @@ class SessionMiddleware:
         refresh_each_request: bool = True,
         absolute_lifetime: float | timedelta | None = None,
         renewal: float | timedelta | None = None,
+        renewal_grace: float | timedelta = DEFAULT_RENEWAL_GRACE,
         max_size: int | None = None,
         max_keys: int | None = DEFAULT_MAX_KEYS,
         encryption_keys: Sequence[str | bytes] = (),
@@ -142,6 +146,7 @@ class SessionMiddleware:
                 "refresh_each_request": refresh_each_request,
                 "absolute_lifetime": absolute_lifetime,
                 "renewal": renewal,
+                "renewal_grace": renewal_grace,
                 "max_size": max_size,
                 "max_keys": max_keys,
                 "encryption_keys": encryption_keys,
@@ -200,16 +205,14 @@ class SessionMiddleware:
         session: Session = self.manager.open(cookie, self._load_from_thread, client=client)
         return session
 
-    def _load_from_thread(self, key: str, refresh: Refresh | None) -> Record | None:
+    def _load_from_thread(self, sid: str) -> Loaded:
         import anyio.from_thread
 
         try:
-            record: Record | None = anyio.from_thread.run(
-                functools.partial(self.store.load, key, refresh=refresh)
-            )
+            loaded: Loaded = anyio.from_thread.run(arun, self.store, flows.load(self.manager, sid))
         except RuntimeError as exc:  # on the event loop's own thread: cannot block it
             raise SessionNotLoaded() from exc
-        return record
+        return loaded
 
     def _autoloads(self, path: str) -> bool:
         if isinstance(self.autoload, bool):

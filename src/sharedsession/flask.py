@@ -26,6 +26,7 @@ from flask.sessions import SessionMixin
 from . import session as _session
 from ._config import Settings
 from ._driver import degrades
+from ._driver import loader
 from ._driver import save
 from ._driver import skipped
 from ._werkzeug import Extension
@@ -40,8 +41,6 @@ from .errors import StoreUnavailable
 from .manager import SessionManager
 from .manager import check_user_id
 from .manager import to_revoke
-from .stores.base import Record
-from .stores.base import Refresh
 from .stores.base import SessionInfo
 from .stores.base import SessionStore
 from .stores.base import user_index
@@ -75,16 +74,14 @@ class SessionInterface(FlaskSessionInterface):
         self.manager = manager
         self.store = store
         self.track_client = track_client
-
-    def _load(self, key: str, refresh: Refresh | None) -> Record | None:
-        return self.store.load(key, refresh=refresh)
+        self._loader = loader(manager, store)
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
         cookie = read_cookie(request.environ.get("HTTP_COOKIE"), self.get_cookie_name(app))
         client = None
         if self.track_client:
             client = client_info(request.user_agent.string, request.remote_addr)
-        return self.manager.open(cookie, self._load, session_class=FlaskSession, client=client)
+        return self.manager.open(cookie, self._loader, session_class=FlaskSession, client=client)
 
     def regenerate(self, session: SessionMixin) -> None:
         """Give ``session`` a new ID at the end of this request (Flask-Session's API)."""

@@ -79,3 +79,33 @@ class CookieSigner:
         except (BadSignature, UnicodeError):
             return None
         return sid, self._current.verify_signature(*value.encode("ascii").rsplit(b".", 1))
+
+
+def _successor_pad(old: str, size: int) -> bytes:
+    return hashlib.shake_256(b"sharedsession successor\0" + old.encode("ascii")).digest(size)
+
+
+def seal_successor(new: str, old: str) -> str:
+    """Seal ``new`` so that only a holder of ``old`` can read it.
+
+    A renewal leaves this at the old ID's store key for a short grace window:
+    a request that still carries the old ID (it raced the renewal) finds the
+    renewed session; the store, which never sees IDs, cannot.
+    """
+    raw = new.encode("ascii")
+    sealed = bytes(a ^ b for a, b in zip(raw, _successor_pad(old, len(raw)), strict=True))
+    return base64.urlsafe_b64encode(sealed).decode("ascii")
+
+
+def unseal_successor(token: str, old: str) -> str | None:
+    """The ID :func:`seal_successor` sealed with ``old``, or ``None`` if it is not one."""
+    try:
+        sealed = base64.urlsafe_b64decode(token.encode("ascii"))
+    except (ValueError, UnicodeError):
+        return None
+    raw = bytes(a ^ b for a, b in zip(sealed, _successor_pad(old, len(sealed)), strict=True))
+    try:
+        sid = raw.decode("ascii")
+    except UnicodeError:
+        return None
+    return sid if is_well_formed(sid) else None

@@ -14,6 +14,7 @@ decision::
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from .expiry import ExpiryPolicy
 from .ids import MIN_ID_BYTES
 from .ids import CookieSigner
 from .ids import is_well_formed
+from .ids import seal_successor
 from .ids import store_key
 from .session import Session
 from .session import changed
@@ -46,11 +48,14 @@ logger = logging.getLogger("sharedsession")
 
 #: Top-level keys a session may hold unless ``SESSION_MAX_KEYS`` says otherwise.
 DEFAULT_MAX_KEYS = 1000
+#: Seconds an automatically renewed ID still leads to its successor.
+DEFAULT_RENEWAL_GRACE = 30.0
 
 S = TypeVar("S", bound=Session)
 
-#: ``loader(key, refresh)``: the blocking store's ``load``, bound by the adapter.
-Loader = Callable[[str, "Refresh | None"], "Record | None"]
+#: ``load(sid)``: the stored record of ``sid`` (following renewal markers),
+#: the keys to rewrite, and the ID it is stored under; bound by the adapter.
+Loader = Callable[[str], "tuple[Record | None, frozenset[str], str]"]
 
 
 @dataclass(frozen=True)
@@ -73,12 +78,16 @@ class SavePlan:
     :param key: With ``changes``: ``store.apply(key, changes)``.
     :param changes: The change set to apply, or ``None``.
     :param cookie: The cookie to send when the apply (if any) succeeds.
+    :param renewal_of: The ID this plan renews (an automatic renewal, with a
+        grace window): when the apply finds it ``GONE``, a concurrent request
+        renewed it first, and the save joins that request's successor.
     """
 
     delete: str | None = None
     key: str | None = None
     changes: ChangeSet | None = None
     cookie: Cookie | None = None
+    renewal_of: str | None = None
 
     def cookie_after(self, result: ApplyResult | None) -> Cookie | None:
         """The cookie to send once ``store.apply`` returned ``result``."""
@@ -111,6 +120,9 @@ class SessionManager:
         empty session that is never saved, instead of failing it.
     :param renewal: Give a live session a new ID when its ID is older than
         this many seconds; ``None`` never does.
+    :param renewal_grace: For this many seconds after a renewal, the old ID
+        still leads to the renewed session (requests that raced the renewal
+        are not logged out). Logins and explicit regenerations have none.
     :param encryptor: Encrypt stored values; ``None`` stores them as JSON.
     :param clock: Returns the time in epoch seconds.
     """
@@ -127,6 +139,7 @@ class SessionManager:
         max_keys: int | None = DEFAULT_MAX_KEYS,
         degrade: bool = False,
         renewal: float | None = None,
+        renewal_grace: float = DEFAULT_RENEWAL_GRACE,
         encryptor: Encryptor | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -141,6 +154,7 @@ class SessionManager:
         self.max_keys = max_keys
         self.degrade = degrade
         self.renewal = renewal
+        self.renewal_grace = renewal_grace
         self.encryptor = encryptor
         self.clock = clock
 
@@ -219,21 +233,16 @@ class SessionManager:
         """Return the session for a request; nothing is loaded until it is used.
 
         :param cookie_value: The session cookie's value, if any.
-        :param loader: The store's ``load``; omit it to :meth:`Session.preload` later.
+        :param loader: Loads a session by ID (see :data:`Loader`); omit it to
+            :func:`~sharedsession.session.preload` later.
         :param session_class: The class to make, a subclass of :class:`Session`.
         :param client: What to remember about the client if a user is bound.
         """
         found = self.unsign(cookie_value)
         sid = None if found is None else found[0]
-
-        def lazy() -> tuple[Record | None, frozenset[str]]:
-            assert sid is not None and loader is not None
-            key = store_key(sid)
-            return self.prepare(key, loader(key, self.refresh()))
-
         session = session_class(
             sid,
-            lazy if sid is not None and loader is not None else None,
+            functools.partial(loader, sid) if sid is not None and loader is not None else None,
             permanent=self.permanent,
             id_bytes=self.id_bytes,
             degrade=self.degrade,
@@ -263,13 +272,16 @@ class SessionManager:
             return _NOTHING  # untouched, or its load failed: nothing to say
         now = self.clock()
         record = st.record
+        renewal_of = None
         if (
             self.renewal is not None
             and record is not None
             and record.issued is not None
             and now - record.issued >= self.renewal
+            and not st.regenerated
         ):
             session.regenerate()
+            renewal_of = st.stored_sid
         empty = dict.__len__(session) == 0 and session.user_id is None
         if empty and (st.cleared or record is None):
             gone = _key(st.stored_sid) or _key(st.destroyed_sid)
@@ -286,8 +298,11 @@ class SessionManager:
         cookie = Cookie(self.cookie_value(st.sid), expires if session.permanent else None)
         writes = changes_ or gone_keys or st.cleared or regenerated or bind is not None
         if record is not None and not writes and not st.forced:
-            # Read only (``forced`` writes anyway, extending the deadline).
-            if (session.permanent and self.refresh_each_request) or st.resign:
+            # Read only (``forced`` writes anyway, extending the deadline). The
+            # cookie goes out again only when it must: a re-send of an ID that
+            # a concurrent login replaced would log the user out.
+            refreshed = session.permanent and self.refresh_each_request and record.refreshed
+            if refreshed or st.resign or st.sid != st.incoming_sid:
                 return SavePlan(cookie=cookie)
             return _NOTHING
 
@@ -314,11 +329,14 @@ class SessionManager:
             bind=bind is not None,
             user_id=user_id,
             client=dict(st.client) if user_id is not None else {},
+            forward=None if renewal_of is None else seal_successor(st.sid, renewal_of),
+            forward_until=now + self.renewal_grace,
         )
         if record is None:
             return SavePlan(delete=_key(st.destroyed_sid), key=key, changes=changes, cookie=cookie)
         # The last key is gone: the store drops the empty record, and so do we.
-        return SavePlan(key=key, changes=changes, cookie=Cookie(None) if empty else cookie)
+        final = Cookie(None) if empty else cookie
+        return SavePlan(key=key, changes=changes, cookie=final, renewal_of=renewal_of)
 
 
 def ends_or_rotates(session: Session) -> bool:

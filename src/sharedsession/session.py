@@ -42,8 +42,9 @@ logger = logging.getLogger("sharedsession")
 #: Where Flask keeps ``session.permanent``; kept so Flask code and data carry over.
 PERMANENT_KEY = "_permanent"
 
-#: ``loader()``: the stored record (or ``None``) and keys to write again even if unchanged.
-Loader = Callable[[], "tuple[Record | None, Collection[str]]"]
+#: ``loader()``: the stored record (or ``None``), keys to write again even if
+#: unchanged, and the ID it is stored under (a renewal's successor may differ).
+Loader = Callable[[], "tuple[Record | None, Collection[str], str]"]
 
 T = TypeVar("T")
 _MISSING: Any = object()
@@ -98,6 +99,7 @@ class SessionState:
         "resign",
         "sid",
         "stale",
+        "stored_sid",
         "touched",
         "used",
     )
@@ -116,6 +118,7 @@ class SessionState:
     degraded_by: StoreUnavailable | None  # the outage a degraded session is serving through
     # Set when loaded (preload):
     sid: str
+    stored_sid: str | None  # the ID the loaded record is stored under
     record: Record | None
     raw: dict[str, str]  # the stored text of each loaded key
     stale: set[str]  # keys to write again even if unchanged
@@ -150,20 +153,16 @@ class SessionState:
         self.degraded = False
         self.degraded_by = None
         self.record = None
+        self.stored_sid = None
         self.bind = None
         self.destroyed_sid = None
         self.cleared = self.forced = self.all_touched = False
         # The rest is set by preload(): an untouched session pays for nothing more.
 
     @property
-    def stored_sid(self) -> str | None:
-        """The ID the loaded record is stored under (before any regeneration)."""
-        return self.incoming_sid if self.record is not None else None
-
-    @property
     def regenerated(self) -> bool:
         """Whether a stored session got a new ID in this request."""
-        return self.record is not None and self.sid != self.incoming_sid
+        return self.record is not None and self.sid != self.stored_sid
 
 
 class Session(dict[str, Any]):
@@ -276,7 +275,7 @@ class Session(dict[str, Any]):
         """
         st = self._load_to_change_identity()
         if st.record is not None:
-            st.destroyed_sid = st.incoming_sid
+            st.destroyed_sid = st.stored_sid
         dict.clear(self)
         _reset(st, None)
         st.sid = new_id(st.id_bytes)
@@ -463,9 +462,10 @@ def state(session: Session | None) -> SessionState | None:
 def _first_load(session: Session, st: SessionState) -> None:
     record: Record | None = None
     stale: Collection[str] = ()
+    stored = st.incoming_sid
     if st.incoming_sid is not None and st.loader is not None:
         try:
-            record, stale = st.loader()
+            record, stale, stored = st.loader()
         except StoreUnavailable as exc:
             # Raised once (a 503); code that runs after it (an after_request
             # hook, a teardown) finds an empty session that is never saved, and
@@ -474,11 +474,12 @@ def _first_load(session: Session, st: SessionState) -> None:
             if not st.degrade_on_error:
                 raise
             return
-    preload(session, record, stale=stale)
+    preload(session, record, stale=stale, sid=stored)
 
 
 def _reset(st: SessionState, record: Record | None) -> None:
     st.record = record
+    st.stored_sid = None
     st.raw = {}
     st.stale = set()
     st.touched = set()
@@ -488,11 +489,19 @@ def _reset(st: SessionState, record: Record | None) -> None:
     st.bind = None
 
 
-def preload(session: Session, record: Record | None, *, stale: Collection[str] = ()) -> None:
+def preload(
+    session: Session,
+    record: Record | None,
+    *,
+    stale: Collection[str] = (),
+    sid: str | None = None,
+) -> None:
     """Set the stored record; adapters that load before the handler call this.
 
     :param record: The record, or ``None`` for a new session.
     :param stale: Keys to write again even if unchanged (e.g. re-encryption).
+    :param sid: The ID the record is stored under, when it is not the
+        request's (a renewal's successor).
     """
     st = session._state
     st.loaded = True
@@ -511,17 +520,26 @@ def preload(session: Session, record: Record | None, *, stale: Collection[str] =
     if record is not None:
         st.raw = dict(record.data)
         st.stale = set(stale)
-        assert st.incoming_sid is not None
-        st.sid = st.incoming_sid
+        stored = sid or st.incoming_sid
+        assert stored is not None
+        st.sid = st.stored_sid = stored
     else:
         # An ID the store does not know is never adopted.
         st.sid = new_id(st.id_bytes)
 
 
+def adopt(session: Session, record: Record, sid: str) -> None:
+    """Make ``session`` an update of the session ``sid`` (a concurrent renewal's
+    successor, ``record``): the request's own changes are written there."""
+    st = session._state
+    st.record = record
+    st.sid = st.stored_sid = sid
+
+
 def fail_on_use(session: Session, exc: StoreUnavailable) -> None:
     """Raise ``exc`` when the session is first used (its up-front load failed)."""
 
-    def fail() -> tuple[Record | None, Collection[str]]:
+    def fail() -> tuple[Record | None, Collection[str], str]:
         raise exc
 
     session._state.loader = fail

@@ -155,7 +155,7 @@ def test_revoked_session_stays_dead_with_a_request_in_flight(app: Flask) -> None
 
 
 def test_renewal_rotates_the_id_of_a_live_session(config: dict[str, Any]) -> None:
-    app, _ = make_app(SESSION_RENEWAL_INTERVAL=0.5, **config)
+    app, _ = make_app(SESSION_RENEWAL_INTERVAL=0.5, SESSION_RENEWAL_GRACE=0.5, **config)
     client = app.test_client()
     client.get("/login/frank")
     first = cookie_of(client)
@@ -165,6 +165,11 @@ def test_renewal_rotates_the_id_of_a_live_session(config: dict[str, Any]) -> Non
     assert client.get("/get/user").text == "'frank'"
     renewed = cookie_of(client)
     assert renewed not in (None, first)
+    # Within the grace window the old ID leads to the renewed session, and the
+    # response hands out the renewed ID (a request that raced the renewal).
+    late = as_cookie(app, first)
+    assert late.get("/get/user").text == "'frank'" and cookie_of(late) == renewed
+    time.sleep(0.6)
     assert as_cookie(app, first).get("/get/user").text == "None"
     assert client.get("/get/user").text == "'frank'"
 

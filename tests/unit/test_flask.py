@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,13 @@ def test_lifetime_sets_cookie_expiry(counting: CountingStore) -> None:
 def test_read_only_request_resends_permanent_cookie_only_when_refreshing(
     counting: CountingStore,
 ) -> None:
-    app, _ = make_app(store=counting)
+    # A 2 s lifetime refreshes in steps of 1% (20 ms): once per step, the
+    # read that moves the deadline sends the cookie again; the others do not.
+    app, _ = make_app(store=counting, PERMANENT_SESSION_LIFETIME=2)
     client = app.test_client()
     client.get("/set/a/1")
+    assert "Set-Cookie" not in client.get("/get/a").headers
+    time.sleep(0.05)
     assert "Set-Cookie" in client.get("/get/a").headers
     app, _ = make_app(store=counting, SESSION_REFRESH_EACH_REQUEST=False)
     client = app.test_client()

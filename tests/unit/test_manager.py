@@ -4,6 +4,8 @@ from typing import Any
 
 import pytest
 
+from sharedsession._driver import loader
+from sharedsession._driver import save
 from sharedsession.errors import SessionTooLarge
 from sharedsession.errors import StoreError
 from sharedsession.expiry import ExpiryPolicy
@@ -28,14 +30,7 @@ def make(
 
 
 def run(manager: SessionManager, store: MemoryStore, session: Session) -> Cookie | None:
-    plan = manager.save_plan(session)
-    result = None
-    if plan.delete is not None:
-        store.delete(plan.delete)
-    if plan.changes is not None:
-        assert plan.key is not None
-        result = store.apply(plan.key, plan.changes)
-    return plan.cookie_after(result)
+    return save(store, manager, session)
 
 
 def saved(manager: SessionManager, store: MemoryStore, **data: Any) -> str:
@@ -47,7 +42,7 @@ def saved(manager: SessionManager, store: MemoryStore, **data: Any) -> str:
 
 
 def open_(manager: SessionManager, store: MemoryStore, cookie: str | None) -> Session:
-    return manager.open(cookie, lambda key, refresh: store.load(key, refresh=refresh))
+    return manager.open(cookie, loader(manager, store))
 
 
 def test_untouched_session_plans_nothing(clock: FakeClock) -> None:

@@ -20,12 +20,13 @@ def stored(**values: object) -> Record:
 
 def loaded(record: Record | None, sid: str | None = None) -> Session:
     calls: list[int] = []
+    sid = sid or new_id()
 
-    def loader() -> tuple[Record | None, frozenset[str]]:
+    def loader() -> tuple[Record | None, frozenset[str], str]:
         calls.append(1)
-        return record, frozenset()
+        return record, frozenset(), sid
 
-    session = Session(sid or new_id(), loader)
+    session = Session(sid, loader)
     session.calls = calls  # type: ignore[attr-defined]
     return session
 

@@ -36,19 +36,22 @@ from .base import SessionInfo
 
 logger = logging.getLogger("sharedsession")
 
-CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT = (
-    ":created", ":absolute", ":issued", ":seen", ":user", ":client"
+CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT, FORWARD, REFRESHED = (
+    ":created", ":absolute", ":issued", ":seen", ":user", ":client", ":forward", ":refreshed"
 )  # fmt: skip
 
 # KEYS[1] the hash; ARGV[1] now, ARGV[2] idle ttl, ARGV[3] step (seconds).
 # The deadline moves only when it would move by more than the step, so most
-# reads of a busy session write nothing (no AOF or replication traffic).
+# reads of a busy session write nothing (no AOF or replication traffic); when
+# it moves, the reply says so with a ':refreshed' pair (not stored). A
+# renewal's forwarding marker is returned as it is.
 LOAD_REFRESH = """
 local data = redis.call('HGETALL', KEYS[1])
 if #data == 0 then return data end
 local now = tonumber(ARGV[1])
 local deadline = now + tonumber(ARGV[2])
 for i = 1, #data, 2 do
+  if data[i] == ':forward' then return data end
   if data[i] == ':absolute' then
     local absolute = tonumber(data[i + 1])
     if absolute and absolute < deadline then deadline = absolute end
@@ -62,6 +65,8 @@ end
 if ms - redis.call('PTTL', KEYS[1]) > tonumber(ARGV[3]) * 1000 then
   redis.call('PEXPIRE', KEYS[1], ms)
   redis.call('HSET', KEYS[1], ':seen', ARGV[1])
+  table.insert(data, ':refreshed')
+  table.insert(data, '1')
 end
 return data
 """
@@ -71,6 +76,9 @@ return data
 APPLY = """
 local key = KEYS[1]
 local exists = redis.call('EXISTS', key)
+if exists == 1 and ARGV[1] ~= 'create' and redis.call('HEXISTS', key, ':forward') == 1 then
+  return 'gone'  -- a renewal's forwarding marker is never written
+end
 if ARGV[1] == 'create' then
   if exists == 1 then return 'exists' end
 elseif exists == 0 then
@@ -112,10 +120,20 @@ end
 return 'applied'
 """
 
-# KEYS[1] the hash: read it and delete it in one step (regeneration's first half).
+# KEYS[1] the hash: read it and delete it in one step (regeneration's first
+# half); with ARGV[1] (a renewal), leave a forwarding marker holding it for
+# ARGV[2] ms. A marker is never taken: the reply is empty.
 TAKE = """
 local data = redis.call('HGETALL', KEYS[1])
-if #data > 0 then redis.call('DEL', KEYS[1]) end
+if #data == 0 then return data end
+for i = 1, #data, 2 do
+  if data[i] == ':forward' then return {} end
+end
+redis.call('DEL', KEYS[1])
+if ARGV[1] then
+  redis.call('HSET', KEYS[1], ':forward', ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
 return data
 """
 
@@ -238,9 +256,11 @@ def _record(flat: Sequence[bytes | str] | dict[Any, Any]) -> Record | None:
     try:
         data, meta = _split(flat)
         created = float(meta.get(CREATED, 0.0))
-        return Record(
-            data, created, _optional(meta, ABSOLUTE), _optional(meta, ISSUED), meta.get(USER)
-        )
+        if FORWARD in meta:
+            return Record({}, created, forward=meta[FORWARD])
+        absolute, issued = _optional(meta, ABSOLUTE), _optional(meta, ISSUED)
+        refreshed = REFRESHED in meta
+        return Record(data, created, absolute, issued, meta.get(USER), None, refreshed)
     except (ValueError, UnicodeError) as exc:
         # Written by someone else, or damaged: no session, never a 500.
         logger.warning("a stored session has unreadable metadata (%s); ignoring it", exc)
@@ -316,7 +336,11 @@ def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
     # Regeneration: the old hash is read and deleted in one step, then the new
     # one is created. The old ID is dead before the new one exists; the two
     # hashes live in different Cluster slots, so no single script can do both.
-    old = yield Script("take", [session_key(prefix, changes.replaces)], [], write=True)
+    marker = []
+    if changes.forward is not None:
+        ttl = max(1, int((changes.forward_until - changes.now) * 1000))
+        marker = [changes.forward, ttl]
+    old = yield Script("take", [session_key(prefix, changes.replaces)], marker, write=True)
     if not old:
         return ApplyResult.GONE
     data, meta = _split(old)

@@ -40,6 +40,10 @@ class Record:
     :param absolute: The hard deadline, or ``None``.
     :param issued: When its current ID was issued (creation or last regeneration).
     :param user_id: The user the session is bound to, or ``None``.
+    :param forward: Set when the key holds no session but a renewal's
+        forwarding marker (see :attr:`ChangeSet.forward`): the sealed successor.
+    :param refreshed: Whether this load moved the idle deadline (a refresh the
+        store did not skip).
     """
 
     data: RecordData
@@ -47,6 +51,8 @@ class Record:
     absolute: float | None = None
     issued: float | None = None
     user_id: str | None = None
+    forward: str | None = None
+    refreshed: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,11 @@ class ChangeSet:
         ``client``; ``False`` leaves the binding alone.
     :param user_id: See ``bind``.
     :param client: What to remember about the client, with ``bind``.
+    :param forward: With ``replaces``: leave at the old key, instead of nothing,
+        a forwarding marker holding this opaque text until ``forward_until``.
+        A marker loads as a :class:`Record` with only ``forward`` set; it can
+        never be written (``GONE``), replaced (``GONE``) or listed.
+    :param forward_until: When the marker expires.
     """
 
     now: float
@@ -113,6 +124,8 @@ class ChangeSet:
     bind: bool = False
     user_id: str | None = None
     client: Mapping[str, str] = field(default_factory=dict)
+    forward: str | None = None
+    forward_until: float = 0.0
 
 
 class ApplyResult(enum.Enum):

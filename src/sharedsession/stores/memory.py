@@ -37,6 +37,13 @@ class _Entry:
     seen: float
     user_id: str | None = None
     client: dict[str, str] = field(default_factory=dict)
+    forward: str | None = None  # a renewal's forwarding marker, not a session
+
+
+def _marker(old: _Entry, changes: ChangeSet) -> _Entry:
+    """A renewal's forwarding marker at the old key."""
+    until = changes.forward_until
+    return _Entry({}, old.created, None, until, old.issued, old.seen, forward=changes.forward)
 
 
 class MemoryStore(Closing):
@@ -62,12 +69,19 @@ class MemoryStore(Closing):
             entry = self._live(key)
             if entry is None:
                 return None
+            if entry.forward is not None:
+                return Record({}, entry.created, forward=entry.forward)
+            refreshed = False
             if refresh is not None:
                 deadline = cap(refresh.now + refresh.ttl, entry.absolute)
-                entry.expires = deadline
-                entry.seen = refresh.now
+                if deadline - entry.expires > refresh.step:
+                    entry.expires = deadline
+                    entry.seen = refresh.now
+                    refreshed = True
             data = dict(entry.data)
-            return Record(data, entry.created, entry.absolute, entry.issued, entry.user_id)
+            return Record(
+                data, entry.created, entry.absolute, entry.issued, entry.user_id, None, refreshed
+            )
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         with self._lock:
@@ -77,16 +91,18 @@ class MemoryStore(Closing):
                     return ApplyResult.EXISTS
                 if changes.replaces is not None:
                     old = self._live(changes.replaces)
-                    if old is None:
+                    if old is None or old.forward is not None:
                         return ApplyResult.GONE
                     del self._entries[changes.replaces]
+                    if changes.forward is not None:
+                        self._entries[changes.replaces] = _marker(old, changes)
                     entry = replace(old, data=dict(old.data), issued=changes.now)
                 else:
                     assert changes.created is not None
                     entry = _Entry(
                         {}, changes.created, changes.absolute, 0.0, changes.now, changes.now
                     )
-            elif entry is None:
+            elif entry is None or entry.forward is not None:
                 return ApplyResult.GONE
             data = {} if changes.clear else dict(entry.data)
             for name in changes.delete:

@@ -36,7 +36,7 @@ from .offload import AsyncOffloadStore
 if TYPE_CHECKING:
     from .._config import Settings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 logger = logging.getLogger("sharedsession")
 
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     issued REAL NOT NULL,
     seen REAL NOT NULL,
     user_id TEXT,
-    client TEXT
+    client TEXT,
+    forward TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id) WHERE user_id IS NOT NULL;
@@ -61,13 +62,17 @@ CREATE TABLE IF NOT EXISTS session_data (
 ) WITHOUT ROWID;
 """
 
+# Version 1 files gain the renewal marker column; nothing else changed.
+_MIGRATIONS = {1: "ALTER TABLE sessions ADD COLUMN forward TEXT"}
+
 _LOAD = """
-SELECT s.created, s.absolute, s.expires, s.issued, s.user_id, d.name, d.value
+SELECT s.created, s.absolute, s.expires, s.issued, s.user_id, s.forward, d.name, d.value
 FROM sessions AS s LEFT JOIN session_data AS d ON d.key = s.key
 WHERE s.key = ?
 """
 
-# Regeneration: the new row first (session_data points at it), then the old one goes.
+# Regeneration: the new row first (session_data points at it), then the old one
+# goes, or becomes a renewal's forwarding marker.
 _MOVE = (
     "INSERT INTO sessions (key, created, absolute, expires, issued, seen, user_id, client)"
     " SELECT ?, created, absolute, expires, ?, seen, user_id, client FROM sessions"
@@ -75,6 +80,7 @@ _MOVE = (
     "UPDATE session_data SET key = ? WHERE key = ?",
     "DELETE FROM sessions WHERE key = ?",
 )
+_MARK = "UPDATE sessions SET forward = ?, expires = ?, user_id = NULL, client = NULL WHERE key = ?"
 
 
 def _readable(rows: list[Any]) -> bool:
@@ -149,9 +155,12 @@ class SQLiteStore(Closing):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("BEGIN IMMEDIATE")
         try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            for old in range(version, SCHEMA_VERSION) if version else ():
+                conn.execute(_MIGRATIONS[old])
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -195,17 +204,21 @@ class SQLiteStore(Closing):
             rows = conn.execute(_LOAD, (key,)).fetchall()
             if not rows or not _readable(rows) or rows[0][2] <= now:
                 return None
-            created, absolute, expires, issued, user_id = rows[0][:5]
+            created, absolute, expires, issued, user_id, forward = rows[0][:6]
+            if forward is not None:
+                return Record({}, created, forward=forward)
+            refreshed = False
             if refresh is not None:
                 deadline = cap(refresh.now + refresh.ttl, absolute)
                 if deadline - expires > refresh.step:
+                    refreshed = True
                     # Autocommit; a concurrent delete wins, the update then matches nothing.
                     conn.execute(
                         "UPDATE sessions SET expires = ?, seen = ? WHERE key = ? AND expires < ?",
                         (deadline, refresh.now, key, deadline),
                     )
         data = {name: value for *_, name, value in rows if name is not None}
-        return Record(data, created, absolute, issued, user_id)
+        return Record(data, created, absolute, issued, user_id, refreshed=refreshed)
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         now = self._clock()
@@ -246,8 +259,9 @@ class SQLiteStore(Closing):
 
     @staticmethod
     def _live(conn: sqlite3.Connection, key: str, now: float) -> bool:
-        row = conn.execute("SELECT expires FROM sessions WHERE key = ?", (key,)).fetchone()
-        return row is not None and row[0] > now
+        # A forwarding marker is not a session: never written, never replaced.
+        row = conn.execute("SELECT expires, forward FROM sessions WHERE key = ?", (key,)).fetchone()
+        return row is not None and row[0] > now and row[1] is None
 
     def _make_room(
         self, conn: sqlite3.Connection, key: str, changes: ChangeSet, now: float
@@ -255,7 +269,9 @@ class SQLiteStore(Closing):
         """Make sure a live row is at ``key`` for ``changes``; False if it cannot be."""
         if changes.created is None and changes.replaces is None:
             return self._live(conn, key, now)
-        if self._live(conn, key, now):
+        if conn.execute(
+            "SELECT 1 FROM sessions WHERE key = ? AND expires > ?", (key, now)
+        ).fetchone():
             return False
         conn.execute("DELETE FROM sessions WHERE key = ?", (key,))  # an expired leftover
         if changes.replaces is not None:
@@ -264,7 +280,10 @@ class SQLiteStore(Closing):
             insert, move, delete = _MOVE
             conn.execute(insert, (key, changes.now, changes.replaces))
             conn.execute(move, (key, changes.replaces))
-            conn.execute(delete, (changes.replaces,))
+            if changes.forward is None:
+                conn.execute(delete, (changes.replaces,))
+            else:
+                conn.execute(_MARK, (changes.forward, changes.forward_until, changes.replaces))
             return True
         conn.execute(
             "INSERT INTO sessions (key, created, absolute, expires, issued, seen)"

@@ -1,0 +1,132 @@
+"""The store conversations of a request, written once as generators.
+
+A flow yields the store operations it needs (:class:`Load`, :class:`Apply`,
+:class:`Delete`, :class:`Pause`) and receives their results; it returns what
+the adapter needs. :func:`sharedsession._driver.run` drives a flow with a
+blocking store and :func:`sharedsession._driver.arun` with an async one, so
+the logic exists once (httpx's auth-flow technique). Decisions stay in
+:class:`~sharedsession.manager.SessionManager`; these functions only order the
+calls around them.
+
+- :func:`load` reads a session, following a renewal's forwarding marker to
+  its successor (a request that raced a renewal, or carried the old cookie
+  for a moment, is served by the renewed session).
+- :func:`save` writes a session; when its renewal lost a race with a
+  concurrent request's renewal, it writes its changes to the winner's
+  successor and sends that cookie, instead of logging the user out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+from typing import TypeVar
+
+from .ids import store_key
+from .ids import unseal_successor
+from .manager import Cookie
+from .manager import SavePlan
+from .manager import SessionManager
+from .session import Session
+from .session import adopt
+from .stores.base import ApplyResult
+from .stores.base import ChangeSet
+from .stores.base import Record
+from .stores.base import Refresh
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Load:
+    """``store.load(key, refresh=refresh)``."""
+
+    key: str
+    refresh: Refresh | None
+
+
+@dataclass(frozen=True)
+class Apply:
+    """``store.apply(key, changes)``."""
+
+    key: str
+    changes: ChangeSet
+
+
+@dataclass(frozen=True)
+class Delete:
+    """``store.delete(key)``."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Wait this many seconds before the next operation."""
+
+    seconds: float
+
+
+Op = Load | Apply | Delete | Pause
+Flow = Generator[Op, Any, T]
+#: A loaded session: the checked record (or ``None``), keys to rewrite, and the
+#: ID it is stored under (the successor's, when a marker was followed).
+Loaded = tuple[Record | None, frozenset[str], str]
+
+#: Redis moves a renewed session in two steps (the old key becomes a marker,
+#: then the successor is written): a reader in between waits this long for it.
+SUCCESSOR_PAUSES = (0.0, 0.01, 0.05)
+#: Markers followed at most, for sessions renewed again within the grace window.
+MAX_HOPS = 3
+
+
+def load(manager: SessionManager, sid: str) -> Flow[Loaded]:
+    """Load the session of ``sid``, following forwarding markers."""
+    refresh = manager.refresh()
+    record: Record | None = yield Load(store_key(sid), refresh)
+    for _ in range(MAX_HOPS):
+        if record is None or record.forward is None:
+            break
+        successor = unseal_successor(record.forward, sid)
+        if successor is None:
+            return None, frozenset(), sid
+        sid = successor
+        record = yield from _successor(sid, refresh)
+    if record is not None and record.forward is not None:
+        record = None
+    checked, stale = manager.prepare(store_key(sid), record)
+    return checked, stale, sid
+
+
+def _successor(sid: str, refresh: Refresh | None) -> Flow[Record | None]:
+    for pause in SUCCESSOR_PAUSES:
+        if pause:
+            yield Pause(pause)
+        found: Record | None = yield Load(store_key(sid), refresh)
+        if found is not None:
+            return found
+    return None
+
+
+def save(manager: SessionManager, session: Session) -> Flow[Cookie | None]:
+    """Save ``session``; return the cookie to send."""
+    plan = manager.save_plan(session)
+    result = yield from _carry_out(plan)
+    if result is ApplyResult.GONE and plan.renewal_of is not None:
+        # Another request renewed this session first: join its successor.
+        record, _, sid = yield from load(manager, plan.renewal_of)
+        if record is not None and sid != plan.renewal_of:
+            adopt(session, record, sid)
+            plan = manager.save_plan(session)
+            result = yield from _carry_out(plan)
+    return plan.cookie_after(result)
+
+
+def _carry_out(plan: SavePlan) -> Flow[ApplyResult | None]:
+    if plan.delete is not None:
+        yield Delete(plan.delete)
+    if plan.changes is None or plan.key is None:
+        return None
+    result: ApplyResult = yield Apply(plan.key, plan.changes)
+    return result
