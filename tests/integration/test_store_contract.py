@@ -412,3 +412,45 @@ def test_refresh_updates_last_seen(store: Any, clock: Clock) -> None:
     load(store, k, Refresh(now + 30, 60.0))
     (after,) = store.sessions_for_user("u4")
     assert after.last_seen == pytest.approx(now + 30) and before.last_seen == pytest.approx(now)
+
+
+def test_a_renewal_leaves_a_forwarding_marker_until_it_expires(store: Any, clock: Clock) -> None:
+    old, new = key(), key()
+    now = clock()
+    user = f"user-{new_id()[:8]}"
+    store.apply(old, ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id=user))
+    renewal = ChangeSet(now, now + 60, replaces=old, forward="sealed", forward_until=now + 0.2)
+    assert store.apply(new, renewal) is ApplyResult.APPLIED
+    marker = load(store, old, Refresh(clock(), 60.0))
+    assert marker is not None and marker.forward == "sealed" and dict(marker.data) == {}
+    # A marker is never written, replaced or listed; the session lives at the new key.
+    assert update(store, clock, old, set={"x": "1"}) is ApplyResult.GONE
+    again = ChangeSet(now, now + 60, replaces=old, forward="other", forward_until=now + 60)
+    assert store.apply(key(), again) is ApplyResult.GONE
+    assert [info.handle for info in store.sessions_for_user(user)] == [new]
+    record = load(store, new)
+    assert record is not None and record.forward is None and dict(record.data) == {"a": "1"}
+    clock.advance(0.25)  # the marker was not extended by the refreshing load
+    assert load(store, old) is None
+    assert load(store, new) is not None
+
+
+def test_a_marker_can_be_deleted(store: Any, clock: Clock) -> None:
+    old, new = key(), key()
+    now = clock()
+    store.apply(old, ChangeSet(now, now + 60, {"a": "1"}, created=now))
+    store.apply(new, ChangeSet(now, now + 60, replaces=old, forward="t", forward_until=now + 60))
+    store.delete(old)
+    assert load(store, old) is None and load(store, new) is not None
+
+
+def test_a_load_says_whether_it_moved_the_deadline(store: Any, clock: Clock) -> None:
+    k = key()
+    create(store, clock, k, {"a": "1"}, ttl=10)
+    skipped = load(store, k, Refresh(clock(), 10.0, step=5.0))
+    assert skipped is not None and not skipped.refreshed
+    clock.advance(0.05)
+    moved = load(store, k, Refresh(clock(), 20.0, step=5.0))
+    assert moved is not None and moved.refreshed
+    plain = load(store, k)
+    assert plain is not None and not plain.refreshed
