@@ -36,7 +36,7 @@ class Gate:
             assert self.go[tag].wait(10)
 
 
-def gated_app(kind: str, request: pytest.FixtureRequest, tmp_path: Path, **config: Any) -> Any:
+def gated_app(kind: str, request: pytest.FixtureRequest, tmp_path: Path, **config: Any) -> Flask:
     app, _ = make_app(**store_config(kind, request, tmp_path), **config)
     gate = Gate()
 
