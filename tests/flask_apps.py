@@ -122,6 +122,10 @@ def make_app(
     def count() -> str:
         return str(len(session))
 
+    @app.get("/whoami")
+    def whoami() -> str:
+        return repr(session.user_id)
+
     @app.get("/bad")
     def bad() -> str:
         session["obj"] = object()

@@ -119,10 +119,11 @@ class Extension(Generic[StoreT]):
 
     def __init__(self, app: Any = None, *, store: StoreT | None = None) -> None:
         self._store = store
-        #: The session policy of the app set up last; see :meth:`_require_store`.
+        #: The session policy of the app set up last; see :meth:`_require_interface`.
         self.manager: SessionManager | None = None
         #: The store of the app set up last.
         self.store: StoreT | None = None
+        self._last: Any = None
         if app is not None:
             self.init_app(app)
 
@@ -136,15 +137,14 @@ class Extension(Generic[StoreT]):
         """The app of the active app context, or ``None``."""
         raise NotImplementedError
 
-    def _require_store(self) -> StoreT:
-        # With one extension object and several apps, the current app's store.
+    def _require_interface(self) -> Any:
+        # With one extension object and several apps, the current app's interface.
         app = self._current_app()
         if app is not None and app.extensions.get("sharedsession") is self:
-            store: StoreT = app.session_interface.store
-            return store
-        if self.store is None:
+            return app.session_interface
+        if self._last is None:
             raise RuntimeError("call Session.init_app(app) before managing sessions")
-        return self.store
+        return self._last
 
     def init_app(self, app: Any, *, store: StoreT | None = None) -> None:
         """Install server-side sessions into ``app``.
@@ -156,7 +156,7 @@ class Extension(Generic[StoreT]):
         # ``is None``, not truthiness: an empty store is falsy (it has a length).
         chosen = store if store is not None else self._store
         self.store = chosen if chosen is not None else self._default_store(settings)
-        app.session_interface = self._interface(self.store, settings)
+        self._last = app.session_interface = self._interface(self.store, settings)
         app.extensions["sharedsession"] = self
         app.register_error_handler(StoreUnavailable, unavailable_handler)
         settings.log_warnings(debug=bool(app.debug or app.testing))

@@ -10,6 +10,7 @@ about the client. Session cookie values are URL-safe (an ID, optionally
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterable
@@ -91,7 +92,8 @@ class CookieAttributes:
             return f"{self.name}=; {_EXPIRED}; {self.suffix()}"
         header = f"{self.name}={cookie.value}"
         if cookie.expires is not None:
-            max_age = max(0, int(cookie.expires - time.time()))
+            # Rounded up: a live session never gets Max-Age=0 (an expired cookie).
+            max_age = max(0, math.ceil(cookie.expires - time.time()))
             header += f"; Expires={formatdate(cookie.expires, usegmt=True)}; Max-Age={max_age}"
         return f"{header}; {self.suffix()}"
 

@@ -8,6 +8,11 @@ key are written again under the new one by the next save of their session.
 Each value is bound to its session and its key name (the AEAD's associated
 data), so a value copied into another session or under another name does not
 decrypt. A fresh random 96-bit nonce is drawn for every write.
+
+The session's metadata is sealed too: creation time, absolute deadline and
+bound user live in one encrypted field (:data:`META`) that the manager trusts
+over the store's plain copies, and the store indexes users by an HMAC of
+their ID (:meth:`Encryptor.user_handle`), never the ID itself.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Sequence
@@ -23,6 +29,11 @@ from .errors import ConfigurationError
 
 #: Marks an encrypted value; a value without it is refused, never read as plaintext.
 PREFIX = "enc1:"
+#: The stored field holding a session's sealed metadata (session keys cannot
+#: start with NUL, so no user key collides with it).
+META = "\x00meta"
+#: The name sealed client information is bound to.
+CLIENT = "\x00client"
 _KEY_ID_BYTES = 4
 _NONCE_BYTES = 12
 
@@ -69,6 +80,8 @@ class Encryptor:
         raws = [_key_bytes(key) for key in keys]
         self._keys = {hashlib.sha256(raw).digest()[:_KEY_ID_BYTES]: AESGCM(raw) for raw in raws}
         self._current = hashlib.sha256(raws[0]).digest()[:_KEY_ID_BYTES]
+        # A separate key per encryption key, for user handles only.
+        self._macs = [hashlib.sha256(b"sharedsession user handle\0" + raw).digest() for raw in raws]
 
     @staticmethod
     def _aad(handle: str, name: str) -> bytes:
@@ -106,3 +119,12 @@ class Encryptor:
         except InvalidTag:
             raise ValueError("the value failed authentication") from None
         return plain.decode(), key_id == self._current
+
+    def user_handle(self, user_id: str, *, key: int = 0) -> str:
+        """What the store indexes ``user_id`` by: an HMAC under the current key (or ``key``)."""
+        mac = hmac.new(self._macs[key], user_id.encode(), hashlib.sha256).digest()
+        return "u1:" + base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+    def user_handles(self, user_id: str) -> list[str]:
+        """``user_id``'s handle under every key: sessions bound before a rotation too."""
+        return [self.user_handle(user_id, key=i) for i in range(len(self._macs))]

@@ -39,7 +39,8 @@ from .cookies import client_info
 from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .manager import SessionManager
-from .manager import check_user_id
+from .manager import index_ids
+from .manager import shown
 from .manager import to_revoke
 from .stores.base import SessionInfo
 from .stores.base import SessionStore
@@ -123,18 +124,25 @@ class Session(Extension[SessionStore]):
     def _current_app(self) -> Flask | None:
         return current_app if has_app_context() else None
 
+    def _interface_now(self) -> SessionInterface:
+        interface: SessionInterface = self._require_interface()
+        return interface
+
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         """The live sessions bound to ``user_id`` ("your devices"), oldest first.
 
         Each has an ID-free ``handle`` for :meth:`revoke`.
         """
-        store = user_index(self._require_store())
-        infos: list[SessionInfo] = store.sessions_for_user(check_user_id(user_id))
-        return infos
+        interface = self._interface_now()
+        store = user_index(interface.store)
+        infos: list[SessionInfo] = []
+        for index_id in index_ids(interface.manager, user_id):
+            infos += store.sessions_for_user(index_id)
+        return shown(interface.manager, infos, user_id)
 
     def revoke(self, handle: str) -> None:
         """End the session with this handle at once, wherever it is in use."""
-        self._require_store().delete(handle)
+        self._interface_now().store.delete(handle)
 
     def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
         """End every session of ``user_id`` ("log out everywhere").
@@ -143,8 +151,8 @@ class Session(Extension[SessionStore]):
             or a handle that stays.
         :returns: How many sessions were ended.
         """
-        store = self._require_store()
-        doomed = to_revoke(user_index(store).sessions_for_user(check_user_id(user_id)), keep)
+        doomed = to_revoke(self.sessions_for_user(user_id), keep)
+        store = self._interface_now().store
         for handle in doomed:
             store.delete(handle)
         return len(doomed)

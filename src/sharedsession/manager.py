@@ -15,6 +15,7 @@ decision::
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from dataclasses import replace
 from typing import TypeVar
 
+from .crypto import CLIENT
+from .crypto import META
 from .crypto import Encryptor
 from .errors import SessionTooLarge
 from .errors import StoreError
@@ -182,13 +185,21 @@ class SessionManager:
         return Refresh(self.clock(), self.policy.idle, self.policy.refresh_step())
 
     def prepare(self, key: str, record: Record | None) -> tuple[Record | None, frozenset[str]]:
-        """Check and decrypt a loaded record for :meth:`Session.preload`.
+        """Check (and with encryption, open) a loaded record for
+        :func:`~sharedsession.session.preload`.
 
-        :returns: The record (``None`` when it is past its absolute deadline or
-            does not decrypt) and the keys to write again under the current key.
+        :returns: The record (``None`` when it is invalid, past its absolute
+            deadline or does not decrypt) and the keys to write again under
+            the current encryption key.
         """
         if record is None:
             return None, frozenset()
+        stale: frozenset[str] = frozenset()
+        if self.encryptor is not None:
+            opened, stale = self._open(key, record)
+            if opened is None:
+                return None, frozenset()
+            record = opened
         problem = _invalid(record)
         if problem is not None:
             # A store writer, a bug or a bad migration: never a 500, never that data.
@@ -199,8 +210,11 @@ class SessionManager:
             return None, frozenset()
         if absolute != record.absolute:
             record = replace(record, absolute=absolute)
-        if self.encryptor is None:
-            return record, frozenset()
+        return record, stale
+
+    def _open(self, key: str, record: Record) -> tuple[Record | None, frozenset[str]]:
+        """Decrypt every value and take the metadata from its sealed copy."""
+        assert self.encryptor is not None
         data: dict[str, str] = {}
         stale = set()
         for name, value in record.data.items():
@@ -212,7 +226,14 @@ class SessionManager:
                 return None, frozenset()
             if not current:
                 stale.add(name)
-        return replace(record, data=data), frozenset(stale)
+        try:
+            meta = json.loads(data.pop(META))
+            created, absolute, user_id = meta["c"], meta["a"], meta["u"]
+        except (KeyError, TypeError, ValueError):
+            logger.warning("a stored session has no valid sealed metadata; starting anew")
+            return None, frozenset()
+        sealed = replace(record, data=data, created=created, absolute=absolute, user_id=user_id)
+        return sealed, frozenset(stale)
 
     def effective_absolute(self, record: Record) -> float | None:
         """The record's hard deadline: the earlier of the stored one and the configured
@@ -296,7 +317,10 @@ class SessionManager:
         absolute = self.policy.absolute_deadline(now) if record is None else record.absolute
         expires = self.policy.deadline(now, absolute)
         cookie = Cookie(self.cookie_value(st.sid), expires if session.permanent else None)
-        writes = changes_ or gone_keys or st.cleared or regenerated or bind is not None
+        reseal = self.encryptor is not None and (
+            record is None or regenerated or bind is not None or META in st.stale
+        )
+        writes = changes_ or gone_keys or st.cleared or regenerated or bind is not None or reseal
         if record is not None and not writes and not st.forced:
             # Read only (``forced`` writes anyway, extending the deadline). The
             # cookie goes out again only when it must: a re-send of an ID that
@@ -313,10 +337,21 @@ class SessionManager:
             if size > self.max_size:
                 raise SessionTooLarge(size, self.max_size)
         key = store_key(st.sid)
+        user_id = None if bind is None else bind[0]
+        client = dict(st.client) if user_id is not None else {}
         if self.encryptor is not None:
+            if reseal:
+                owner = user_id if bind is not None else (record and record.user_id)
+                created = now if record is None else record.created
+                changes_[META] = json.dumps({"c": created, "a": absolute, "u": owner})
             seal = self.encryptor.encrypt
             changes_ = {name: seal(key, name, text) for name, text in changes_.items()}
-        user_id = None if bind is None else bind[0]
+            if empty:
+                gone_keys = gone_keys | {META}
+            if user_id is not None:
+                # The store sees an HMAC of the user and sealed client details.
+                client = {"sealed": seal("", CLIENT, json.dumps(client))}
+                user_id = self.encryptor.user_handle(user_id)
         changes = ChangeSet(
             now,
             expires,
@@ -328,7 +363,7 @@ class SessionManager:
             replaces=_key(st.stored_sid) if regenerated else None,
             bind=bind is not None,
             user_id=user_id,
-            client=dict(st.client) if user_id is not None else {},
+            client=client,
             forward=None if renewal_of is None else seal_successor(st.sid, renewal_of),
             forward_until=now + self.renewal_grace,
         )
@@ -381,6 +416,29 @@ def handles_of(session: Session | str | None) -> set[str]:
     if isinstance(session, str):
         return {session}
     return {store_key(sid) for sid in (session.sid, state(session).stored_sid) if sid is not None}
+
+
+def index_ids(manager: SessionManager, user_id: str) -> list[str]:
+    """What the store indexes ``user_id`` by: the ID, or its HMACs under encryption."""
+    check_user_id(user_id)
+    return [user_id] if manager.encryptor is None else manager.encryptor.user_handles(user_id)
+
+
+def shown(manager: SessionManager, infos: list[SessionInfo], user_id: str) -> list[SessionInfo]:
+    """A user's sessions as the app sees them: the real user ID, the client opened."""
+    encryptor = manager.encryptor
+    if encryptor is None:
+        return infos
+    out = []
+    for info in infos:
+        client: dict[str, str] = {}
+        try:
+            text, _ = encryptor.decrypt("", CLIENT, info.client.get("sealed", ""))
+            client = json.loads(text)
+        except ValueError:
+            pass  # no client recorded, or not readable: shown without it
+        out.append(replace(info, user_id=user_id, client=client))
+    return sorted(out, key=lambda info: info.created)
 
 
 def to_revoke(infos: list[SessionInfo], keep: Session | str | None) -> list[str]:

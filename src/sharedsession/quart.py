@@ -37,7 +37,8 @@ from .cookies import client_info
 from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .manager import SessionManager
-from .manager import check_user_id
+from .manager import index_ids
+from .manager import shown
 from .manager import to_revoke
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionInfo
@@ -116,20 +117,27 @@ class Session(Extension[AsyncSessionStore]):
     def _current_app(self) -> Quart | None:
         return current_app if has_app_context() else None
 
+    def _interface_now(self) -> SessionInterface:
+        interface: SessionInterface = self._require_interface()
+        return interface
+
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         """The live sessions bound to ``user_id``, oldest first."""
-        store = user_index(self._require_store())
-        infos: list[SessionInfo] = await store.sessions_for_user(check_user_id(user_id))
-        return infos
+        interface = self._interface_now()
+        store = user_index(interface.store)
+        infos: list[SessionInfo] = []
+        for index_id in index_ids(interface.manager, user_id):
+            infos += await store.sessions_for_user(index_id)
+        return shown(interface.manager, infos, user_id)
 
     async def revoke(self, handle: str) -> None:
         """End the session with this handle at once."""
-        await self._require_store().delete(handle)
+        await self._interface_now().store.delete(handle)
 
     async def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
         """End every session of ``user_id`` but ``keep``; return how many ended."""
-        store = self._require_store()
-        doomed = to_revoke(await user_index(store).sessions_for_user(check_user_id(user_id)), keep)
+        doomed = to_revoke(await self.sessions_for_user(user_id), keep)
+        store = self._interface_now().store
         for handle in doomed:
             await store.delete(handle)
         return len(doomed)

@@ -310,6 +310,8 @@ class Session(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if type(key) is not str:
             raise TypeError(f"session keys must be str, not {type(key).__name__}")
+        if key[:1] == "\x00":
+            raise ValueError(f"session keys starting with NUL are reserved, got {key!r}")
         self._load().touched.add(key)
         _set(self, key, value)
 

@@ -17,6 +17,8 @@ from sharedsession.crypto import generate_key
 from sharedsession.errors import ConfigurationError
 from sharedsession.flask import Session
 from sharedsession.ids import store_key
+from sharedsession.stores.memory import MemoryStore
+from sharedsession.stores.sqlite import SQLiteStore
 from tests.flask_apps import make_app
 from tests.integration.conftest import store_config
 
@@ -318,3 +320,59 @@ def test_insecure_cookie_outside_debug_is_logged(caplog: pytest.LogCaptureFixtur
     secure.config.update(SESSION_TYPE="memory", SESSION_COOKIE_SECURE=True)
     Session(secure)
     assert "SESSION_COOKIE_SECURE" not in caplog.text
+
+
+def tamper(app: Flask, key: str, **fields: Any) -> None:
+    """Change a stored session's plain metadata, as someone with write access to the store."""
+    store = store_of(app)
+    if isinstance(store, MemoryStore):
+        entry = store._entries[key]
+        for name, value in fields.items():
+            setattr(entry, name, value)
+    elif isinstance(store, SQLiteStore):
+        for name, value in fields.items():
+            store._conn().execute(f"UPDATE sessions SET {name} = ? WHERE key = ?", (value, key))
+    else:
+        store.client.hset(f"session:{{{key}}}", mapping={f":{k}": v for k, v in fields.items()})
+
+
+def test_encryption_seals_the_metadata_and_hides_the_user(config: dict[str, Any]) -> None:
+    app, ext = make_app(
+        SESSION_ENCRYPTION_KEYS=[generate_key()],
+        SESSION_TRACK_CLIENT=True,
+        SESSION_ABSOLUTE_LIFETIME=2,
+        **config,
+    )
+    alice, bob = app.test_client(), app.test_client()
+    alice.get("/login/alice", headers={"User-Agent": "alice-phone"})
+    bob.get("/login/bob")
+    alice_key, bob_key = (store_key(cookie_of(c) or "") for c in (alice, bob))
+    store = store_of(app)
+    stored = store.load(alice_key)
+    assert stored.user_id is not None and "alice" not in stored.user_id
+    assert store.sessions_for_user("alice") == []  # the store never sees the user ID
+    with app.app_context():
+        (info,) = ext.sessions_for_user("alice")
+    assert info.user_id == "alice" and info.client["agent"] == "alice-phone"
+    # Rebinding in the store does not change who the session belongs to.
+    tamper(app, alice_key, user_id=store.load(bob_key).user_id)
+    assert alice.get("/whoami").text == "'alice'"
+    # Nor does moving its creation and deadline: the sealed copy is what counts.
+    later = time.time() + 86400
+    tamper(app, alice_key, created=time.time(), absolute=later)
+    time.sleep(2.1)
+    assert alice.get("/whoami").text == "None"
+
+
+def test_encrypted_session_without_sealed_metadata_is_no_session(config: dict[str, Any]) -> None:
+    from sharedsession.crypto import META
+
+    app, _ = make_app(SESSION_ENCRYPTION_KEYS=[generate_key()], **config)
+    client = app.test_client()
+    client.get("/login/carol")
+    key = store_key(cookie_of(client) or "")
+    now = time.time()
+    from sharedsession.stores.base import ChangeSet
+
+    store_of(app).apply(key, ChangeSet(now, now + 60, delete=frozenset({META})))
+    assert client.get("/whoami").text == "None"
