@@ -374,12 +374,7 @@ def _session_type(read: _Reader) -> str:
         # Flask-Session refuses SESSION_REDIS without a type; a silent local
         # SQLite file would not be shared across machines, so Redis it is.
         return "redis" if read.get("SESSION_REDIS") is not None else "sqlite"
-    if not isinstance(value, str) or value.lower() not in STORE_TYPES:
-        raise read.fail(
-            f"{read.label('SESSION_TYPE')} = {value!r} is not supported; use one of"
-            f" {', '.join(map(repr, STORE_TYPES))}."
-        )
-    return value.lower()
+    return read.choice("SESSION_TYPE", tuple(STORE_TYPES))
 
 
 def cookie_from_config(

@@ -18,16 +18,16 @@ from ._flows import Apply
 from ._flows import Delete
 from ._flows import Flow
 from ._flows import Load
+from ._state import degrade
+from ._state import fail_on_use
+from ._state import preload
+from ._state import state
 from .errors import StoreUnavailable
 from .manager import Cookie
 from .manager import Loader
 from .manager import SessionManager
 from .manager import ends_or_rotates
 from .session import Session
-from .session import degrade
-from .session import fail_on_use
-from .session import preload
-from .session import state
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionStore
 

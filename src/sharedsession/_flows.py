@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 from typing import TypeVar
 
+from ._state import adopt
 from .ids import store_key
 from .ids import unseal_successor
 from .manager import Cookie
 from .manager import SavePlan
 from .manager import SessionManager
 from .session import Session
-from .session import adopt
 from .stores.base import ApplyResult
 from .stores.base import ChangeSet
 from .stores.base import Record

@@ -24,6 +24,11 @@ from dataclasses import dataclass
 from dataclasses import replace
 from typing import TypeVar
 
+from ._state import changed
+from ._state import preload
+from ._state import removed
+from ._state import state
+from ._state import stored_size
 from .crypto import CLIENT
 from .crypto import META
 from .crypto import Encryptor
@@ -36,11 +41,6 @@ from .ids import is_well_formed
 from .ids import seal_successor
 from .ids import store_key
 from .session import Session
-from .session import changed
-from .session import preload
-from .session import removed
-from .session import state
-from .session import stored_size
 from .stores.base import ApplyResult
 from .stores.base import ChangeSet
 from .stores.base import Record

@@ -12,8 +12,8 @@ so ``session["cart"].append(item)`` is saved without ``session.modified = True``
 Only the keys that differ are written.
 
 What the manager needs to know (the stored record, the incoming ID, what was
-removed) lives in a :class:`SessionState` beside the dict, reached through
-:func:`state`; the session's public surface is the dict plus Flask's
+removed) lives in a :class:`~sharedsession._state.SessionState` beside the
+dict, reached through :func:`state`; the session's public surface is the dict plus Flask's
 ``permanent``/``new``/``modified``/``accessed`` and ``sid``, ``regenerate()``,
 ``destroy()``, ``bind_user()`` and ``user_id``.
 """
@@ -21,32 +21,24 @@ removed) lives in a :class:`SessionState` beside the dict, reached through
 from __future__ import annotations
 
 import copy as _copy
-import logging
-from collections.abc import Callable
-from collections.abc import Collection
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
-from typing import TypeVar
 from typing import cast
-from typing import overload
 
-from . import serialization
-from .errors import StoreUnavailable
+from ._state import Loader
+from ._state import SessionState
+from ._state import changed
+from ._state import first_load
+from ._state import removed
+from ._state import reset
+from ._state import state as state
 from .ids import new_id
-from .stores.base import Record
-
-logger = logging.getLogger("sharedsession")
 
 #: Where Flask keeps ``session.permanent``; kept so Flask code and data carry over.
 PERMANENT_KEY = "_permanent"
 
-#: ``loader()``: the stored record (or ``None``), keys to write again even if
-#: unchanged, and the ID it is stored under (a renewal's successor may differ).
-Loader = Callable[[], "tuple[Record | None, Collection[str], str]"]
-
-T = TypeVar("T")
 _MISSING: Any = object()
 
 
@@ -64,105 +56,6 @@ _UNLOADED = _Unloaded()
 _get = dict.__getitem__
 _set = dict.__setitem__
 _has = dict.__contains__
-
-
-class SessionState:
-    """Everything about a session but its data: what the manager reads and writes.
-
-    :param sid: The ID from the request's cookie, or ``None``.
-    :param loader: Returns the stored record; ``None`` for a session with no record.
-    :param permanent: ``permanent`` of a session that does not say.
-    :param id_bytes: Randomness of a newly issued ID.
-    :param degrade: If loading fails with :class:`StoreUnavailable`, act as an
-        empty session that is never saved instead of raising.
-    :param client: What to remember about the client when a user is bound.
-    """
-
-    __slots__ = (
-        "accessed",
-        "all_touched",
-        "bind",
-        "cleared",
-        "client",
-        "default_permanent",
-        "degraded",
-        "degraded_by",
-        "degrade_on_error",
-        "destroyed_sid",
-        "forced",
-        "id_bytes",
-        "incoming_sid",
-        "loaded",
-        "loader",
-        "raw",
-        "record",
-        "resign",
-        "sid",
-        "stale",
-        "stored_sid",
-        "touched",
-        "used",
-    )
-
-    incoming_sid: str | None
-    loader: Loader | None
-    default_permanent: bool
-    id_bytes: int
-    degrade_on_error: bool
-    client: Mapping[str, str]
-    resign: bool
-    loaded: bool
-    used: bool
-    accessed: bool
-    degraded: bool
-    degraded_by: StoreUnavailable | None  # the outage a degraded session is serving through
-    # Set when loaded (preload):
-    sid: str
-    stored_sid: str | None  # the ID the loaded record is stored under
-    record: Record | None
-    raw: dict[str, str]  # the stored text of each loaded key
-    stale: set[str]  # keys to write again even if unchanged
-    touched: set[str]  # keys handed out or written: compared at save
-    all_touched: bool  # values were handed out in bulk: compare every key
-    cleared: bool
-    forced: bool
-    bind: tuple[str | None] | None
-    destroyed_sid: str | None
-
-    def __init__(
-        self,
-        sid: str | None,
-        loader: Loader | None,
-        *,
-        permanent: bool,
-        id_bytes: int,
-        degrade: bool,
-        client: Mapping[str, str] | None,
-    ) -> None:
-        self.incoming_sid = sid
-        self.loader = loader
-        self.default_permanent = permanent
-        self.id_bytes = id_bytes
-        self.degrade_on_error = degrade
-        self.client = client or {}
-        #: Set by the manager when the cookie was signed with an old key.
-        self.resign = False
-        self.loaded = False
-        self.used = False
-        self.accessed = False
-        self.degraded = False
-        self.degraded_by = None
-        self.record = None
-        self.stored_sid = None
-        self.bind = None
-        self.destroyed_sid = None
-        self.cleared = self.forced = self.all_touched = False
-        # The rest is set by preload(): an untouched session pays for nothing more.
-
-    @property
-    def regenerated(self) -> bool:
-        """Whether a stored session got a new ID in this request."""
-        return self.record is not None and self.sid != self.stored_sid
 
 
 class Session(dict[str, Any]):
@@ -199,7 +92,7 @@ class Session(dict[str, Any]):
         st = self._state
         st.used = True
         if not st.loaded:
-            _first_load(self, st)
+            first_load(self, st)
         return st
 
     def _load_to_change_identity(self) -> SessionState:
@@ -277,7 +170,7 @@ class Session(dict[str, Any]):
         if st.record is not None:
             st.destroyed_sid = st.stored_sid
         dict.clear(self)
-        _reset(st, None)
+        reset(st, None)
         st.sid = new_id(st.id_bytes)
 
     @property
@@ -450,148 +343,3 @@ class Session(dict[str, Any]):
     def _everything(self) -> None:
         # Values handed out in bulk may be mutated: compare all of them at save.
         self._load().all_touched = True
-
-
-@overload
-def state(session: Session) -> SessionState: ...
-@overload
-def state(session: None) -> None: ...
-def state(session: Session | None) -> SessionState | None:
-    """The manager's view of ``session``: loading state, record, IDs, binding."""
-    return None if session is None else session._state
-
-
-def _first_load(session: Session, st: SessionState) -> None:
-    record: Record | None = None
-    stale: Collection[str] = ()
-    stored = st.incoming_sid
-    if st.incoming_sid is not None and st.loader is not None:
-        try:
-            record, stale, stored = st.loader()
-        except StoreUnavailable as exc:
-            # Raised once (a 503); code that runs after it (an after_request
-            # hook, a teardown) finds an empty session that is never saved, and
-            # the store is not asked again in this request.
-            degrade(session, exc, quiet=not st.degrade_on_error)
-            if not st.degrade_on_error:
-                raise
-            return
-    preload(session, record, stale=stale, sid=stored)
-
-
-def _reset(st: SessionState, record: Record | None) -> None:
-    st.record = record
-    st.stored_sid = None
-    st.raw = {}
-    st.stale = set()
-    st.touched = set()
-    st.all_touched = False
-    st.cleared = False
-    st.forced = False
-    st.bind = None
-
-
-def preload(
-    session: Session,
-    record: Record | None,
-    *,
-    stale: Collection[str] = (),
-    sid: str | None = None,
-) -> None:
-    """Set the stored record; adapters that load before the handler call this.
-
-    :param record: The record, or ``None`` for a new session.
-    :param stale: Keys to write again even if unchanged (e.g. re-encryption).
-    :param sid: The ID the record is stored under, when it is not the
-        request's (a renewal's successor).
-    """
-    st = session._state
-    st.loaded = True
-    st.loader = None
-    st.destroyed_sid = None
-    dict.clear(session)
-    if record is not None:
-        try:
-            parsed = {k: serialization.loads(v) for k, v in record.data.items()}
-        except ValueError:
-            logger.warning("a stored session holds undecodable data; starting a new one")
-            record = None
-        else:
-            dict.update(session, parsed)
-    _reset(st, record)
-    if record is not None:
-        st.raw = dict(record.data)
-        st.stale = set(stale)
-        stored = sid or st.incoming_sid
-        assert stored is not None
-        st.sid = st.stored_sid = stored
-    else:
-        # An ID the store does not know is never adopted.
-        st.sid = new_id(st.id_bytes)
-
-
-def adopt(session: Session, record: Record, sid: str) -> None:
-    """Make ``session`` an update of the session ``sid`` (a concurrent renewal's
-    successor, ``record``): the request's own changes are written there."""
-    st = session._state
-    st.record = record
-    st.sid = st.stored_sid = sid
-
-
-def fail_on_use(session: Session, exc: StoreUnavailable) -> None:
-    """Raise ``exc`` when the session is first used (its up-front load failed)."""
-
-    def fail() -> tuple[Record | None, Collection[str], str]:
-        raise exc
-
-    session._state.loader = fail
-
-
-def degrade(session: Session, exc: StoreUnavailable, *, quiet: bool = False) -> None:
-    """Serve this request with an empty session that is never saved (store down)."""
-    if not quiet:
-        logger.warning(
-            "session store unavailable, serving an empty unsaved session: %s",
-            exc.original_error or exc,
-        )
-    session._state.degraded = True
-    session._state.degraded_by = exc
-    preload(session, None)
-
-
-def changed(session: Session, *, everything: bool = False) -> dict[str, str]:
-    """Serialized values of the keys whose value differs from the stored one.
-
-    :param everything: Return every key, changed or not.
-    :raises SerializationError: A value cannot be stored.
-    """
-    st = session._state
-    raw, stale = st.raw, st.stale
-    out = {}
-    compare = dict.keys(session) if st.all_touched else st.touched | stale
-    for key in compare:
-        if not _has(session, key):
-            continue
-        text = serialization.dumps(key, _get(session, key))
-        if everything or key in stale or raw.get(key) != text:
-            out[key] = text
-    if everything:
-        for key in dict.keys(session):
-            if key not in out:
-                out[key] = raw[key]
-    return out
-
-
-def removed(session: Session) -> frozenset[str]:
-    """Stored keys this request deleted."""
-    raw = session._state.raw
-    return frozenset(key for key in raw if not _has(session, key))
-
-
-def stored_size(session: Session, changed: dict[str, str]) -> int:
-    """Bytes of serialized data the session holds once ``changed`` is written."""
-    size = sum(len(k) + len(v.encode()) for k, v in changed.items())
-    for key, text in session._state.raw.items():
-        if key not in changed and _has(session, key):
-            size += len(key) + len(text.encode())
-    return size

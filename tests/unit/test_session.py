@@ -3,14 +3,14 @@ from __future__ import annotations
 import pytest
 
 from sharedsession import serialization
+from sharedsession._state import changed
+from sharedsession._state import preload
+from sharedsession._state import removed
+from sharedsession._state import state
+from sharedsession._state import stored_size
 from sharedsession.errors import SerializationError
 from sharedsession.ids import new_id
 from sharedsession.session import Session
-from sharedsession.session import changed
-from sharedsession.session import preload
-from sharedsession.session import removed
-from sharedsession.session import state
-from sharedsession.session import stored_size
 from sharedsession.stores.base import Record
 
 
