@@ -23,6 +23,9 @@ from .cookies import make_attributes
 from .crypto import Encryptor
 from .errors import ConfigurationError
 from .expiry import ExpiryPolicy
+from .flask_session import FORMATS
+from .flask_session import FlaskSessionFormat
+from .flask_session import Migration
 from .ids import MAX_ID_BYTES
 from .ids import MIN_ID_BYTES
 from .ids import CookieSigner
@@ -70,6 +73,10 @@ KEYS = frozenset(
         "SESSION_RENEWAL_GRACE",
         "SESSION_ENCRYPTION_KEYS",
         "SESSION_TRACK_CLIENT",
+        "SESSION_MIGRATE_FROM",
+        "SESSION_MIGRATE_ROLLING",
+        "SESSION_MIGRATE_ALLOW_PICKLE",
+        "SESSION_SERIALIZATION_FORMAT",
         "SESSION_COOKIE_NAME",
         "SESSION_COOKIE_DOMAIN",
         "SESSION_COOKIE_PATH",
@@ -81,7 +88,6 @@ KEYS = frozenset(
 )
 #: Flask-Session 0.8 keys that mean nothing here: accepted, with one log line.
 FLASK_SESSION_ONLY = {
-    "SESSION_SERIALIZATION_FORMAT": "values are stored as tagged JSON, one field per key",
     "SESSION_CLEANUP_N_REQUESTS": "expired sessions are removed by the store itself",
     "SESSION_FILE_DIR": "the filesystem backend is not supported",
     "SESSION_FILE_THRESHOLD": "the filesystem backend is not supported",
@@ -120,6 +126,8 @@ OPTION_KEYS = {
     "on_store_error": "SESSION_ON_STORE_ERROR",
     "track_client": "SESSION_TRACK_CLIENT",
     "id_length": "SESSION_ID_LENGTH",
+    "migrate_from": "SESSION_MIGRATE_FROM",
+    "migrate_rolling": "SESSION_MIGRATE_ROLLING",
     "secret_key": "SECRET_KEY",
 }
 
@@ -211,6 +219,11 @@ class Settings:
     encryption_keys: tuple[str | bytes, ...]
     track_client: bool
     cookie: CookieAttributes
+    migrate_from: str | None
+    migrate_explicit: bool
+    migrate_rolling: bool
+    migrate_allow_pickle: bool
+    serialization_format: str
 
     @classmethod
     def from_mapping(
@@ -266,8 +279,9 @@ class Settings:
                 f"{read.label('SESSION_ENCRYPTION_KEYS')} must be a list of keys, the current"
                 f" one first, got {type(encryption_keys).__name__}."
             )
+        session_type = _session_type(read)
         return cls(
-            session_type=_session_type(read),
+            session_type=session_type,
             redis=read.get("SESSION_REDIS") or DEFAULT_REDIS_URL,
             redis_timeout=read.seconds("SESSION_REDIS_TIMEOUT", DEFAULT_REDIS_TIMEOUT)
             or DEFAULT_REDIS_TIMEOUT,
@@ -299,6 +313,11 @@ class Settings:
             encryption_keys=tuple(encryption_keys),
             track_client=read.flag("SESSION_TRACK_CLIENT", False),
             cookie=cookie_from_config(config, labels=labels),
+            migrate_from=_migrate_from(read, session_type),
+            migrate_explicit=config.get("SESSION_MIGRATE_FROM") is not None,
+            migrate_rolling=read.flag("SESSION_MIGRATE_ROLLING", False),
+            migrate_allow_pickle=read.flag("SESSION_MIGRATE_ALLOW_PICKLE", False),
+            serialization_format=read.choice("SESSION_SERIALIZATION_FORMAT", FORMATS),
         )
 
     @classmethod
@@ -344,6 +363,31 @@ class Settings:
             encryptor=Encryptor(self.encryption_keys) if self.encryption_keys else None,
         )
 
+    def migration(self, store: Any) -> Migration | None:
+        """Adoption of Flask-Session's sessions for ``store``, when configured and possible.
+
+        :raises ConfigurationError: Asked for explicitly, but ``store`` cannot
+            read Flask-Session's data (only the Redis stores can).
+        """
+        if self.migrate_from is None:
+            return None
+        if not hasattr(store, "read_flask_session"):
+            if self.session_type == "redis" and not self.migrate_explicit:
+                return None  # a custom store: nothing to adopt from
+            raise ConfigurationError(
+                "SESSION_MIGRATE_FROM = 'flask-session' needs the Redis store (Flask-Session's"
+                " Redis data is what is adopted); set it to None for this store."
+            )
+        if self.migrate_allow_pickle:
+            logger.warning(
+                "SESSION_MIGRATE_ALLOW_PICKLE is on: pickled Flask-Session data will be"
+                " unpickled, which runs code; only if nobody else can write to this Redis"
+            )
+        encoding = FlaskSessionFormat(
+            self.serialization_format, allow_pickle=self.migrate_allow_pickle
+        )
+        return Migration(encoding, rolling=self.migrate_rolling, lifetime=self.lifetime)
+
     def store(self) -> SessionStore:
         """A new blocking store for ``SESSION_TYPE``."""
         store: SessionStore = self._backend().from_settings(self, asyncio=False)
@@ -366,6 +410,17 @@ class Settings:
                 " Set SESSION_COOKIE_SECURE = True (https_only=True on ASGI) when the app is"
                 " served over HTTPS."
             )
+
+
+def _migrate_from(read: _Reader, session_type: str) -> str | None:
+    # On by default for Redis, where Flask-Session's sessions are.
+    default = "flask-session" if session_type == "redis" else None
+    value = read.get("SESSION_MIGRATE_FROM", default)
+    if value is not None and value != "flask-session":
+        raise read.fail(
+            f"{read.label('SESSION_MIGRATE_FROM')} must be 'flask-session' or None, got {value!r}."
+        )
+    return value  # type: ignore[no-any-return]
 
 
 def _session_type(read: _Reader) -> str:

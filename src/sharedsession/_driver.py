@@ -16,6 +16,7 @@ from typing import TypeVar
 from . import _flows as flows
 from ._flows import Apply
 from ._flows import Delete
+from ._flows import FlaskSessionOp
 from ._flows import Flow
 from ._flows import Load
 from ._state import degrade
@@ -83,6 +84,8 @@ def run(store: SessionStore, flow: Flow[T]) -> T:
         elif isinstance(op, Delete):
             store.delete(op.key)
             reply = None
+        elif isinstance(op, FlaskSessionOp):
+            reply = flask_session_call(store, op)
         else:
             time.sleep(op.seconds)
             reply = None
@@ -104,9 +107,20 @@ async def arun(store: AsyncSessionStore, flow: Flow[T]) -> T:
         elif isinstance(op, Delete):
             await store.delete(op.key)
             reply = None
+        elif isinstance(op, FlaskSessionOp):
+            reply = await flask_session_call(store, op)
         else:
             await asyncio.sleep(op.seconds)
             reply = None
+
+
+def flask_session_call(store: Any, op: FlaskSessionOp) -> Any:
+    """The store's call for ``op`` (a Redis store's; awaitable on an async one)."""
+    if op.action == "read":
+        return store.read_flask_session(op.sid)
+    if op.action == "write":
+        return store.write_flask_session(op.sid, op.blob, op.ttl_ms)
+    return store.delete_flask_session(op.sid)
 
 
 def loader(manager: SessionManager, store: SessionStore) -> Loader:

@@ -18,12 +18,14 @@ calls around them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 from typing import TypeVar
 
 from ._state import adopt
+from .flask_session import Migration
 from .ids import store_key
 from .ids import unseal_successor
 from .manager import Cookie
@@ -36,6 +38,7 @@ from .stores.base import Record
 from .stores.base import Refresh
 
 T = TypeVar("T")
+logger = logging.getLogger("sharedsession")
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,24 @@ class Delete:
 
 
 @dataclass(frozen=True)
+class FlaskSessionOp:
+    """``store.read_flask_session(sid)`` (``action="read"``), ``write_flask_session``
+    (``"write"``, with ``blob`` and ``ttl_ms``) or ``delete_flask_session``."""
+
+    action: str
+    sid: str
+    blob: bytes = b""
+    ttl_ms: int = 0
+
+
+@dataclass(frozen=True)
 class Pause:
     """Wait this many seconds before the next operation."""
 
     seconds: float
 
 
-Op = Load | Apply | Delete | Pause
+Op = Load | Apply | Delete | FlaskSessionOp | Pause
 Flow = Generator[Op, Any, T]
 #: A loaded session: the checked record (or ``None``), keys to rewrite, and the
 #: ID it is stored under (the successor's, when a marker was followed).
@@ -82,9 +96,13 @@ MAX_HOPS = 3
 
 
 def load(manager: SessionManager, sid: str) -> Flow[Loaded]:
-    """Load the session of ``sid``, following forwarding markers."""
+    """Load the session of ``sid``, following forwarding markers, adopting
+    Flask-Session's copy when migration is on."""
     refresh = manager.refresh()
     record: Record | None = yield Load(store_key(sid), refresh)
+    migration = manager.migration
+    if migration is not None and (record is None or migration.rolling):
+        record = yield from _from_flask_session(manager, migration, sid, record)
     for _ in range(MAX_HOPS):
         if record is None or record.forward is None:
             break
@@ -109,6 +127,38 @@ def _successor(sid: str, refresh: Refresh | None) -> Flow[Record | None]:
     return None
 
 
+def _from_flask_session(
+    manager: SessionManager, migration: Migration, sid: str, record: Record | None
+) -> Flow[Record | None]:
+    """Adopt Flask-Session's copy of ``sid`` (this library has none), or in a
+    rolling deploy take it as the truth: an instance not yet switched may have
+    changed or ended the session."""
+    blob, ttl_ms = yield FlaskSessionOp("read", sid)
+    data = None if blob is None else migration.format.decode(blob)
+    texts = None if data is None else migration.texts(data)
+    key = store_key(sid)
+    if texts is None:
+        if record is not None and migration.rolling and blob is None:
+            yield Delete(key)  # logged out (or expired) on an instance not yet switched
+            return None
+        return record
+    if record is None:
+        changes = manager.adoption(sid, texts, ttl_ms / 1000)
+        result: ApplyResult = yield Apply(key, changes)
+        if result is ApplyResult.EXISTS:  # adopted by a concurrent request
+            found: Record | None = yield Load(key, None)
+            return found
+        if not migration.rolling:
+            yield FlaskSessionOp("delete", sid)  # moved: one copy, nothing to resurrect
+        logger.info("adopted a Flask-Session session")
+        return Record(changes.set, changes.now, changes.absolute, changes.now)
+    sync = manager.sync_to(key, record, texts)
+    if sync is None:
+        return record
+    outcome: ApplyResult = yield Apply(key, sync)
+    return None if outcome is ApplyResult.GONE else (yield Load(key, None))
+
+
 def save(manager: SessionManager, session: Session) -> Flow[Cookie | None]:
     """Save ``session``; return the cookie to send."""
     plan = manager.save_plan(session)
@@ -120,6 +170,12 @@ def save(manager: SessionManager, session: Session) -> Flow[Cookie | None]:
             adopt(session, record, sid)
             plan = manager.save_plan(session)
             result = yield from _carry_out(plan)
+    if result is not ApplyResult.GONE and result is not ApplyResult.EXISTS:
+        if plan.flask_session_delete is not None:
+            yield FlaskSessionOp("delete", plan.flask_session_delete)
+        if plan.flask_session_write is not None:
+            sid, blob, ttl_ms = plan.flask_session_write
+            yield FlaskSessionOp("write", sid, blob, ttl_ms)
     return plan.cookie_after(result)
 
 

@@ -48,6 +48,7 @@ class SessionState:
 
     __slots__ = (
         "accessed",
+        "adopted",
         "all_touched",
         "bind",
         "cleared",
@@ -96,6 +97,7 @@ class SessionState:
     forced: bool
     bind: tuple[str | None] | None
     destroyed_sid: str | None
+    adopted: bool  # the record was adopted from Flask-Session (kept across destroy)
 
     def __init__(
         self,
@@ -124,6 +126,7 @@ class SessionState:
         self.stored_sid = None
         self.bind = None
         self.destroyed_sid = None
+        self.adopted = False
         self.cleared = self.forced = self.all_touched = False
         # The rest is set by preload(): an untouched session pays for nothing more.
 
@@ -203,6 +206,7 @@ def preload(
     if record is not None:
         st.raw = dict(record.data)
         st.stale = set(stale)
+        st.adopted = record.adopted
         stored = sid or st.incoming_sid
         assert stored is not None
         st.sid = st.stored_sid = stored

@@ -156,6 +156,7 @@ class Extension(Generic[StoreT]):
         # ``is None``, not truthiness: an empty store is falsy (it has a length).
         chosen = store if store is not None else self._store
         self.store = chosen if chosen is not None else self._default_store(settings)
+        self.manager.migration = settings.migration(self.store)
         self._last = app.session_interface = self._interface(self.store, settings)
         app.extensions["sharedsession"] = self
         app.register_error_handler(StoreUnavailable, unavailable_handler)

@@ -100,6 +100,10 @@ class SessionMiddleware:
     :param track_client: Remember user agent and IP of sessions bound to a
         user (``SESSION_TRACK_CLIENT``).
     :param id_length: Bytes of randomness in new IDs (``SESSION_ID_LENGTH``).
+    :param migrate_from: ``"flask-session"`` adopts Flask-Session's sessions
+        from the same Redis (``SESSION_MIGRATE_FROM``; off by default here).
+    :param migrate_rolling: Keep Flask-Session's copies current during a
+        rolling deploy (``SESSION_MIGRATE_ROLLING``).
     :param autoload: ``True``, ``False``, or path prefixes to load up front.
     :param debug: Do not log deployment warnings (an insecure cookie).
     :raises ConfigurationError: An option has a value that cannot work.
@@ -129,6 +133,8 @@ class SessionMiddleware:
         on_store_error: str = "fail",
         track_client: bool = False,
         id_length: int = MIN_ID_BYTES,
+        migrate_from: str | None = None,
+        migrate_rolling: bool = False,
         autoload: bool | Collection[str] = True,
         debug: bool = False,
     ) -> None:
@@ -153,11 +159,14 @@ class SessionMiddleware:
                 "on_store_error": on_store_error,
                 "track_client": track_client,
                 "id_length": id_length,
+                "migrate_from": migrate_from,
+                "migrate_rolling": migrate_rolling,
             }
         )
         self.app = app
         self.store = store
         self.manager = settings.manager()
+        self.manager.migration = settings.migration(store)
         self.cookie = settings.cookie
         self.autoload = autoload
         self.track_client = settings.track_client

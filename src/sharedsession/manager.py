@@ -35,6 +35,9 @@ from .crypto import Encryptor
 from .errors import SessionTooLarge
 from .errors import StoreError
 from .expiry import ExpiryPolicy
+from .expiry import cap
+from .flask_session import ADOPTED
+from .flask_session import Migration
 from .ids import MIN_ID_BYTES
 from .ids import CookieSigner
 from .ids import is_well_formed
@@ -84,6 +87,10 @@ class SavePlan:
     :param renewal_of: The ID this plan renews (an automatic renewal, with a
         grace window): when the apply finds it ``GONE``, a concurrent request
         renewed it first, and the save joins that request's successor.
+    :param flask_session_delete: Then delete Flask-Session's copy of this ID
+        (a migrated session ended or changed ID).
+    :param flask_session_write: Then write Flask-Session's copy: ``(sid, blob,
+        ttl_ms)`` (a rolling deploy).
     """
 
     delete: str | None = None
@@ -91,6 +98,8 @@ class SavePlan:
     changes: ChangeSet | None = None
     cookie: Cookie | None = None
     renewal_of: str | None = None
+    flask_session_delete: str | None = None
+    flask_session_write: tuple[str, bytes, int] | None = None
 
     def cookie_after(self, result: ApplyResult | None) -> Cookie | None:
         """The cookie to send once ``store.apply`` returned ``result``."""
@@ -158,6 +167,8 @@ class SessionManager:
         self.degrade = degrade
         self.renewal = renewal
         self.renewal_grace = renewal_grace
+        #: Adopting Flask-Session's sessions (set from ``SESSION_MIGRATE_FROM``).
+        self.migration: Migration | None = None
         self.encryptor = encryptor
         self.clock = clock
 
@@ -200,6 +211,9 @@ class SessionManager:
             if opened is None:
                 return None, frozenset()
             record = opened
+        if ADOPTED in record.data:
+            data = {k: v for k, v in record.data.items() if k != ADOPTED}
+            record = replace(record, data=data, adopted=True)
         problem = _invalid(record)
         if problem is not None:
             # A store writer, a bug or a bad migration: never a 500, never that data.
@@ -234,6 +248,48 @@ class SessionManager:
             return None, frozenset()
         sealed = replace(record, data=data, created=created, absolute=absolute, user_id=user_id)
         return sealed, frozenset(stale)
+
+    def seal(
+        self,
+        key: str,
+        texts: dict[str, str],
+        meta: tuple[float, float | None, str | None] | None,
+    ) -> dict[str, str]:
+        """``texts`` encrypted for the session at ``key``, with its metadata
+        ``(created, absolute, user)`` sealed beside them when given."""
+        assert self.encryptor is not None
+        if meta is not None:
+            created, absolute, user = meta
+            texts = {**texts, META: json.dumps({"c": created, "a": absolute, "u": user})}
+        seal = self.encryptor.encrypt
+        return {name: seal(key, name, text) for name, text in texts.items()}
+
+    def adoption(self, sid: str, texts: dict[str, str], ttl: float) -> ChangeSet:
+        """The change set that creates, under ``sid``, a session adopted from
+        another library with these serialized values and ``ttl`` seconds left."""
+        now = self.clock()
+        absolute = self.policy.absolute_deadline(now)
+        expires = cap(now + ttl, absolute) if ttl > 0 else self.policy.deadline(now, absolute)
+        texts = {**texts, ADOPTED: "1"}
+        if self.encryptor is not None:
+            texts = self.seal(store_key(sid), texts, (now, absolute, None))
+        return ChangeSet(now, expires, texts, created=now, absolute=absolute)
+
+    def sync_to(self, key: str, record: Record, texts: dict[str, str]) -> ChangeSet | None:
+        """The update that makes the stored ``record`` hold ``texts`` (Flask-Session's
+        view during a rolling deploy), or ``None`` when it already does."""
+        opened, _ = self.prepare(key, record)
+        if opened is None:
+            return None
+        have = opened.data
+        changed = {name: text for name, text in texts.items() if have.get(name) != text}
+        gone = frozenset(name for name in have if name not in texts)
+        if not changed and not gone:
+            return None
+        if self.encryptor is not None:
+            changed = self.seal(key, changed, None)
+        now = self.clock()
+        return ChangeSet(now, self.policy.deadline(now, opened.absolute), changed, gone)
 
     def effective_absolute(self, record: Record) -> float | None:
         """The record's hard deadline: the earlier of the stored one and the configured
@@ -283,6 +339,30 @@ class SessionManager:
         return sid if self.signer is None else self.signer.sign(sid)
 
     def save_plan(self, session: Session) -> SavePlan:
+        """Decide what to write and which cookie to send.
+
+        :raises SerializationError: A value cannot be stored; nothing is written.
+        :raises SessionTooLarge: The session exceeds ``max_size``; nothing is written.
+        """
+        plan = self._plan(session)
+        if self.migration is None or (plan.delete is None and plan.changes is None):
+            return plan
+        # Flask-Session's copy follows: gone when the session ends or changes
+        # ID (an instance not yet switched cannot bring it back), rewritten
+        # whole during a rolling deploy.
+        st = state(session)
+        ended = plan.cookie is not None and plan.cookie.value is None
+        old = st.destroyed_sid or st.stored_sid
+        copied = self.migration.rolling or st.adopted
+        delete = old if copied and (ended or plan.delete or st.sid != old) else None
+        write = None
+        if self.migration.rolling and not ended and plan.changes is not None:
+            blob = self.migration.image(dict(dict.items(session)))
+            if blob is not None:
+                write = (st.sid, blob, self.migration.lifetime_ms)
+        return replace(plan, flask_session_delete=delete, flask_session_write=write)
+
+    def _plan(self, session: Session) -> SavePlan:
         """Decide what to write and which cookie to send.
 
         :raises SerializationError: A value cannot be stored; nothing is written.
@@ -340,18 +420,18 @@ class SessionManager:
         user_id = None if bind is None else bind[0]
         client = dict(st.client) if user_id is not None else {}
         if self.encryptor is not None:
-            if reseal:
-                owner = user_id if bind is not None else (record and record.user_id)
-                created = now if record is None else record.created
-                changes_[META] = json.dumps({"c": created, "a": absolute, "u": owner})
+            owner = user_id if bind is not None or record is None else record.user_id
+            created = now if record is None else record.created
+            changes_ = self.seal(key, changes_, (created, absolute, owner) if reseal else None)
             seal = self.encryptor.encrypt
-            changes_ = {name: seal(key, name, text) for name, text in changes_.items()}
             if empty:
                 gone_keys = gone_keys | {META}
             if user_id is not None:
                 # The store sees an HMAC of the user and sealed client details.
                 client = {"sealed": seal("", CLIENT, json.dumps(client))}
                 user_id = self.encryptor.user_handle(user_id)
+        if empty and st.adopted:
+            gone_keys = gone_keys | {ADOPTED}
         changes = ChangeSet(
             now,
             expires,

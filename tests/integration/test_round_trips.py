@@ -107,9 +107,21 @@ def test_clear_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:
     assert trips(sent, app, "/clear", session_cookie(app)) == ["EVALSHA", "DEL"]
 
 
-def test_unknown_cookie_is_one_round_trip(counted: tuple[Flask, list[str]]) -> None:
+def test_unknown_cookie_is_one_round_trip_plus_the_flask_session_lookup(
+    counted: tuple[Flask, list[str]], redis_server: RedisServer
+) -> None:
     app, sent = counted
-    assert trips(sent, app, "/get/user", new_id()) == ["EVALSHA"]
+    # Adoption is on by default for Redis: an ID we do not know is looked up
+    # in Flask-Session's layout too (GET and PTTL in one pipeline).
+    assert trips(sent, app, "/get/user", new_id()) == ["EVALSHA", "GET"]
+    pool = redis.ConnectionPool(port=redis_server.port, connection_class=CountingConnection)
+    plain, _ = make_app(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=redis.Redis(connection_pool=pool),
+        SESSION_MIGRATE_FROM=None,
+    )
+    trips(sent, plain, "/get/user", new_id())  # opens its own connection
+    assert trips(sent, plain, "/get/user", new_id()) == ["EVALSHA"]
 
 
 def test_scripts_are_loaded_once_per_server(redis_server: RedisServer, redis_client: Any) -> None:

@@ -56,12 +56,12 @@ def test_flask_session_only_keys_are_accepted_with_one_log_line(
     with caplog.at_level(logging.INFO, logger="sharedsession"):
         flask_app(
             SESSION_TYPE="memory",
-            SESSION_SERIALIZATION_FORMAT="json",
+            SESSION_FILE_DIR="/tmp/sessions",
             SESSION_CLEANUP_N_REQUESTS=100,
         )
     lines = [r for r in caplog.records if "Flask-Session setting with no effect" in r.message]
     assert [r.levelno for r in lines] == [logging.INFO, logging.INFO]
-    assert "SESSION_SERIALIZATION_FORMAT" in lines[0].message
+    assert "SESSION_FILE_DIR" in lines[0].message
 
 
 def test_unknown_session_key_gets_a_warning_with_the_closest_key(

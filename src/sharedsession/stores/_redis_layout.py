@@ -391,3 +391,21 @@ def _check(prefix: str, user_id: str, handles: list[str]) -> Flow[list[SessionIn
 def sessions_for_user(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
     handles = [text(h) for h in (yield Call("zrange", (user_key(prefix, user_id), 0, -1)))]
     return (yield from _check(prefix, user_id, handles))
+
+
+# Flask-Session's own keys, ``{prefix}{sid}``: read to adopt its sessions,
+# written during a rolling deploy, deleted when an adopted session ends.
+
+
+def flask_session_read(prefix: str, sid: str) -> Flow[tuple[bytes | None, int]]:
+    name = f"{prefix}{sid}"
+    blob, ttl = yield Pipeline([Call("get", (name,)), Call("pttl", (name,))])
+    return blob, int(ttl)
+
+
+def flask_session_write(prefix: str, sid: str, blob: bytes, ttl_ms: int) -> Flow[None]:
+    yield Call("psetex", (f"{prefix}{sid}", max(1, ttl_ms), blob), write=True)
+
+
+def flask_session_delete(prefix: str, sid: str) -> Flow[None]:
+    yield Call("delete", (f"{prefix}{sid}",), write=True)

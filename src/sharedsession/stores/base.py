@@ -44,6 +44,8 @@ class Record:
         forwarding marker (see :attr:`ChangeSet.forward`): the sealed successor.
     :param refreshed: Whether this load moved the idle deadline (a refresh the
         store did not skip).
+    :param adopted: Set by the manager, not by stores: the session was adopted
+        from Flask-Session.
     """
 
     data: RecordData
@@ -53,6 +55,7 @@ class Record:
     user_id: str | None = None
     forward: str | None = None
     refreshed: bool = False
+    adopted: bool = False
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,18 @@ class RedisStore(Closing):
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         return self._run(layout.sessions_for_user(self.prefix, user_id))
 
+    def read_flask_session(self, sid: str) -> tuple[bytes | None, int]:
+        """Flask-Session's blob of ``sid`` and its TTL in ms (adoption; sees the raw ID)."""
+        return self._run(layout.flask_session_read(self.prefix, sid))
+
+    def write_flask_session(self, sid: str, blob: bytes, ttl_ms: int) -> None:
+        """Write Flask-Session's blob of ``sid`` (rolling deploys)."""
+        self._run(layout.flask_session_write(self.prefix, sid, blob, ttl_ms))
+
+    def delete_flask_session(self, sid: str) -> None:
+        """Delete Flask-Session's copy of ``sid``."""
+        self._run(layout.flask_session_delete(self.prefix, sid))
+
     def close(self) -> None:
         self.client.close()
 
@@ -343,6 +355,15 @@ class AsyncRedisStore(AsyncClosing):
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         return await self._run(layout.sessions_for_user(self.prefix, user_id))
+
+    async def read_flask_session(self, sid: str) -> tuple[bytes | None, int]:
+        return await self._run(layout.flask_session_read(self.prefix, sid))
+
+    async def write_flask_session(self, sid: str, blob: bytes, ttl_ms: int) -> None:
+        await self._run(layout.flask_session_write(self.prefix, sid, blob, ttl_ms))
+
+    async def delete_flask_session(self, sid: str) -> None:
+        await self._run(layout.flask_session_delete(self.prefix, sid))
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -1,0 +1,135 @@
+"""Flask-Session 0.8's Redis data: read it to adopt sessions, write it during a rolling deploy.
+
+Flask-Session keeps a session under ``{SESSION_KEY_PREFIX}{sid}`` (the raw ID,
+unlike this library's digest keys) as one msgspec-encoded blob: msgpack by
+default, JSON with ``SESSION_SERIALIZATION_FORMAT = "json"``, and pickle in
+data written by versions before 0.7. Pickle runs code while it loads, so a
+pickled session is read only with ``SESSION_MIGRATE_ALLOW_PICKLE = True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Mapping
+from typing import Any
+
+from . import serialization
+from .errors import ConfigurationError
+from .errors import SerializationError
+
+logger = logging.getLogger("sharedsession")
+
+FORMATS = ("msgpack", "json")
+#: A stored field marking a session adopted from Flask-Session (session keys
+#: cannot start with NUL): ending it also deletes Flask-Session's copy.
+ADOPTED = "\x00adopted"
+#: Every pickle of protocol 2 or later starts with this byte.
+_PICKLE_MARK = b"\x80"
+
+
+class FlaskSessionFormat:
+    """Decode and encode Flask-Session's session blobs.
+
+    :param serialization_format: ``SESSION_SERIALIZATION_FORMAT``: ``"msgpack"``
+        or ``"json"``; the other is tried too, as Flask-Session does.
+    :param allow_pickle: Unpickle data that older versions wrote. Only for a
+        store nobody else can write to: unpickling runs code.
+    :raises ConfigurationError: ``msgspec`` is missing or the format is unknown.
+    """
+
+    def __init__(self, serialization_format: str = "msgpack", *, allow_pickle: bool = False):
+        try:
+            import msgspec
+        except ImportError as exc:  # pragma: no cover - a dependency of the redis extra
+            raise ConfigurationError(
+                "adopting Flask-Session sessions needs msgspec: pip install 'sharedsession[redis]'"
+            ) from exc
+        if serialization_format not in FORMATS:
+            raise ConfigurationError(
+                f"SESSION_SERIALIZATION_FORMAT must be 'msgpack' or 'json', got"
+                f" {serialization_format!r}."
+            )
+        msgpack = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder())
+        json = (msgspec.json.Encoder(), msgspec.json.Decoder())
+        first, second = (msgpack, json) if serialization_format == "msgpack" else (json, msgpack)
+        self._encoder = first[0]
+        self._decoders = (first[1], second[1])
+        self._error = msgspec.DecodeError
+        self.allow_pickle = allow_pickle
+
+    def decode(self, blob: bytes) -> dict[str, Any] | None:
+        """The session in ``blob``, or ``None`` (logged) when it cannot be adopted."""
+        if blob[:1] == _PICKLE_MARK:
+            if not self.allow_pickle:
+                logger.warning(
+                    "a Flask-Session session is pickled (written before Flask-Session 0.7);"
+                    " not adopted: set SESSION_MIGRATE_ALLOW_PICKLE = True to read such data"
+                )
+                return None
+            return _checked(_unpickle(blob))
+        for decoder in self._decoders:
+            try:
+                return _checked(decoder.decode(blob))
+            except self._error:
+                continue
+        logger.warning("a Flask-Session session could not be decoded; not adopted")
+        return None
+
+    def encode(self, data: Mapping[str, Any]) -> bytes:
+        """``data`` as Flask-Session 0.8 stores it."""
+        blob: bytes = self._encoder.encode(dict(data))
+        return blob
+
+
+def _unpickle(blob: bytes) -> Any:
+    try:
+        return pickle.loads(blob)
+    except Exception:  # a damaged pickle can raise almost anything
+        logger.warning("a pickled Flask-Session session could not be loaded; not adopted")
+        return None
+
+
+def _checked(data: Any) -> dict[str, Any] | None:
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        logger.warning("a Flask-Session session is not a dict of str keys; not adopted")
+        return None
+    return data
+
+
+def legacy_key(prefix: str, sid: str) -> str:
+    """Flask-Session's Redis key of the session ``sid``."""
+    return f"{prefix}{sid}"
+
+
+class Migration:
+    """Adopting Flask-Session's sessions, and mirroring to them during a rolling deploy.
+
+    :param format: How Flask-Session's blobs are encoded.
+    :param rolling: Keep Flask-Session's copy of every session the new
+        instances touch current (``SESSION_MIGRATE_ROLLING``), and take it as
+        the truth when reading, so old and new instances agree.
+    :param lifetime: Seconds Flask-Session keeps a session
+        (``PERMANENT_SESSION_LIFETIME``), for the copies written here.
+    """
+
+    def __init__(self, format: FlaskSessionFormat, *, rolling: bool, lifetime: float) -> None:
+        self.format = format
+        self.rolling = rolling
+        self.lifetime_ms = int(lifetime * 1000)
+
+    def texts(self, data: Mapping[str, Any]) -> dict[str, str] | None:
+        """Flask-Session's values serialized as this library stores them, or ``None`` (logged)."""
+        try:
+            return {name: serialization.dumps(name, value) for name, value in data.items()}
+        except SerializationError as exc:
+            logger.warning("a Flask-Session session holds a value that cannot be adopted: %s", exc)
+            return None
+
+    def image(self, data: Mapping[str, Any]) -> bytes | None:
+        """``data`` as Flask-Session stores it, or ``None`` (logged) if it cannot be."""
+        try:
+            return self.format.encode(data)
+        except (TypeError, ValueError) as exc:
+            logger.warning("a session could not be written for Flask-Session: %s", exc)
+            return None
