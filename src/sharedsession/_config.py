@@ -74,6 +74,7 @@ KEYS = frozenset(
         "SESSION_ENCRYPTION_KEYS",
         "SESSION_TRACK_CLIENT",
         "SESSION_MIGRATE_FROM",
+        "SESSION_FLASK_LOGIN",
         "SESSION_MIGRATE_ROLLING",
         "SESSION_MIGRATE_ALLOW_PICKLE",
         "SESSION_SERIALIZATION_FORMAT",
@@ -224,6 +225,7 @@ class Settings:
     migrate_rolling: bool
     migrate_allow_pickle: bool
     serialization_format: str
+    flask_login: bool
 
     @classmethod
     def from_mapping(
@@ -318,6 +320,7 @@ class Settings:
             migrate_rolling=read.flag("SESSION_MIGRATE_ROLLING", False),
             migrate_allow_pickle=read.flag("SESSION_MIGRATE_ALLOW_PICKLE", False),
             serialization_format=read.choice("SESSION_SERIALIZATION_FORMAT", FORMATS),
+            flask_login=read.flag("SESSION_FLASK_LOGIN", True),
         )
 
     @classmethod

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from ._state import adopt
 from .flask_session import Migration
+from .ids import is_well_formed
 from .ids import store_key
 from .ids import unseal_successor
 from .manager import Cookie
@@ -186,3 +187,35 @@ def _carry_out(plan: SavePlan) -> Flow[ApplyResult | None]:
         return None
     result: ApplyResult = yield Apply(plan.key, plan.changes)
     return result
+
+
+def migrate_one(
+    manager: SessionManager, migration: Migration, sid: str, *, dry_run: bool, delete_source: bool
+) -> Flow[tuple[str, str]]:
+    """Copy Flask-Session's session ``sid`` into this library's layout.
+
+    :returns: ``(outcome, reason)``: ``"migrated"``, ``"present"`` (already
+        here: the copy is idempotent), ``"skipped"`` or ``"failed"``.
+    """
+    if not is_well_formed(sid):
+        return "skipped", "its ID is shorter than 256 bits (those users sign in again)"
+    key = store_key(sid)
+    if (yield Load(key, None)) is not None:
+        if delete_source and not dry_run:
+            yield FlaskSessionOp("delete", sid)
+        return "present", ""
+    blob, ttl_ms = yield FlaskSessionOp("read", sid)
+    if blob is None:
+        return "skipped", "expired or deleted meanwhile"
+    data, reason = migration.format.read(blob)
+    if data is None:
+        return "skipped", reason
+    texts = migration.texts(data)
+    if texts is None:
+        return "failed", "a value cannot be stored (see the log)"
+    if dry_run:
+        return "migrated", ""
+    result: ApplyResult = yield Apply(key, manager.adoption(sid, texts, ttl_ms / 1000))
+    if delete_source:
+        yield FlaskSessionOp("delete", sid)
+    return ("present", "") if result is ApplyResult.EXISTS else ("migrated", "")

@@ -23,6 +23,7 @@ from flask import session as _flask_session
 from flask.sessions import SessionInterface as FlaskSessionInterface
 from flask.sessions import SessionMixin
 
+from . import _flask_login
 from . import session as _session
 from ._config import Settings
 from ._driver import degrades
@@ -120,6 +121,21 @@ class Session(Extension[SessionStore]):
     def _interface(self, store: SessionStore, settings: Settings) -> SessionInterface:
         assert self.manager is not None
         return SessionInterface(self.manager, store, track_client=settings.track_client)
+
+    def init_app(self, app: Flask, *, store: SessionStore | None = None) -> None:
+        """Install server-side sessions into ``app`` (and bind Flask-Login's logins).
+
+        :raises ConfigurationError: A config key has a value that cannot work.
+        """
+        super().init_app(app, store=store)
+        if app.config.get("SESSION_FLASK_LOGIN", True):
+            _flask_login.connect(app)
+        try:
+            from .cli import flask_commands
+        except ImportError:  # click comes with Flask; this is for stripped installs
+            return
+        if "sessions" not in app.cli.commands:
+            app.cli.add_command(flask_commands())
 
     def _current_app(self) -> Flask | None:
         return current_app if has_app_context() else None

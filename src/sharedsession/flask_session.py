@@ -60,21 +60,26 @@ class FlaskSessionFormat:
 
     def decode(self, blob: bytes) -> dict[str, Any] | None:
         """The session in ``blob``, or ``None`` (logged) when it cannot be adopted."""
+        data, reason = self.read(blob)
+        if data is None:
+            logger.warning("a Flask-Session session was not adopted: %s", reason)
+        return data
+
+    def read(self, blob: bytes) -> tuple[dict[str, Any] | None, str]:
+        """The session in ``blob``, or ``None`` and why it cannot be adopted."""
         if blob[:1] == _PICKLE_MARK:
             if not self.allow_pickle:
-                logger.warning(
-                    "a Flask-Session session is pickled (written before Flask-Session 0.7);"
-                    " not adopted: set SESSION_MIGRATE_ALLOW_PICKLE = True to read such data"
+                return None, (
+                    "pickled (written before Flask-Session 0.7); allow with"
+                    " SESSION_MIGRATE_ALLOW_PICKLE = True (--allow-pickle)"
                 )
-                return None
             return _checked(_unpickle(blob))
         for decoder in self._decoders:
             try:
                 return _checked(decoder.decode(blob))
             except self._error:
                 continue
-        logger.warning("a Flask-Session session could not be decoded; not adopted")
-        return None
+        return None, "neither msgpack nor JSON"
 
     def encode(self, data: Mapping[str, Any]) -> bytes:
         """``data`` as Flask-Session 0.8 stores it."""
@@ -83,18 +88,17 @@ class FlaskSessionFormat:
 
 
 def _unpickle(blob: bytes) -> Any:
+    # Only with SESSION_MIGRATE_ALLOW_PICKLE: unpickling runs code.
     try:
         return pickle.loads(blob)
     except Exception:  # a damaged pickle can raise almost anything
-        logger.warning("a pickled Flask-Session session could not be loaded; not adopted")
         return None
 
 
-def _checked(data: Any) -> dict[str, Any] | None:
+def _checked(data: Any) -> tuple[dict[str, Any] | None, str]:
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        logger.warning("a Flask-Session session is not a dict of str keys; not adopted")
-        return None
-    return data
+        return None, "not a dict of str keys"
+    return data, ""
 
 
 def legacy_key(prefix: str, sid: str) -> str:

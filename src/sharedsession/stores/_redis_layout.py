@@ -409,3 +409,16 @@ def flask_session_write(prefix: str, sid: str, blob: bytes, ttl_ms: int) -> Flow
 
 def flask_session_delete(prefix: str, sid: str) -> Flow[None]:
     yield Call("delete", (f"{prefix}{sid}",), write=True)
+
+
+def flask_session_scan(prefix: str, cursor: int, count: int) -> Flow[tuple[int, list[str]]]:
+    """One SCAN step over Flask-Session's keys: ``(next cursor, session IDs)``."""
+    reply = yield Call("scan", (cursor, f"{prefix}*", count))
+    next_cursor, names = reply
+    sids = []
+    for raw in names:
+        name = text(raw)[len(prefix) :]
+        # This library's own keys share the prefix: hashes ({digest}), user indexes.
+        if "{" not in name and not name.startswith("user:"):
+            sids.append(name)
+    return int(next_cursor), sids

@@ -20,6 +20,8 @@ import asyncio
 import logging
 import threading
 import weakref
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
@@ -247,6 +249,16 @@ class RedisStore(Closing):
         """Delete Flask-Session's copy of ``sid``."""
         self._run(layout.flask_session_delete(self.prefix, sid))
 
+    def flask_session_ids(self, *, count: int = 500) -> Iterator[str]:
+        """Every session ID Flask-Session has a key for (SCAN, never KEYS; standalone
+        and Sentinel; on a Cluster, SCAN each master's client)."""
+        cursor = 0
+        while True:
+            cursor, sids = self._run(layout.flask_session_scan(self.prefix, cursor, count))
+            yield from sids
+            if cursor == 0:
+                return
+
     def close(self) -> None:
         self.client.close()
 
@@ -364,6 +376,15 @@ class AsyncRedisStore(AsyncClosing):
 
     async def delete_flask_session(self, sid: str) -> None:
         await self._run(layout.flask_session_delete(self.prefix, sid))
+
+    async def flask_session_ids(self, *, count: int = 500) -> AsyncIterator[str]:
+        cursor = 0
+        while True:
+            cursor, sids = await self._run(layout.flask_session_scan(self.prefix, cursor, count))
+            for sid in sids:
+                yield sid
+            if cursor == 0:
+                return
 
     async def aclose(self) -> None:
         await self.client.aclose()
