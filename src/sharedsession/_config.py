@@ -68,6 +68,7 @@ KEYS = frozenset(
         "SESSION_ABSOLUTE_LIFETIME",
         "SESSION_MAX_SIZE",
         "SESSION_MAX_KEYS",
+        "SESSION_MAX_PER_USER",
         "SESSION_ON_STORE_ERROR",
         "SESSION_RENEWAL_INTERVAL",
         "SESSION_RENEWAL_GRACE",
@@ -213,6 +214,7 @@ class Settings:
     absolute_lifetime: float | None
     max_size: int | None
     max_keys: int | None
+    max_per_user: int | None
     on_store_error: str
     secret_keys: tuple[str | bytes, ...]
     renewal: float | None
@@ -304,6 +306,9 @@ class Settings:
             lifetime=lifetime,
             absolute_lifetime=read.seconds("SESSION_ABSOLUTE_LIFETIME", None),
             max_size=read.positive_int("SESSION_MAX_SIZE", None, unit="bytes", optional=True),
+            max_per_user=read.positive_int(
+                "SESSION_MAX_PER_USER", None, unit="sessions", optional=True
+            ),
             max_keys=read.positive_int(
                 "SESSION_MAX_KEYS", DEFAULT_MAX_KEYS, unit="keys", optional=True
             ),

@@ -446,6 +446,7 @@ class SessionManager:
             client=client,
             forward=None if renewal_of is None else seal_successor(st.sid, renewal_of),
             forward_until=now + self.renewal_grace,
+            handle=None if record is None else record.handle,
         )
         if record is None:
             return SavePlan(delete=_key(st.destroyed_sid), key=key, changes=changes, cookie=cookie)
@@ -495,7 +496,11 @@ def handles_of(session: Session | str | None) -> set[str]:
         return set()
     if isinstance(session, str):
         return {session}
-    return {store_key(sid) for sid in (session.sid, state(session).stored_sid) if sid is not None}
+    st = state(session)
+    found = {store_key(sid) for sid in (session.sid, st.stored_sid) if sid is not None}
+    if st.record is not None and st.record.handle is not None:
+        found.add(st.record.handle)  # what listings show: kept across new IDs
+    return found
 
 
 def index_ids(manager: SessionManager, user_id: str) -> list[str]:

@@ -338,7 +338,8 @@ def test_replaces_keeps_the_binding_and_absolute_deadline(store: Any, clock: Clo
     record = load(store, new)
     assert record is not None and record.user_id == "u1"
     assert record.absolute == pytest.approx(now + 500)
-    assert [info.handle for info in store.sessions_for_user("u1")] == [new]
+    # The handle names the session across new IDs: it stays its first key.
+    assert [info.handle for info in store.sessions_for_user("u1")] == [old]
 
 
 def test_bound_sessions_are_listed_with_metadata(store: Any, clock: Clock) -> None:
@@ -427,7 +428,7 @@ def test_a_renewal_leaves_a_forwarding_marker_until_it_expires(store: Any, clock
     assert update(store, clock, old, set={"x": "1"}) is ApplyResult.GONE
     again = ChangeSet(now, now + 60, replaces=old, forward="other", forward_until=now + 60)
     assert store.apply(key(), again) is ApplyResult.GONE
-    assert [info.handle for info in store.sessions_for_user(user)] == [new]
+    assert [info.handle for info in store.sessions_for_user(user)] == [old]
     record = load(store, new)
     assert record is not None and record.forward is None and dict(record.data) == {"a": "1"}
     clock.advance(0.25)  # the marker was not extended by the refreshing load

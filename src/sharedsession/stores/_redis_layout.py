@@ -33,12 +33,18 @@ from .base import ChangeSet
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
+from .base import StoredSession
 
 logger = logging.getLogger("sharedsession")
 
-CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT, FORWARD, REFRESHED = (
-    ":created", ":absolute", ":issued", ":seen", ":user", ":client", ":forward", ":refreshed"
+CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT, FORWARD, REFRESHED, HANDLE = (
+    ":created", ":absolute", ":issued", ":seen", ":user", ":client", ":forward", ":refreshed",
+    ":handle",
 )  # fmt: skip
+#: What a handle key holds once its session was revoked (for in-flight ID changes).
+REVOKED = "revoked"
+#: How long that stays, so a new ID being written right then is ended too (ms).
+REVOKED_MS = 60_000
 
 # KEYS[1] the hash; ARGV[1] now, ARGV[2] idle ttl, ARGV[3] step (seconds).
 # The deadline moves only when it would move by more than the step, so most
@@ -137,7 +143,56 @@ end
 return data
 """
 
-SCRIPTS = {"load_refresh": LOAD_REFRESH, "apply": APPLY, "take": TAKE}
+# KEYS[1] a user's index; ARGV[1] handle, ARGV[2] score, ARGV[3] ttl ms. The
+# index lives as long as its longest session; the reply is its size.
+INDEX_ADD = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local ms = tonumber(ARGV[3])
+if redis.call('PTTL', KEYS[1]) < ms then redis.call('PEXPIRE', KEYS[1], ms) end
+return redis.call('ZCARD', KEYS[1])
+"""
+
+# KEYS[1] any key; ARGV[1] ttl ms: make it live at least that long.
+EXTEND = """
+local left = redis.call('PTTL', KEYS[1])
+if left == -1 or (left >= 0 and left < tonumber(ARGV[1])) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return left
+"""
+
+# KEYS[1] a handle key; ARGV[1] the session's new key, ARGV[2] ttl ms. 0 when
+# the handle was revoked while the session got its new ID: it must end.
+HANDLE_MOVE = """
+if redis.call('GET', KEYS[1]) == 'revoked' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+# KEYS[1] a handle key, KEYS[2] the session's first hash (same slot: same
+# tag); ARGV[1] ms. Marks the handle revoked, ends the first hash, and returns
+# where the session moved ('' if nowhere) and whether the first hash was one.
+REVOKE = """
+local current = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], 'revoked', 'PX', ARGV[1])
+local ended = 0
+if redis.call('EXISTS', KEYS[2]) == 1 and redis.call('HEXISTS', KEYS[2], ':forward') == 0 then
+  ended = 1
+end
+redis.call('DEL', KEYS[2])
+if current and current ~= 'revoked' then return {current, ended} end
+return {'', ended}
+"""
+
+SCRIPTS = {
+    "load_refresh": LOAD_REFRESH,
+    "apply": APPLY,
+    "take": TAKE,
+    "index_add": INDEX_ADD,
+    "extend": EXTEND,
+    "handle_move": HANDLE_MOVE,
+    "revoke": REVOKE,
+}
 
 
 @dataclass(frozen=True)
@@ -163,7 +218,7 @@ class Script:
 class Pipeline:
     """Several commands in one round trip (not a transaction); ``write`` if one changes data."""
 
-    calls: list[Call]
+    calls: list[Call | Script]
     write: bool = False
 
 
@@ -218,6 +273,12 @@ def session_key(prefix: str, key: str) -> str:
     return f"{prefix}{{{key}}}"
 
 
+def handle_key(prefix: str, handle: str) -> str:
+    """Where a session that got a new ID is found by its handle (the tag is the handle,
+    so the key shares the slot of the session's first hash)."""
+    return f"{prefix}handle:{{{handle}}}"
+
+
 def user_key(prefix: str, user_id: str) -> str:
     """The Redis key of a user's session index."""
     return f"{prefix}user:{user_id}"
@@ -250,7 +311,7 @@ def _optional(meta: dict[str, str], name: str) -> float | None:
     return float(meta[name]) if name in meta else None
 
 
-def _record(flat: Sequence[bytes | str] | dict[Any, Any]) -> Record | None:
+def _record(flat: Sequence[bytes | str] | dict[Any, Any], key: str) -> Record | None:
     if not flat:
         return None
     try:
@@ -259,8 +320,15 @@ def _record(flat: Sequence[bytes | str] | dict[Any, Any]) -> Record | None:
         if FORWARD in meta:
             return Record({}, created, forward=meta[FORWARD])
         absolute, issued = _optional(meta, ABSOLUTE), _optional(meta, ISSUED)
-        refreshed = REFRESHED in meta
-        return Record(data, created, absolute, issued, meta.get(USER), None, refreshed)
+        return Record(
+            data,
+            created,
+            absolute,
+            issued,
+            meta.get(USER),
+            refreshed=REFRESHED in meta,
+            handle=meta.get(HANDLE, key),
+        )
     except (ValueError, UnicodeError) as exc:
         # Written by someone else, or damaged: no session, never a 500.
         logger.warning("a stored session has unreadable metadata (%s); ignoring it", exc)
@@ -298,32 +366,49 @@ def _apply_args(mode: str, changes: ChangeSet, fields: list[tuple[str, str]]) ->
 def load(prefix: str, key: str, refresh: Refresh | None) -> Flow[Record | None]:
     name = session_key(prefix, key)
     if refresh is None:
-        return _record((yield Call("hgetall", (name,))))
+        return _record((yield Call("hgetall", (name,))), key)
     args = [repr(refresh.now), repr(refresh.ttl), repr(refresh.step)]
-    reply = yield Script("load_refresh", [name], args)
-    return _record(reply)
+    record = _record((yield Script("load_refresh", [name], args)), key)
+    if record is not None and record.refreshed:
+        # Once per refresh step: what finds the session lives as long as it does.
+        ms = [int(refresh.ttl * 1000)]
+        handle = record.handle or key
+        found_by = [handle_key(prefix, handle)] if handle != key else []
+        if record.user_id is not None:
+            found_by.append(user_key(prefix, record.user_id))
+        if found_by:
+            yield Pipeline([Script("extend", [k], ms) for k in found_by], write=True)
+    return record
 
 
-def apply(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
+def apply(
+    prefix: str, key: str, changes: ChangeSet, max_per_user: int | None = None
+) -> Flow[ApplyResult]:
     if changes.bind and changes.user_id is not None:
-        yield from _index(prefix, changes.user_id, key, changes.now)
+        handle = changes.handle or key
+        yield from _index(prefix, changes.user_id, handle, changes, max_per_user)
     return (yield from _write(prefix, key, changes))
 
 
-def _index(prefix: str, user_id: str, handle: str, now: float) -> Flow[None]:
+def _index(
+    prefix: str, user_id: str, handle: str, changes: ChangeSet, max_per_user: int | None
+) -> Flow[None]:
     """Add ``handle`` to the user's index before its session is written.
 
-    A crash in between leaves a dead handle (pruned later), never a bound
-    session that "log out other devices" cannot find. Binding is rare (a
-    login), so it is also when the user's other handles are pruned: the
-    index never holds more than the live sessions and the ones bound since.
+    A crash in between leaves a dead handle (pruned when listed), never a
+    bound session that "log out other devices" cannot find. A login costs one
+    round trip however many sessions the user has, plus one per session that
+    ``max_per_user`` ends.
     """
     index = user_key(prefix, user_id)
-    adding = [Call("zadd", (index, {handle: now})), Call("zrange", (index, 0, -1))]
-    _, handles = yield Pipeline(adding, write=True)
-    others = [h for h in map(text, handles) if h != handle]
-    if others:
-        yield from _check(prefix, user_id, others)
+    ttl = max(1, int((changes.expires - changes.now) * 1000))
+    size = yield Script("index_add", [index], [handle, repr(changes.now), ttl], write=True)
+    if max_per_user is None or int(size) <= max_per_user:
+        return
+    oldest = yield Call("zrange", (index, 0, int(size) - max_per_user - 1))
+    for old in (h for h in map(text, oldest) if h != handle):
+        yield from revoke(prefix, old)
+        yield Call("zrem", (index, old), write=True)
 
 
 def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
@@ -351,46 +436,93 @@ def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
     if changes.bind and changes.user_id is None:
         meta.pop(USER, None)
         meta.pop(CLIENT, None)
-    if USER in meta and not changes.bind:
-        yield Call("zadd", (user_key(prefix, meta[USER]), {key: changes.now}), write=True)
     meta[ISSUED] = repr(changes.now)
+    handle = meta.get(HANDLE) or changes.replaces
+    meta[HANDLE] = handle
     kept = [(_field(k), v) for k, v in data.items()] + list(meta.items())
     unchanged = ChangeSet(changes.now, changes.expires)
     args = _apply_args("create", unchanged, kept + fields)
-    reply = yield Script("apply", [name], args, write=True)
-    return ApplyResult(text(reply))
+    result = ApplyResult(text((yield Script("apply", [name], args, write=True))))
+    if result is not ApplyResult.APPLIED:
+        return result
+    # The handle now leads here, unless it was revoked meanwhile: then this ends.
+    ttl = max(1, int((changes.expires - changes.now) * 1000))
+    moved = yield Script("handle_move", [handle_key(prefix, handle)], [key, ttl], write=True)
+    if not int(moved):
+        yield Call("delete", (name,), write=True)
+        return ApplyResult.GONE
+    return result
 
 
 def delete(prefix: str, key: str) -> Flow[None]:
     yield Call("delete", (session_key(prefix, key),), write=True)
 
 
-def _check(prefix: str, user_id: str, handles: list[str]) -> Flow[list[SessionInfo]]:
-    """The live sessions among ``handles``; dead or rebound ones leave the user's index."""
-    if not handles:
-        return []
-    index = user_key(prefix, user_id)
-    fields = [USER, CREATED, SEEN, CLIENT]
-    rows = yield Pipeline([Call("hmget", (session_key(prefix, h), fields)) for h in handles])
-    live: list[SessionInfo] = []
-    dead: list[str] = []
-    for handle, row in zip(handles, rows, strict=True):
-        user, created, seen, client = (None if v is None else text(v) for v in row)
-        if user != user_id or created is None:
-            dead.append(handle)
-            continue
-        seen_at = float(seen) if seen is not None else float(created)
-        live.append(
-            SessionInfo(handle, user_id, float(created), seen_at, json.loads(client or "{}"))
+def revoke(prefix: str, handle: str) -> Flow[bool]:
+    """End the session with ``handle``, also one getting a new ID right now."""
+    keys = [handle_key(prefix, handle), session_key(prefix, handle)]
+    current, ended = yield Script("revoke", keys, [REVOKED_MS], write=True)
+    moved_to = text(current)
+    if moved_to:
+        ended = int(ended) + int(
+            (yield Call("delete", (session_key(prefix, moved_to),), write=True))
         )
-    if dead:
-        yield Call("zrem", (index, *dead))
-    return sorted(live, key=lambda info: info.created)
+    return bool(int(ended))
 
 
 def sessions_for_user(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
-    handles = [text(h) for h in (yield Call("zrange", (user_key(prefix, user_id), 0, -1)))]
-    return (yield from _check(prefix, user_id, handles))
+    """The live sessions in the user's index; dead or rebound handles leave it."""
+    index = user_key(prefix, user_id)
+    handles = [text(h) for h in (yield Call("zrange", (index, 0, -1)))]
+    if not handles:
+        return []
+    moved = yield Pipeline([Call("get", (handle_key(prefix, h),)) for h in handles])
+    keys = [text(m) if m else h for h, m in zip(handles, moved, strict=True)]
+    fields = [USER, CREATED, SEEN, CLIENT, FORWARD]
+    rows = yield Pipeline([Call("hmget", (session_key(prefix, k), fields)) for k in keys])
+    live: list[SessionInfo] = []
+    dead: list[str] = []
+    for handle, key, row in zip(handles, keys, rows, strict=True):
+        user, created, seen, client, forward = (None if v is None else text(v) for v in row)
+        if key == REVOKED or user != user_id or created is None or forward is not None:
+            dead.append(handle)
+            continue
+        seen_at = float(seen) if seen is not None else float(created)
+        info = SessionInfo(handle, user_id, float(created), seen_at, json.loads(client or "{}"))
+        live.append(info)
+    if dead:
+        yield Call("zrem", (index, *dead), write=True)
+    return sorted(live, key=lambda info: info.created)
+
+
+def describe(prefix: str, names: list[str]) -> Flow[list[tuple[StoredSession, Record]]]:
+    """The sessions stored under these Redis keys (from a SCAN); markers left out."""
+    rows = yield Pipeline([Call("hgetall", (name,)) for name in names])
+    found = []
+    for name, row in zip(names, rows, strict=True):
+        key = name[len(prefix) + 1 : -1]
+        record = _record(row, key)
+        if record is None or record.forward is not None:
+            continue
+        flat = row.items() if isinstance(row, dict) else zip(row[::2], row[1::2], strict=True)
+        meta = {text(k): text(v) for k, v in flat if text(k) in (SEEN, CLIENT)}
+        seen = float(meta.get(SEEN, record.created))
+        size = sum(len(k) + len(v.encode()) for k, v in record.data.items())
+        client = json.loads(meta.get(CLIENT) or "{}")
+        handle = record.handle or key
+        found.append(
+            (StoredSession(handle, key, record.created, seen, record.user_id, client, size), record)
+        )
+    return found
+
+
+def session(prefix: str, handle: str) -> Flow[tuple[StoredSession, Record] | None]:
+    moved = yield Call("get", (handle_key(prefix, handle),))
+    key = text(moved) if moved else handle
+    if key == REVOKED:
+        return None
+    found = yield from describe(prefix, [session_key(prefix, key)])
+    return found[0] if found else None
 
 
 # Flask-Session's own keys, ``{prefix}{sid}``: read to adopt its sessions,

@@ -12,6 +12,7 @@ Times are epoch seconds of the application's clock; durations are seconds.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Set
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ class Record:
         store did not skip).
     :param adopted: Set by the manager, not by stores: the session was adopted
         from Flask-Session.
+    :param handle: The session's handle: its first store key, kept when it
+        gets a new ID (``None`` from stores that do not keep one).
     """
 
     data: RecordData
@@ -56,13 +59,15 @@ class Record:
     forward: str | None = None
     refreshed: bool = False
     adopted: bool = False
+    handle: str | None = None
 
 
 @dataclass(frozen=True)
 class SessionInfo:
     """A live session of a user, as listed by :meth:`SessionStore.sessions_for_user`.
 
-    :param handle: The session's store key: names it without revealing its ID.
+    :param handle: Names the session without revealing its ID, and keeps
+        naming it when the session gets a new ID (its first store key).
     :param user_id: The user it is bound to.
     :param created: When it was created.
     :param last_seen: When it was last loaded with a refresh or written.
@@ -74,6 +79,28 @@ class SessionInfo:
     created: float
     last_seen: float
     client: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A live session as :meth:`Administered.sessions` lists it.
+
+    :param handle: Its handle (see :class:`SessionInfo`).
+    :param key: Its current store key.
+    :param created: When it was created.
+    :param last_seen: When it was last loaded with a refresh or written.
+    :param user_id: The user it is bound to (as the store knows it), or ``None``.
+    :param client: What the app recorded about the client.
+    :param size: Bytes of its stored values.
+    """
+
+    handle: str
+    key: str
+    created: float
+    last_seen: float
+    user_id: str | None = None
+    client: Mapping[str, str] = field(default_factory=dict)
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,8 @@ class ChangeSet:
         A marker loads as a :class:`Record` with only ``forward`` set; it can
         never be written (``GONE``), replaced (``GONE``) or listed.
     :param forward_until: When the marker expires.
+    :param handle: The session's handle as loaded (``Record.handle``), for
+        stores that index users by handle; ``None``: the key.
     """
 
     now: float
@@ -129,6 +158,7 @@ class ChangeSet:
     client: Mapping[str, str] = field(default_factory=dict)
     forward: str | None = None
     forward_until: float = 0.0
+    handle: str | None = None
 
 
 class ApplyResult(enum.Enum):
@@ -217,6 +247,28 @@ class AsyncUserIndex(Protocol):
     """The async twin of :class:`UserIndex`."""
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]: ...
+
+
+@runtime_checkable
+class Administered(Protocol):
+    """A store an operator can walk and prune (every built-in store)."""
+
+    def sessions(self) -> Iterator[StoredSession]:
+        """Every live session (Redis: SCAN over every master), in no order."""
+        ...
+
+    def session(self, handle: str) -> tuple[StoredSession, Record] | None:
+        """The live session with this handle and its record, or ``None``."""
+        ...
+
+    def revoke(self, handle: str) -> bool:
+        """End the session with this handle, also if it is getting a new ID right
+        now; ``True`` if there was one to end."""
+        ...
+
+    def purge(self) -> int:
+        """Delete expired sessions the store does not expire itself; how many."""
+        ...
 
 
 def user_index(store: Any) -> Any:

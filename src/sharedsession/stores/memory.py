@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
@@ -21,6 +22,7 @@ from .base import Closing
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
+from .base import StoredSession
 from .offload import AsyncOffloadStore
 
 if TYPE_CHECKING:
@@ -38,6 +40,13 @@ class _Entry:
     user_id: str | None = None
     client: dict[str, str] = field(default_factory=dict)
     forward: str | None = None  # a renewal's forwarding marker, not a session
+    handle: str = ""  # its first key, kept across new IDs
+
+
+def _stored(key: str, entry: _Entry) -> StoredSession:
+    size = sum(len(k) + len(v.encode()) for k, v in entry.data.items())
+    client = dict(entry.client)
+    return StoredSession(entry.handle, key, entry.created, entry.seen, entry.user_id, client, size)
 
 
 def _marker(old: _Entry, changes: ChangeSet) -> _Entry:
@@ -80,7 +89,13 @@ class MemoryStore(Closing):
                     refreshed = True
             data = dict(entry.data)
             return Record(
-                data, entry.created, entry.absolute, entry.issued, entry.user_id, None, refreshed
+                data,
+                entry.created,
+                entry.absolute,
+                entry.issued,
+                entry.user_id,
+                refreshed=refreshed,
+                handle=entry.handle,
             )
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
@@ -102,6 +117,7 @@ class MemoryStore(Closing):
                     entry = _Entry(
                         {}, changes.created, changes.absolute, 0.0, changes.now, changes.now
                     )
+                    entry.handle = key
             elif entry is None or entry.forward is not None:
                 return ApplyResult.GONE
             data = {} if changes.clear else dict(entry.data)
@@ -123,13 +139,45 @@ class MemoryStore(Closing):
             self._entries.pop(key, None)
 
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
-        with self._lock:
-            found = [
-                SessionInfo(key, user_id, entry.created, entry.seen, dict(entry.client))
-                for key in list(self._entries)
-                if (entry := self._live(key)) is not None and entry.user_id == user_id
-            ]
+        found = [
+            SessionInfo(s.handle, user_id, s.created, s.last_seen, s.client)
+            for s in self.sessions()
+            if s.user_id == user_id
+        ]
         return sorted(found, key=lambda info: info.created)
+
+    def sessions(self) -> Iterator[StoredSession]:
+        with self._lock:
+            live = [(key, e) for key in list(self._entries) if (e := self._live(key)) is not None]
+        for key, entry in live:
+            if entry.forward is None:
+                yield _stored(key, entry)
+
+    def session(self, handle: str) -> tuple[StoredSession, Record] | None:
+        with self._lock:
+            for key in list(self._entries):
+                entry = self._live(key)
+                if entry is not None and entry.forward is None and entry.handle == handle:
+                    record = Record(
+                        dict(entry.data), entry.created, entry.absolute, entry.issued,
+                        entry.user_id, handle=entry.handle,
+                    )  # fmt: skip
+                    return _stored(key, entry), record
+        return None
+
+    def revoke(self, handle: str) -> bool:
+        with self._lock:
+            doomed = [k for k, e in self._entries.items() if e.handle == handle and not e.forward]
+            for key in doomed:
+                del self._entries[key]
+        return bool(doomed)
+
+    def purge(self) -> int:
+        with self._lock:
+            before = len(self._entries)
+            for key in list(self._entries):
+                self._live(key)
+            return before - len(self._entries)
 
     def close(self) -> None:
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import AsyncIterator
 from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
@@ -21,6 +22,7 @@ from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .base import SessionStore
+from .base import StoredSession
 from .base import user_index
 
 T = TypeVar("T")
@@ -57,6 +59,29 @@ class AsyncOffloadStore(AsyncClosing):
             user_index(self.store).sessions_for_user, user_id
         )
         return infos
+
+    async def sessions(self) -> AsyncIterator[StoredSession]:
+        store: Any = self.store
+        for stored in await self._call(lambda: list(store.sessions())):
+            yield stored
+
+    async def session(self, handle: str) -> tuple[StoredSession, Record] | None:
+        store: Any = self.store
+        found: tuple[StoredSession, Record] | None = await self._call(
+            store.session,
+            handle,
+        )
+        return found
+
+    async def revoke(self, handle: str) -> bool:
+        store: Any = self.store
+        ended: bool = await self._call(store.revoke, handle)
+        return ended
+
+    async def purge(self) -> int:
+        store: Any = self.store
+        count: int = await self._call(store.purge)
+        return count
 
     async def aclose(self) -> None:
         await self._call(self.store.close)

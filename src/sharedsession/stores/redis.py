@@ -44,6 +44,7 @@ from .base import Closing
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
+from .base import StoredSession
 
 if TYPE_CHECKING:
     import redis
@@ -77,6 +78,20 @@ _REFUSED = (
 )
 
 
+_BATCH = 200
+
+
+def _batches(names: Iterator[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for name in names:
+        batch.append(name)
+        if len(batch) == _BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _unreadable(exc: StoreError) -> Record | None:
     """``None`` for a load that found something other than a session hash; else re-raise."""
     if "WRONGTYPE" not in str(exc):
@@ -107,7 +122,13 @@ class _Options:
     """What both stores check once: the prefix, the timeout, the bounds."""
 
     def __init__(
-        self, client: Any, prefix: str, timeout: float, min_replicas: int, max_connections: int
+        self,
+        client: Any,
+        prefix: str,
+        timeout: float,
+        min_replicas: int,
+        max_connections: int,
+        max_per_user: int | None,
     ) -> None:
         if min_replicas and is_cluster(client):
             raise ConfigurationError(
@@ -123,6 +144,8 @@ class _Options:
         self.timeout = timeout
         self.min_replicas = min_replicas
         self.max_connections = max_connections
+        self.max_per_user = max_per_user
+        self.cluster = is_cluster(client)
         # WAIT gets half the timeout, so its reply arrives before the socket gives up.
         self.wait_ms = max(1, int(timeout * 500))
 
@@ -138,6 +161,7 @@ class RedisStore(Closing):
     :param min_replicas: Replicas that must acknowledge each write (``WAIT``)
         within half of ``timeout``, else the write fails with ``StoreUnavailable``.
     :param max_connections: Operations that may run at once; more wait.
+    :param max_per_user: End a user's oldest sessions beyond this many, at login.
     """
 
     def __init__(
@@ -148,9 +172,12 @@ class RedisStore(Closing):
         timeout: float = DEFAULT_TIMEOUT,
         min_replicas: int = 0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_per_user: int | None = None,
     ) -> None:
         self.client = client
-        self.options = _Options(client, prefix, timeout, min_replicas, max_connections)
+        self.options = _Options(
+            client, prefix, timeout, min_replicas, max_connections, max_per_user
+        )
         self.prefix = prefix
         self._slots = threading.BoundedSemaphore(max_connections)
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
@@ -164,6 +191,7 @@ class RedisStore(Closing):
         timeout: float = DEFAULT_TIMEOUT,
         min_replicas: int = 0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_per_user: int | None = None,
         **options: Any,
     ) -> RedisStore:
         """Connect to a standalone server, a Sentinel-managed master or a Cluster.
@@ -183,6 +211,7 @@ class RedisStore(Closing):
             timeout=timeout,
             min_replicas=min_replicas,
             max_connections=max_connections,
+            max_per_user=max_per_user,
         )
 
     def _run(self, flow: layout.Flow[T]) -> T:
@@ -208,8 +237,12 @@ class RedisStore(Closing):
             if isinstance(op, layout.Script):
                 return self._scripts[op.name](keys=op.keys, args=op.args)
             return getattr(self.client, op.name)(*op.args)
+        calls = op.calls if isinstance(op, layout.Pipeline) else [op]
+        if self.options.cluster and any(isinstance(c, layout.Script) for c in calls):
+            # Cluster pipelines refuse EVALSHA: one call at a time (rare: refreshes).
+            return [self._do(call) for call in calls]
         pipe = self.client.pipeline(transaction=False)
-        for call in op.calls if isinstance(op, layout.Pipeline) else [op]:
+        for call in calls:
             if isinstance(call, layout.Script):
                 self._scripts[call.name](keys=call.keys, args=call.args, client=pipe)
             else:
@@ -229,13 +262,34 @@ class RedisStore(Closing):
             return _unreadable(exc)
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
-        return self._run(layout.apply(self.prefix, key, changes))
+        return self._run(layout.apply(self.prefix, key, changes, self.options.max_per_user))
 
     def delete(self, key: str) -> None:
         self._run(layout.delete(self.prefix, key))
 
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         return self._run(layout.sessions_for_user(self.prefix, user_id))
+
+    def sessions(self) -> Iterator[StoredSession]:
+        for batch in _batches(self._scan()):
+            for stored, _ in self._run(layout.describe(self.prefix, batch)):
+                yield stored
+
+    def _scan(self) -> Iterator[str]:
+        try:
+            for name in self.client.scan_iter(match=f"{self.prefix}{{*", count=500, _type="hash"):
+                yield layout.text(name)
+        except redis_errors.RedisError as exc:
+            raise _mapped(exc) from exc
+
+    def session(self, handle: str) -> tuple[StoredSession, Record] | None:
+        return self._run(layout.session(self.prefix, handle))
+
+    def revoke(self, handle: str) -> bool:
+        return self._run(layout.revoke(self.prefix, handle))
+
+    def purge(self) -> int:
+        return 0  # Redis expires sessions itself
 
     def read_flask_session(self, sid: str) -> tuple[bytes | None, int]:
         """Flask-Session's blob of ``sid`` and its TTL in ms (adoption; sees the raw ID)."""
@@ -281,9 +335,12 @@ class AsyncRedisStore(AsyncClosing):
         timeout: float = DEFAULT_TIMEOUT,
         min_replicas: int = 0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_per_user: int | None = None,
     ) -> None:
         self.client = client
-        self.options = _Options(client, prefix, timeout, min_replicas, max_connections)
+        self.options = _Options(
+            client, prefix, timeout, min_replicas, max_connections, max_per_user
+        )
         self.prefix = prefix
         # asyncio primitives belong to one event loop; test clients run several.
         self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -298,6 +355,7 @@ class AsyncRedisStore(AsyncClosing):
         timeout: float = DEFAULT_TIMEOUT,
         min_replicas: int = 0,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_per_user: int | None = None,
         **options: Any,
     ) -> AsyncRedisStore:
         """The async twin of :meth:`RedisStore.from_url`, over ``redis.asyncio``."""
@@ -310,6 +368,7 @@ class AsyncRedisStore(AsyncClosing):
             timeout=timeout,
             min_replicas=min_replicas,
             max_connections=max_connections,
+            max_per_user=max_per_user,
         )
 
     async def _run(self, flow: layout.Flow[T]) -> T:
@@ -339,8 +398,11 @@ class AsyncRedisStore(AsyncClosing):
             if isinstance(op, layout.Script):
                 return await self._scripts[op.name](keys=op.keys, args=op.args)
             return await getattr(self.client, op.name)(*op.args)
+        calls = op.calls if isinstance(op, layout.Pipeline) else [op]
+        if self.options.cluster and any(isinstance(c, layout.Script) for c in calls):
+            return [await self._do(call) for call in calls]
         pipe = self.client.pipeline(transaction=False)
-        for call in op.calls if isinstance(op, layout.Pipeline) else [op]:
+        for call in calls:
             if isinstance(call, layout.Script):
                 await self._scripts[call.name](keys=call.keys, args=call.args, client=pipe)
             else:
@@ -360,13 +422,39 @@ class AsyncRedisStore(AsyncClosing):
             return _unreadable(exc)
 
     async def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
-        return await self._run(layout.apply(self.prefix, key, changes))
+        return await self._run(layout.apply(self.prefix, key, changes, self.options.max_per_user))
 
     async def delete(self, key: str) -> None:
         await self._run(layout.delete(self.prefix, key))
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         return await self._run(layout.sessions_for_user(self.prefix, user_id))
+
+    async def sessions(self) -> AsyncIterator[StoredSession]:
+        batch: list[str] = []
+        try:
+            async for name in self.client.scan_iter(
+                match=f"{self.prefix}{{*", count=500, _type="hash"
+            ):
+                batch.append(layout.text(name))
+                if len(batch) == _BATCH:
+                    for stored, _ in await self._run(layout.describe(self.prefix, batch)):
+                        yield stored
+                    batch = []
+        except redis_errors.RedisError as exc:
+            raise _mapped(exc) from exc
+        if batch:
+            for stored, _ in await self._run(layout.describe(self.prefix, batch)):
+                yield stored
+
+    async def session(self, handle: str) -> tuple[StoredSession, Record] | None:
+        return await self._run(layout.session(self.prefix, handle))
+
+    async def revoke(self, handle: str) -> bool:
+        return await self._run(layout.revoke(self.prefix, handle))
+
+    async def purge(self) -> int:
+        return 0
 
     async def read_flask_session(self, sid: str) -> tuple[bytes | None, int]:
         return await self._run(layout.flask_session_read(self.prefix, sid))
@@ -397,6 +485,7 @@ def from_settings(settings: Settings, *, asyncio: bool) -> RedisStore | AsyncRed
         "timeout": settings.redis_timeout,
         "min_replicas": settings.redis_min_replicas,
         "max_connections": settings.redis_max_connections,
+        "max_per_user": settings.max_per_user,
     }
     client = client_from_setting(
         settings.redis, settings.redis_timeout, settings.redis_max_connections, asyncio=asyncio

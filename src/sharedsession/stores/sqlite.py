@@ -31,12 +31,13 @@ from .base import Closing
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
+from .base import StoredSession
 from .offload import AsyncOffloadStore
 
 if TYPE_CHECKING:
     from .._config import Settings
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 logger = logging.getLogger("sharedsession")
 
@@ -50,9 +51,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     seen REAL NOT NULL,
     user_id TEXT,
     client TEXT,
-    forward TEXT
+    forward TEXT,
+    handle TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
+CREATE INDEX IF NOT EXISTS sessions_handle ON sessions (handle) WHERE handle IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id) WHERE user_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS session_data (
     key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
@@ -62,11 +65,15 @@ CREATE TABLE IF NOT EXISTS session_data (
 ) WITHOUT ROWID;
 """
 
-# Version 1 files gain the renewal marker column; nothing else changed.
-_MIGRATIONS = {1: "ALTER TABLE sessions ADD COLUMN forward TEXT"}
+# Older files gain the renewal marker column (2), then the stable handle (3).
+_MIGRATIONS = {
+    1: "ALTER TABLE sessions ADD COLUMN forward TEXT",
+    2: "ALTER TABLE sessions ADD COLUMN handle TEXT",
+}
 
 _LOAD = """
-SELECT s.created, s.absolute, s.expires, s.issued, s.user_id, s.forward, d.name, d.value
+SELECT s.created, s.absolute, s.expires, s.issued, s.user_id, s.forward,
+       COALESCE(s.handle, s.key), d.name, d.value
 FROM sessions AS s LEFT JOIN session_data AS d ON d.key = s.key
 WHERE s.key = ?
 """
@@ -74,9 +81,10 @@ WHERE s.key = ?
 # Regeneration: the new row first (session_data points at it), then the old one
 # goes, or becomes a renewal's forwarding marker.
 _MOVE = (
-    "INSERT INTO sessions (key, created, absolute, expires, issued, seen, user_id, client)"
-    " SELECT ?, created, absolute, expires, ?, seen, user_id, client FROM sessions"
-    " WHERE key = ?",
+    "INSERT INTO sessions"
+    " (key, created, absolute, expires, issued, seen, user_id, client, handle)"
+    " SELECT ?, created, absolute, expires, ?, seen, user_id, client, COALESCE(handle, key)"
+    " FROM sessions WHERE key = ?",
     "UPDATE session_data SET key = ? WHERE key = ?",
     "DELETE FROM sessions WHERE key = ?",
 )
@@ -204,7 +212,7 @@ class SQLiteStore(Closing):
             rows = conn.execute(_LOAD, (key,)).fetchall()
             if not rows or not _readable(rows) or rows[0][2] <= now:
                 return None
-            created, absolute, expires, issued, user_id, forward = rows[0][:6]
+            created, absolute, expires, issued, user_id, forward, handle = rows[0][:7]
             if forward is not None:
                 return Record({}, created, forward=forward)
             refreshed = False
@@ -218,7 +226,7 @@ class SQLiteStore(Closing):
                         (deadline, refresh.now, key, deadline),
                     )
         data = {name: value for *_, name, value in rows if name is not None}
-        return Record(data, created, absolute, issued, user_id, refreshed=refreshed)
+        return Record(data, created, absolute, issued, user_id, refreshed=refreshed, handle=handle)
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         now = self._clock()
@@ -286,26 +294,55 @@ class SQLiteStore(Closing):
                 conn.execute(_MARK, (changes.forward, changes.forward_until, changes.replaces))
             return True
         conn.execute(
-            "INSERT INTO sessions (key, created, absolute, expires, issued, seen)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (key, changes.created, changes.absolute, changes.expires, changes.now, changes.now),
+            "INSERT INTO sessions (key, created, absolute, expires, issued, seen, handle)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                changes.created,
+                changes.absolute,
+                changes.expires,
+                changes.now,
+                changes.now,
+                key,
+            ),
         )
         return True
 
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        rows = self._select("user_id = ?", (user_id,))
+        return [SessionInfo(s.handle, user_id, s.created, s.last_seen, s.client) for s in rows]
+
+    def sessions(self) -> Iterator[StoredSession]:
+        yield from self._select("1", ())
+
+    def session(self, handle: str) -> tuple[StoredSession, Record] | None:
+        found = self._select("COALESCE(handle, key) = ?", (handle,))
+        if not found:
+            return None
+        record = self.load(found[0].key)
+        return None if record is None else (found[0], record)
+
+    def revoke(self, handle: str) -> bool:
         with _mapped_errors():
-            rows = (
-                self._conn()
-                .execute(
-                    "SELECT key, created, seen, client FROM sessions"
-                    " WHERE user_id = ? AND expires > ? ORDER BY created",
-                    (user_id, self._clock()),
-                )
-                .fetchall()
+            cursor = self._conn().execute(
+                "DELETE FROM sessions WHERE COALESCE(handle, key) = ? AND forward IS NULL",
+                (handle,),
             )
+        return cursor.rowcount > 0
+
+    def _select(self, where: str, args: tuple[Any, ...]) -> list[StoredSession]:
+        query = (
+            "SELECT key, COALESCE(handle, key), created, seen, user_id, client,"
+            " (SELECT COALESCE(SUM(LENGTH(name) + LENGTH(CAST(value AS BLOB))), 0)"
+            "  FROM session_data AS d WHERE d.key = s.key)"
+            f" FROM sessions AS s WHERE {where} AND expires > ? AND forward IS NULL"
+            " ORDER BY created"
+        )
+        with _mapped_errors():
+            rows = self._conn().execute(query, (*args, self._clock())).fetchall()
         return [
-            SessionInfo(key, user_id, created, seen, json.loads(client or "{}"))
-            for key, created, seen, client in rows
+            StoredSession(handle, key, created, seen, user, json.loads(client or "{}"), size)
+            for key, handle, created, seen, user, client, size in rows
         ]
 
     def delete(self, key: str) -> None:
@@ -343,11 +380,6 @@ class AsyncSQLiteStore(AsyncOffloadStore):
 
     def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
         super().__init__(SQLiteStore(path, **options))
-
-    async def purge(self) -> int:
-        """Delete expired sessions; see :meth:`SQLiteStore.purge`."""
-        store: SQLiteStore = self.store  # type: ignore[assignment]
-        return await self._call(store.purge)
 
 
 def from_settings(settings: Settings, *, asyncio: bool) -> SQLiteStore | AsyncSQLiteStore:
