@@ -320,7 +320,7 @@ class Settings:
             encryption_keys=tuple(encryption_keys),
             track_client=read.flag("SESSION_TRACK_CLIENT", False),
             cookie=cookie_from_config(config, labels=labels),
-            migrate_from=_migrate_from(read, session_type),
+            migrate_from=_migrate_from(read, session_type, bool(encryption_keys)),
             migrate_explicit=config.get("SESSION_MIGRATE_FROM") is not None,
             migrate_rolling=read.flag("SESSION_MIGRATE_ROLLING", False),
             migrate_allow_pickle=read.flag("SESSION_MIGRATE_ALLOW_PICKLE", False),
@@ -379,6 +379,9 @@ class Settings:
         """
         if self.migrate_from is None:
             return None
+        options = getattr(store, "options", None)
+        if not self.migrate_explicit and getattr(options, "cluster", False):
+            return None  # Flask-Session never ran on a Redis Cluster: nothing to adopt
         if not hasattr(store, "read_flask_session"):
             if self.session_type == "redis" and not self.migrate_explicit:
                 return None  # a custom store: nothing to adopt from
@@ -391,10 +394,24 @@ class Settings:
                 "SESSION_MIGRATE_ALLOW_PICKLE is on: pickled Flask-Session data will be"
                 " unpickled, which runs code; only if nobody else can write to this Redis"
             )
+        if self.encryption_keys:
+            logger.warning(
+                "SESSION_MIGRATE_FROM is on with SESSION_ENCRYPTION_KEYS: whoever can write to"
+                " Redis can plant a Flask-Session session to be adopted%s; turn migration off"
+                " once the switch is done",
+                " (and rolling mode keeps plain copies)" if self.migrate_rolling else "",
+            )
         encoding = FlaskSessionFormat(
             self.serialization_format, allow_pickle=self.migrate_allow_pickle
         )
-        return Migration(encoding, rolling=self.migrate_rolling, lifetime=self.lifetime)
+        # A revoked session's Flask-Session copy may outlive the default memory of it.
+        store.revoked_ms = max(store.revoked_ms, int(self.lifetime * 1000))
+        return Migration(
+            encoding,
+            rolling=self.migrate_rolling,
+            lifetime=self.lifetime,
+            user_key="_user_id" if self.flask_login else None,
+        )
 
     def store(self) -> SessionStore:
         """A new blocking store for ``SESSION_TYPE``."""
@@ -420,9 +437,10 @@ class Settings:
             )
 
 
-def _migrate_from(read: _Reader, session_type: str) -> str | None:
-    # On by default for Redis, where Flask-Session's sessions are.
-    default = "flask-session" if session_type == "redis" else None
+def _migrate_from(read: _Reader, session_type: str, encrypted: bool) -> str | None:
+    # On by default for Redis, where Flask-Session's sessions are; off with
+    # encryption, where adopting plain data would let a store writer forge one.
+    default = "flask-session" if session_type == "redis" and not encrypted else None
     value = read.get("SESSION_MIGRATE_FROM", default)
     if value is not None and value != "flask-session":
         raise read.fail(

@@ -120,6 +120,8 @@ def flask_session_call(store: Any, op: FlaskSessionOp) -> Any:
         return store.read_flask_session(op.sid)
     if op.action == "write":
         return store.write_flask_session(op.sid, op.blob, op.ttl_ms)
+    if op.action == "touch":
+        return store.touch_flask_session(op.sid, op.ttl_ms)
     return store.delete_flask_session(op.sid)
 
 

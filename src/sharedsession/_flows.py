@@ -101,9 +101,7 @@ def load(manager: SessionManager, sid: str) -> Flow[Loaded]:
     Flask-Session's copy when migration is on."""
     refresh = manager.refresh()
     record: Record | None = yield Load(store_key(sid), refresh)
-    migration = manager.migration
-    if migration is not None and (record is None or migration.rolling):
-        record = yield from _from_flask_session(manager, migration, sid, record)
+    first = sid
     for _ in range(MAX_HOPS):
         if record is None or record.forward is None:
             break
@@ -114,6 +112,12 @@ def load(manager: SessionManager, sid: str) -> Flow[Loaded]:
         record = yield from _successor(sid, refresh)
     if record is not None and record.forward is not None:
         record = None
+    migration = manager.migration
+    if migration is not None and (record is None or migration.rolling):
+        # After the markers: a renewed ID's own copy is gone, by design.
+        adopt_as = sid if record is not None else first
+        record = yield from _from_flask_session(manager, migration, adopt_as, record)
+        sid = adopt_as if record is not None else sid
     checked, stale = manager.prepare(store_key(sid), record)
     return checked, stale, sid
 
@@ -134,26 +138,37 @@ def _from_flask_session(
     """Adopt Flask-Session's copy of ``sid`` (this library has none), or in a
     rolling deploy take it as the truth: an instance not yet switched may have
     changed or ended the session."""
-    blob, ttl_ms = yield FlaskSessionOp("read", sid)
-    data = None if blob is None else migration.format.decode(blob)
-    texts = None if data is None else migration.texts(data)
+    blob, ttl_ms, ours, revoked = yield FlaskSessionOp("read", sid)
     key = store_key(sid)
-    if texts is None:
-        if record is not None and migration.rolling and blob is None:
-            yield Delete(key)  # logged out (or expired) on an instance not yet switched
+    if revoked:
+        return record  # a revoked session never comes back through its old copy
+    if blob is None:
+        if record is None and ours:  # adopted by a concurrent request just now
+            found: Record | None = yield Load(key, manager.refresh())
+            return found
+        if record is not None and migration.rolling:
+            yield Delete(key)  # logged out on an instance not yet switched
             return None
         return record
+    data = migration.format.decode(blob)
+    if data is None:
+        return record
     if record is None:
-        changes = manager.adoption(sid, texts, ttl_ms / 1000)
+        texts = migration.texts(data)
+        if texts is None:
+            return None
+        changes = manager.adoption(sid, texts, ttl_ms / 1000, user_id=migration.user_of(data))
         result: ApplyResult = yield Apply(key, changes)
         if result is ApplyResult.EXISTS:  # adopted by a concurrent request
-            found: Record | None = yield Load(key, None)
-            return found
+            again: Record | None = yield Load(key, None)
+            return again
         if not migration.rolling:
             yield FlaskSessionOp("delete", sid)  # moved: one copy, nothing to resurrect
         logger.info("adopted a Flask-Session session")
-        return Record(changes.set, changes.now, changes.absolute, changes.now)
-    sync = manager.sync_to(key, record, texts)
+        return Record(changes.set, changes.now, changes.absolute, changes.now, changes.user_id)
+    if record.refreshed:  # its copy lives as long as it does
+        yield FlaskSessionOp("touch", sid, ttl_ms=migration.lifetime_ms)
+    sync = manager.sync_to(key, record, data, migration)
     if sync is None:
         return record
     outcome: ApplyResult = yield Apply(key, sync)
@@ -174,10 +189,23 @@ def save(manager: SessionManager, session: Session) -> Flow[Cookie | None]:
     if result is not ApplyResult.GONE and result is not ApplyResult.EXISTS:
         if plan.flask_session_delete is not None:
             yield FlaskSessionOp("delete", plan.flask_session_delete)
-        if plan.flask_session_write is not None:
-            sid, blob, ttl_ms = plan.flask_session_write
-            yield FlaskSessionOp("write", sid, blob, ttl_ms)
+        if plan.flask_session_write is not None and manager.migration is not None:
+            yield from _mirror(manager, manager.migration, plan.flask_session_write)
     return plan.cookie_after(result)
+
+
+def _mirror(manager: SessionManager, migration: Migration, sid: str) -> Flow[None]:
+    """Write Flask-Session's copy of ``sid`` from what is stored now (the merge of
+    every concurrent write), not from this request's view."""
+    key = store_key(sid)
+    record, _ = manager.prepare(key, (yield Load(key, None)))
+    if record is None:
+        return
+    data = manager.values(record)
+    data.setdefault("_permanent", manager.permanent)  # Flask-Session keeps it in the data
+    blob = migration.image(data)
+    if blob is not None:
+        yield FlaskSessionOp("write", sid, blob, migration.lifetime_ms)
 
 
 def _carry_out(plan: SavePlan) -> Flow[ApplyResult | None]:
@@ -198,13 +226,15 @@ def migrate_one(
         here: the copy is idempotent), ``"skipped"`` or ``"failed"``.
     """
     if not is_well_formed(sid):
-        return "skipped", "its ID is shorter than 256 bits (those users sign in again)"
+        return "skipped", "not a session ID of 256 bits or more (a short ID or another key)"
     key = store_key(sid)
     if (yield Load(key, None)) is not None:
         if delete_source and not dry_run:
             yield FlaskSessionOp("delete", sid)
         return "present", ""
-    blob, ttl_ms = yield FlaskSessionOp("read", sid)
+    blob, ttl_ms, _, revoked = yield FlaskSessionOp("read", sid)
+    if revoked:
+        return "skipped", "revoked here"
     if blob is None:
         return "skipped", "expired or deleted meanwhile"
     data, reason = migration.format.read(blob)
@@ -215,7 +245,10 @@ def migrate_one(
         return "failed", "a value cannot be stored (see the log)"
     if dry_run:
         return "migrated", ""
-    result: ApplyResult = yield Apply(key, manager.adoption(sid, texts, ttl_ms / 1000))
+    user = migration.user_of(data)
+    result: ApplyResult = yield Apply(
+        key, manager.adoption(sid, texts, ttl_ms / 1000, user_id=user)
+    )
     if delete_source:
         yield FlaskSessionOp("delete", sid)
     return ("present", "") if result is ApplyResult.EXISTS else ("migrated", "")

@@ -19,6 +19,7 @@ from . import _flows as flows
 from ._config import Settings
 from ._driver import run
 from .errors import SessionError
+from .errors import StoreError
 from .errors import StoreUnavailable
 from .flask_session import FlaskSessionFormat
 from .flask_session import Migration
@@ -91,7 +92,12 @@ def _migrate(
                 flow = flows.migrate_one(
                     target.manager, migration, sid, dry_run=dry_run, delete_source=delete_source
                 )
-                outcome, reason = run(target.store, flow)
+                try:
+                    outcome, reason = run(target.store, flow)
+                except StoreUnavailable:
+                    raise
+                except StoreError:  # e.g. a key of another type that looks like one
+                    outcome, reason = "failed", "not a Flask-Session value"
                 counts[outcome] += 1
                 if reason:
                     reasons[f"{outcome}: {reason}"] += 1

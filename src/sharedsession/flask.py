@@ -45,6 +45,7 @@ from .manager import shown
 from .manager import to_revoke
 from .stores.base import SessionInfo
 from .stores.base import SessionStore
+from .stores.base import revoke_handle
 from .stores.base import user_index
 
 
@@ -158,7 +159,7 @@ class Session(Extension[SessionStore]):
 
     def revoke(self, handle: str) -> None:
         """End the session with this handle at once, wherever it is in use."""
-        self._interface_now().store.delete(handle)
+        revoke_handle(self._interface_now().store, handle)
 
     def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
         """End every session of ``user_id`` ("log out everywhere").
@@ -170,5 +171,5 @@ class Session(Extension[SessionStore]):
         doomed = to_revoke(self.sessions_for_user(user_id), keep)
         store = self._interface_now().store
         for handle in doomed:
-            store.delete(handle)
+            revoke_handle(store, handle)
         return len(doomed)

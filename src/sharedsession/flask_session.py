@@ -50,8 +50,10 @@ class FlaskSessionFormat:
                 f"SESSION_SERIALIZATION_FORMAT must be 'msgpack' or 'json', got"
                 f" {serialization_format!r}."
             )
-        msgpack = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder())
-        json = (msgspec.json.Encoder(), msgspec.json.Decoder())
+        # Types msgspec cannot encode (Markup, ...) are written as text, as
+        # Flask-Session's readers would need them anyway.
+        msgpack = (msgspec.msgpack.Encoder(enc_hook=str), msgspec.msgpack.Decoder())
+        json = (msgspec.json.Encoder(enc_hook=str), msgspec.json.Decoder())
         first, second = (msgpack, json) if serialization_format == "msgpack" else (json, msgpack)
         self._encoder = first[0]
         self._decoders = (first[1], second[1])
@@ -86,6 +88,10 @@ class FlaskSessionFormat:
         blob: bytes = self._encoder.encode(dict(data))
         return blob
 
+    def decode_one(self, blob: bytes) -> Any:
+        """The value ``{"v": value}`` that :meth:`encode` wrote."""
+        return self._decoders[0].decode(blob)["v"]
+
 
 def _unpickle(blob: bytes) -> Any:
     # Only with SESSION_MIGRATE_ALLOW_PICKLE: unpickling runs code.
@@ -117,10 +123,34 @@ class Migration:
         (``PERMANENT_SESSION_LIFETIME``), for the copies written here.
     """
 
-    def __init__(self, format: FlaskSessionFormat, *, rolling: bool, lifetime: float) -> None:
+    def __init__(
+        self,
+        format: FlaskSessionFormat,
+        *,
+        rolling: bool,
+        lifetime: float,
+        user_key: str | None = "_user_id",
+    ) -> None:
         self.format = format
         self.rolling = rolling
         self.lifetime_ms = int(lifetime * 1000)
+        #: The session key naming the logged-in user (Flask-Login's), bound on adoption.
+        self.user_key = user_key
+
+    def user_of(self, data: Mapping[str, Any]) -> str | None:
+        """Who an adopted session belongs to, so "log out other devices" finds it."""
+        if self.user_key is None or data.get(self.user_key) is None:
+            return None
+        return str(data[self.user_key]) or None
+
+    def same(self, ours: Any, theirs: Any) -> bool:
+        """Whether Flask-Session's value is ours as Flask-Session would store it
+        (then ours, with its richer type, is kept)."""
+        try:
+            normalised = self.format.decode_one(self.format.encode({"v": ours}))
+        except (TypeError, ValueError):
+            return False
+        return bool(normalised == theirs)
 
     def texts(self, data: Mapping[str, Any]) -> dict[str, str] | None:
         """Flask-Session's values serialized as this library stores them, or ``None`` (logged)."""

@@ -22,8 +22,10 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import replace
+from typing import Any
 from typing import TypeVar
 
+from . import serialization
 from ._state import changed
 from ._state import preload
 from ._state import removed
@@ -32,6 +34,7 @@ from ._state import stored_size
 from .crypto import CLIENT
 from .crypto import META
 from .crypto import Encryptor
+from .errors import SerializationError
 from .errors import SessionTooLarge
 from .errors import StoreError
 from .expiry import ExpiryPolicy
@@ -89,8 +92,8 @@ class SavePlan:
         renewed it first, and the save joins that request's successor.
     :param flask_session_delete: Then delete Flask-Session's copy of this ID
         (a migrated session ended or changed ID).
-    :param flask_session_write: Then write Flask-Session's copy: ``(sid, blob,
-        ttl_ms)`` (a rolling deploy).
+    :param flask_session_write: Then write Flask-Session's copy of this ID from
+        what is stored (a rolling deploy).
     """
 
     delete: str | None = None
@@ -99,7 +102,7 @@ class SavePlan:
     cookie: Cookie | None = None
     renewal_of: str | None = None
     flask_session_delete: str | None = None
-    flask_session_write: tuple[str, bytes, int] | None = None
+    flask_session_write: str | None = None
 
     def cookie_after(self, result: ApplyResult | None) -> Cookie | None:
         """The cookie to send once ``store.apply`` returned ``result``."""
@@ -264,26 +267,58 @@ class SessionManager:
         seal = self.encryptor.encrypt
         return {name: seal(key, name, text) for name, text in texts.items()}
 
-    def adoption(self, sid: str, texts: dict[str, str], ttl: float) -> ChangeSet:
+    def adoption(
+        self, sid: str, texts: dict[str, str], ttl: float, *, user_id: str | None = None
+    ) -> ChangeSet:
         """The change set that creates, under ``sid``, a session adopted from
-        another library with these serialized values and ``ttl`` seconds left."""
+        another library with these serialized values and ``ttl`` seconds left
+        (a request using it slides it to a full idle lifetime, as Flask-Session
+        would), bound to ``user_id`` when known."""
         now = self.clock()
         absolute = self.policy.absolute_deadline(now)
         expires = cap(now + ttl, absolute) if ttl > 0 else self.policy.deadline(now, absolute)
+        if self.refresh_each_request:
+            expires = max(expires, self.policy.deadline(now, absolute))
         texts = {**texts, ADOPTED: "1"}
+        key = store_key(sid)
+        store_user = user_id
         if self.encryptor is not None:
-            texts = self.seal(store_key(sid), texts, (now, absolute, None))
-        return ChangeSet(now, expires, texts, created=now, absolute=absolute)
+            texts = self.seal(key, texts, (now, absolute, user_id))
+            if user_id is not None:
+                store_user = self.encryptor.user_handle(user_id)
+        bind = user_id is not None
+        return ChangeSet(
+            now, expires, texts, created=now, absolute=absolute, bind=bind, user_id=store_user
+        )
 
-    def sync_to(self, key: str, record: Record, texts: dict[str, str]) -> ChangeSet | None:
-        """The update that makes the stored ``record`` hold ``texts`` (Flask-Session's
-        view during a rolling deploy), or ``None`` when it already does."""
+    def values(self, record: Record) -> dict[str, Any]:
+        """A checked record's values, decoded (an undecodable one is left out)."""
+        out = {}
+        for name, text in record.data.items():
+            try:
+                out[name] = serialization.loads(text)
+            except ValueError:
+                continue
+        return out
+
+    def sync_to(
+        self, key: str, record: Record, theirs: Mapping[str, Any], migration: Migration
+    ) -> ChangeSet | None:
+        """The update that makes the stored ``record`` agree with Flask-Session's
+        copy (a rolling deploy), or ``None`` when it does. A value Flask-Session
+        merely stores with a poorer type (a tuple as a list) is kept as ours."""
         opened, _ = self.prepare(key, record)
         if opened is None:
             return None
-        have = opened.data
-        changed = {name: text for name, text in texts.items() if have.get(name) != text}
-        gone = frozenset(name for name in have if name not in texts)
+        ours = self.values(opened)
+        changed: dict[str, str] = {}
+        for name, value in theirs.items():
+            if name not in ours or not migration.same(ours[name], value):
+                try:
+                    changed[name] = serialization.dumps(name, value)
+                except SerializationError:
+                    continue
+        gone = frozenset(name for name in ours if name not in theirs)
         if not changed and not gone:
             return None
         if self.encryptor is not None:
@@ -357,9 +392,7 @@ class SessionManager:
         delete = old if copied and (ended or plan.delete or st.sid != old) else None
         write = None
         if self.migration.rolling and not ended and plan.changes is not None:
-            blob = self.migration.image(dict(dict.items(session)))
-            if blob is not None:
-                write = (st.sid, blob, self.migration.lifetime_ms)
+            write = st.sid
         return replace(plan, flask_session_delete=delete, flask_session_write=write)
 
     def _plan(self, session: Session) -> SavePlan:
@@ -416,6 +449,9 @@ class SessionManager:
             size = stored_size(session, changes_)
             if size > self.max_size:
                 raise SessionTooLarge(size, self.max_size)
+        if self.migration is not None and self.migration.rolling and not st.adopted and not empty:
+            # It gets a Flask-Session copy: ending it later must delete that too.
+            changes_[ADOPTED] = "1"
         key = store_key(st.sid)
         user_id = None if bind is None else bind[0]
         client = dict(st.client) if user_id is not None else {}

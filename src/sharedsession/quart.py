@@ -42,6 +42,7 @@ from .manager import shown
 from .manager import to_revoke
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionInfo
+from .stores.base import revoke_handle
 from .stores.base import user_index
 
 
@@ -132,12 +133,12 @@ class Session(Extension[AsyncSessionStore]):
 
     async def revoke(self, handle: str) -> None:
         """End the session with this handle at once."""
-        await self._interface_now().store.delete(handle)
+        await revoke_handle(self._interface_now().store, handle)
 
     async def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
         """End every session of ``user_id`` but ``keep``; return how many ended."""
         doomed = to_revoke(await self.sessions_for_user(user_id), keep)
         store = self._interface_now().store
         for handle in doomed:
-            await store.delete(handle)
+            await revoke_handle(store, handle)
         return len(doomed)

@@ -94,7 +94,7 @@ def test_standalone_command_dry_run_counts_idempotence_and_delete(
     dry = runner.invoke(main, [*args, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "would migrate 5, already present 0, skipped 2, failed 0" in dry.output
-    assert "1 skipped: pickled" in dry.output and "shorter than 256 bits" in dry.output
+    assert "1 skipped: pickled" in dry.output and "not a session ID of 256 bits" in dry.output
     assert our_keys(client) == 0  # a dry run writes nothing
     app = new_app(client)
     assert served(app, cookies[0]) == "None"  # not adopted: this app leaves it to the command
@@ -152,3 +152,16 @@ def test_exit_codes(client: redis.Redis, redis_server: RedisServer) -> None:
     result = runner.invoke(main, ["--store", down, "migrate", "--from", "flask-session"])
     assert result.exit_code == 1 and "unreachable" in result.output
     assert "Traceback" not in result.output
+
+
+def test_keys_of_other_types_are_counted_not_fatal(
+    client: redis.Redis, redis_server: RedisServer
+) -> None:
+    cookies = seed(client, 1)
+    client.rpush(PREFIX + "w" * 43, "not a session")  # another app's list, named like one
+    args = ["--store", redis_server.url, "--prefix", PREFIX, "migrate", "--from", "flask-session"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "migrated 1" in result.output and "failed 1" in result.output
+    assert "1 failed: not a Flask-Session value" in result.output
+    assert "w" * 43 not in result.output and cookies[0] not in result.output

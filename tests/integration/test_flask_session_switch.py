@@ -33,6 +33,8 @@ def routes(app: Flask, *, ours: bool) -> None:
     def login(user: str) -> str:
         if ours:
             our_session.bind_user(user)
+        else:
+            session["_user_id"] = user  # what Flask-Login's login_user stores
         session["user"] = user
         return "ok"
 
@@ -214,3 +216,152 @@ def test_rolling_deploy_old_and_new_instances_agree_at_every_step(client: redis.
     seen("dee", ["fig"])
     step(old, "/logout")  # logged out on an old instance: out on the new ones too
     seen(None, [])
+
+
+def login_old(client: redis.Redis, user: str = "ann", **extra: Any) -> tuple[Flask, str]:
+    old = old_app(client, **extra)
+    browser = old.test_client()
+    browser.get(f"/login/{user}")
+    return old, cookie_of(browser)
+
+
+def test_a_revoked_adopted_session_is_never_adopted_again(client: redis.Redis) -> None:
+    from sharedsession.cli import main
+
+    old, cookie = login_old(client)
+    from click.testing import CliRunner
+
+    url = f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/0"
+    args = ["--store", url, "--prefix", PREFIX, "migrate", "--from", "flask-session"]
+    assert CliRunner().invoke(main, args).exit_code == 0  # copied, source kept
+    new = new_app(client)
+    ext = new.extensions["sharedsession"]
+    with new.app_context():
+        assert ext.revoke_user("ann") == 1  # adopted sessions are bound to their user
+    assert visit(new, cookie, "/show")[0].get_json()["user"] is None
+
+
+def test_rolling_sessions_are_cleaned_up_after_rolling_mode_ends(client: redis.Redis) -> None:
+    rolling = new_app(client, SESSION_MIGRATE_ROLLING=True)
+    browser = rolling.test_client()
+    browser.get("/login/eve")
+    cookie = cookie_of(browser)
+    sid = cookie
+    data = flask_session_data(client, sid)
+    assert data["user"] == "eve" and data["_permanent"] is True  # old instances keep it
+    after = new_app(client)  # the deploy is done: rolling mode off
+    visit(after, cookie, "/logout")
+    assert client.exists(PREFIX + sid) == 0
+    assert visit(after, cookie, "/show")[0].get_json()["user"] is None
+
+
+def flask_session_data(client: redis.Redis, sid: str) -> dict[str, Any]:
+    import msgspec
+
+    blob = client.get(PREFIX + sid)
+    assert blob is not None
+    decoded: dict[str, Any] = msgspec.msgpack.decode(blob)  # type: ignore[arg-type]
+    return decoded
+
+
+def test_rolling_reads_keep_the_old_copy_alive(client: redis.Redis) -> None:
+    import time
+
+    old, cookie = login_old(client, PERMANENT_SESSION_LIFETIME=2)
+    new = new_app(client, PERMANENT_SESSION_LIFETIME=2, SESSION_MIGRATE_ROLLING=True)
+    for _ in range(4):  # read-only browsing on new instances for longer than the lifetime
+        assert visit(new, cookie, "/show")[0].get_json()["user"] == "ann"
+        time.sleep(0.7)
+    assert visit(old, cookie, "/show")[0].get_json()["user"] == "ann"
+
+
+def test_rolling_keeps_concurrent_changes_and_rich_types(client: redis.Redis) -> None:
+    from sharedsession import _driver
+    from sharedsession.flask import FlaskSession
+
+    old, cookie = login_old(client)
+    new = new_app(client, SESSION_MIGRATE_ROLLING=True)
+    interface: Any = new.session_interface
+    first, second = (
+        interface.manager.open(cookie, interface._loader, session_class=FlaskSession)
+        for _ in range(2)
+    )
+    first["cart"] = ["apple"]  # two overlapping requests change different keys
+    second["theme"] = ("dark", 2)
+    _driver.save(interface.store, interface.manager, first)
+    _driver.save(interface.store, interface.manager, second)
+    copy = flask_session_data(client, cookie)
+    assert copy["cart"] == ["apple"] and copy["theme"] == ["dark", 2]  # both kept
+    reread = interface.manager.open(cookie, interface._loader, session_class=FlaskSession)
+    assert reread["theme"] == ("dark", 2)  # still a tuple here
+    assert visit(old, cookie, "/show")[0].get_json()["cart"] == ["apple"]
+
+
+def test_encryption_turns_adoption_off_by_default(client: redis.Redis) -> None:
+    from sharedsession.crypto import generate_key
+
+    old, cookie = login_old(client, SESSION_USE_SIGNER=False)
+    new = new_app(client, SESSION_ENCRYPTION_KEYS=[generate_key()])
+    assert (
+        visit(new, cookie, "/show")[0].get_json()["user"] is None
+    )  # a planted copy is not adopted
+
+
+def test_the_adopting_request_slides_the_idle_deadline(client: redis.Redis) -> None:
+    old, cookie = login_old(client)
+    client.pexpire(PREFIX + cookie, 2000)  # nearly expired in Flask-Session
+    new = new_app(client)
+    visit(new, cookie, "/show")
+    assert client.pttl(f"{PREFIX}{{{_digest(cookie)}}}") > 3600 * 1000  # a full lifetime
+
+
+def test_a_request_racing_an_adoption_is_served_not_logged_out(client: redis.Redis) -> None:
+    from sharedsession import _flows
+    from sharedsession._driver import run
+
+    old, cookie = login_old(client)
+    new = new_app(client)
+    interface: Any = new.session_interface
+    flow = _flows.load(interface.manager, cookie)
+    first = flow.send(None)
+    assert isinstance(first, _flows.Load)
+    # Request B found nothing here; request A now adopts the session (and deletes
+    # Flask-Session's key) before B looks at Flask-Session's copy.
+    assert visit(new, cookie, "/show")[0].get_json()["user"] == "ann"
+
+    def rest(reply: Any) -> Any:
+        op = flow.send(reply)
+
+        def replay() -> Any:
+            answer = yield op
+            return (yield from _continue(flow, answer))
+
+        return run(interface.store, replay())
+
+    record, _, sid = rest(None)
+    assert record is not None and sid == cookie
+
+
+def _continue(flow: Any, reply: Any) -> Any:
+    while True:
+        try:
+            op = flow.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        reply = yield op
+
+
+def test_rolling_mode_keeps_the_renewal_grace_window(client: redis.Redis) -> None:
+    import time
+
+    new = new_app(client, SESSION_MIGRATE_ROLLING=True, SESSION_RENEWAL_INTERVAL=0.3)
+    browser = new.test_client()
+    browser.get("/login/ann")
+    before = cookie_of(browser)
+    time.sleep(0.35)
+    browser.get("/show")  # renews the ID
+    after = cookie_of(browser)
+    assert after != before
+    response, sent = visit(new, before, "/show")  # a tab that raced the renewal
+    assert response.get_json()["user"] == "ann" and sent == after
+    assert flask_session_data(client, after)["user"] == "ann"  # old instances follow too

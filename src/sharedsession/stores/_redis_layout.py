@@ -218,7 +218,7 @@ class Script:
 class Pipeline:
     """Several commands in one round trip (not a transaction); ``write`` if one changes data."""
 
-    calls: list[Call | Script]
+    calls: Sequence[Call | Script]
     write: bool = False
 
 
@@ -407,7 +407,7 @@ def _index(
         return
     oldest = yield Call("zrange", (index, 0, int(size) - max_per_user - 1))
     for old in (h for h in map(text, oldest) if h != handle):
-        yield from revoke(prefix, old)
+        yield from revoke(prefix, old, max(REVOKED_MS, ttl))
         yield Call("zrem", (index, old), write=True)
 
 
@@ -458,10 +458,11 @@ def delete(prefix: str, key: str) -> Flow[None]:
     yield Call("delete", (session_key(prefix, key),), write=True)
 
 
-def revoke(prefix: str, handle: str) -> Flow[bool]:
-    """End the session with ``handle``, also one getting a new ID right now."""
+def revoke(prefix: str, handle: str, remember_ms: int = REVOKED_MS) -> Flow[bool]:
+    """End the session with ``handle``, also one getting a new ID right now; the
+    handle stays marked revoked ``remember_ms`` (nothing adopts it back)."""
     keys = [handle_key(prefix, handle), session_key(prefix, handle)]
-    current, ended = yield Script("revoke", keys, [REVOKED_MS], write=True)
+    current, ended = yield Script("revoke", keys, [remember_ms], write=True)
     moved_to = text(current)
     if moved_to:
         ended = int(ended) + int(
@@ -529,10 +530,24 @@ def session(prefix: str, handle: str) -> Flow[tuple[StoredSession, Record] | Non
 # written during a rolling deploy, deleted when an adopted session ends.
 
 
-def flask_session_read(prefix: str, sid: str) -> Flow[tuple[bytes | None, int]]:
+def flask_session_read(
+    prefix: str, sid: str, key: str
+) -> Flow[tuple[bytes | None, int, bool, bool]]:
+    """Flask-Session's blob of ``sid`` and its TTL, whether this library has the
+    session (``key``) by now, and whether its handle was revoked: one round trip."""
     name = f"{prefix}{sid}"
-    blob, ttl = yield Pipeline([Call("get", (name,)), Call("pttl", (name,))])
-    return blob, int(ttl)
+    calls = [
+        Call("get", (name,)),
+        Call("pttl", (name,)),
+        Call("exists", (session_key(prefix, key),)),
+        Call("get", (handle_key(prefix, key),)),
+    ]
+    blob, ttl, ours, handle = yield Pipeline(calls)
+    return blob, int(ttl), bool(ours), handle is not None and text(handle) == REVOKED
+
+
+def flask_session_touch(prefix: str, sid: str, ttl_ms: int) -> Flow[None]:
+    yield Call("pexpire", (f"{prefix}{sid}", max(1, ttl_ms)), write=True)
 
 
 def flask_session_write(prefix: str, sid: str, blob: bytes, ttl_ms: int) -> Flow[None]:

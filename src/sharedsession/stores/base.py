@@ -271,6 +271,14 @@ class Administered(Protocol):
         ...
 
 
+def revoke_handle(store: Any, handle: str) -> Any:
+    """End the session with ``handle`` on any store: its ``revoke`` (which also
+    catches a session getting a new ID), else ``delete`` of the handle's key.
+    Awaitable on an async store."""
+    revoke = getattr(store, "revoke", None)
+    return revoke(handle) if revoke is not None else store.delete(handle)
+
+
 def user_index(store: Any) -> Any:
     """``store``, if it indexes users (:class:`UserIndex` or its async twin).
 

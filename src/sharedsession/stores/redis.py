@@ -31,6 +31,7 @@ from redis import exceptions as redis_errors
 from ..errors import ConfigurationError
 from ..errors import StoreError
 from ..errors import StoreUnavailable
+from ..ids import store_key
 from . import _redis_layout as layout
 from ._redis_url import DEFAULT_MAX_CONNECTIONS
 from ._redis_url import DEFAULT_TIMEOUT
@@ -179,6 +180,9 @@ class RedisStore(Closing):
             client, prefix, timeout, min_replicas, max_connections, max_per_user
         )
         self.prefix = prefix
+        #: How long a revoked handle is remembered (ms); longer while migrating,
+        #: so that an old copy of the session is never adopted back.
+        self.revoked_ms = layout.REVOKED_MS
         self._slots = threading.BoundedSemaphore(max_connections)
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
 
@@ -286,14 +290,19 @@ class RedisStore(Closing):
         return self._run(layout.session(self.prefix, handle))
 
     def revoke(self, handle: str) -> bool:
-        return self._run(layout.revoke(self.prefix, handle))
+        return self._run(layout.revoke(self.prefix, handle, self.revoked_ms))
 
     def purge(self) -> int:
         return 0  # Redis expires sessions itself
 
-    def read_flask_session(self, sid: str) -> tuple[bytes | None, int]:
-        """Flask-Session's blob of ``sid`` and its TTL in ms (adoption; sees the raw ID)."""
-        return self._run(layout.flask_session_read(self.prefix, sid))
+    def read_flask_session(self, sid: str) -> tuple[bytes | None, int, bool, bool]:
+        """Flask-Session's blob of ``sid``, its TTL in ms, whether this library has the
+        session by now, and whether it was revoked (adoption; sees the raw ID)."""
+        return self._run(layout.flask_session_read(self.prefix, sid, store_key(sid)))
+
+    def touch_flask_session(self, sid: str, ttl_ms: int) -> None:
+        """Keep Flask-Session's copy of ``sid`` alive ``ttl_ms`` more (rolling deploys)."""
+        self._run(layout.flask_session_touch(self.prefix, sid, ttl_ms))
 
     def write_flask_session(self, sid: str, blob: bytes, ttl_ms: int) -> None:
         """Write Flask-Session's blob of ``sid`` (rolling deploys)."""
@@ -342,6 +351,7 @@ class AsyncRedisStore(AsyncClosing):
             client, prefix, timeout, min_replicas, max_connections, max_per_user
         )
         self.prefix = prefix
+        self.revoked_ms = layout.REVOKED_MS
         # asyncio primitives belong to one event loop; test clients run several.
         self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
@@ -451,13 +461,16 @@ class AsyncRedisStore(AsyncClosing):
         return await self._run(layout.session(self.prefix, handle))
 
     async def revoke(self, handle: str) -> bool:
-        return await self._run(layout.revoke(self.prefix, handle))
+        return await self._run(layout.revoke(self.prefix, handle, self.revoked_ms))
 
     async def purge(self) -> int:
         return 0
 
-    async def read_flask_session(self, sid: str) -> tuple[bytes | None, int]:
-        return await self._run(layout.flask_session_read(self.prefix, sid))
+    async def read_flask_session(self, sid: str) -> tuple[bytes | None, int, bool, bool]:
+        return await self._run(layout.flask_session_read(self.prefix, sid, store_key(sid)))
+
+    async def touch_flask_session(self, sid: str, ttl_ms: int) -> None:
+        await self._run(layout.flask_session_touch(self.prefix, sid, ttl_ms))
 
     async def write_flask_session(self, sid: str, blob: bytes, ttl_ms: int) -> None:
         await self._run(layout.flask_session_write(self.prefix, sid, blob, ttl_ms))
