@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections import Counter
 from collections.abc import Coroutine
@@ -49,6 +50,10 @@ class CountingStore:
         infos: list[SessionInfo] = user_index(self.store).sessions_for_user(user_id)
         return infos
 
+    def __getattr__(self, name: str) -> Any:
+        # Administration and the rest go to the store, uncounted.
+        return getattr(self.store, name)
+
     def close(self) -> None:
         self.store.close()
 
@@ -87,6 +92,17 @@ class BlockingFacade:
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         infos: list[SessionInfo] = self._run(user_index(self.store).sessions_for_user(user_id))
         return infos
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def blocking(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if inspect.isasyncgen(result):
+                return iter(self._run(_collect(result)))
+            return self._run(result) if inspect.iscoroutine(result) else result
+
+        return blocking
 
     def close(self) -> None:
         self._run(self.store.aclose())
@@ -127,6 +143,9 @@ class AsyncCountingStore:
         infos: list[SessionInfo] = await user_index(self.store).sessions_for_user(user_id)
         return infos
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
     async def aclose(self) -> None:
         await self.store.aclose()
 
@@ -135,3 +154,7 @@ class AsyncCountingStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+async def _collect(items: Any) -> list[Any]:
+    return [item async for item in items]

@@ -40,6 +40,7 @@ from ._driver import log_not_saved
 from ._driver import log_unavailable
 from ._driver import skipped
 from ._flows import Loaded
+from .admin import AsyncSessionAdmin
 from .cookies import UNAVAILABLE_HEADERS
 from .cookies import UNAVAILABLE_MESSAGE
 from .cookies import UNAVAILABLE_STATUS
@@ -167,6 +168,8 @@ class SessionMiddleware:
         self.store = store
         self.manager = settings.manager()
         self.manager.migration = settings.migration(store)
+        #: Administration of these sessions (see :mod:`sharedsession.admin`).
+        self.admin = AsyncSessionAdmin(store, self.manager)
         self.cookie = settings.cookie
         self.autoload = autoload
         self.track_client = settings.track_client
@@ -280,6 +283,20 @@ async def load_session(connection: Any) -> Session:
     session: Session = scope["session"]
     await middleware.load(session)
     return session
+
+
+def admin(connection: Any) -> AsyncSessionAdmin:
+    """The sessions' administration, from a request, websocket or scope
+    ("log out other devices" in a Starlette or FastAPI handler).
+
+    :raises RuntimeError: :class:`SessionMiddleware` is not installed.
+    """
+    scope = connection if isinstance(connection, MutableMapping) else connection.scope
+    middleware = scope.get("state", {}).get(_STATE)
+    if middleware is None:
+        raise RuntimeError("admin needs sharedsession.asgi.SessionMiddleware installed")
+    found: AsyncSessionAdmin = middleware.admin
+    return found
 
 
 def _used(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:

@@ -8,6 +8,11 @@ errors. Session IDs are never printed.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import functools
+import itertools
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +23,7 @@ import click
 from . import _flows as flows
 from ._config import Settings
 from ._driver import run
+from .admin import SessionAdmin
 from .errors import SessionError
 from .errors import StoreError
 from .errors import StoreUnavailable
@@ -37,6 +43,8 @@ class Target:
 
 def _from_url(url: str, prefix: str) -> Target:
     if url.startswith("sqlite:///"):
+        if not url[10:]:
+            raise SessionError("a SQLite URL names its file: sqlite:///path/to/sessions.sqlite3")
         config: dict[str, Any] = {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": url[10:]}
     else:
         config = {"SESSION_TYPE": "redis", "SESSION_REDIS": url}
@@ -115,7 +123,152 @@ def _migrate(
         ctx.exit(1)
 
 
+def _admin(ctx: click.Context) -> SessionAdmin:
+    target = _target(ctx)
+    return SessionAdmin(target.store, target.manager)
+
+
+def _when(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+
+
+def _row(
+    handle: str, user: str | None, created: float, seen: float, **extra: Any
+) -> dict[str, Any]:
+    return {"handle": handle, "user_id": user, "created": created, "last_seen": seen, **extra}
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+        return
+    click.echo(f"{'HANDLE':44} {'USER':20} {'CREATED (UTC)':19}  {'LAST SEEN (UTC)':19}")
+    for row in rows:
+        user = row["user_id"] or "-"
+        created, seen = _when(row["created"]), _when(row["last_seen"])
+        click.echo(f"{row['handle']:44} {user[:20]:20} {created}  {seen}")
+
+
+def _store_errors(run_command: Callable[..., None]) -> Callable[..., None]:
+    """A clear message, not a traceback, when the store cannot be reached."""
+
+    @functools.wraps(run_command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            run_command(*args, **kwargs)
+        except StoreUnavailable as exc:
+            raise click.ClickException(f"the session store is unreachable: {exc}") from None
+
+    return wrapper
+
+
+def _add_admin_commands(group: click.Group) -> None:
+    @group.command("list")
+    @click.option("--user", "user_id", help="Only this user's sessions.")
+    @click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+    @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
+    @click.pass_context
+    @_store_errors
+    def list_(ctx: click.Context, /, user_id: str | None, limit: int | None, as_json: bool) -> None:
+        """List sessions: handle, user, created, last seen (never an ID)."""
+        admin = _admin(ctx)
+        if user_id is not None:
+            found = admin.sessions_for_user(user_id)
+            rows = [_row(i.handle, i.user_id, i.created, i.last_seen) for i in found]
+        else:
+            rows = [
+                _row(s.handle, s.user_id, s.created, s.last_seen, bytes=s.size)
+                for s in itertools.islice(admin.sessions(), limit)
+            ]
+        rows = rows[:limit] if limit else rows
+        _print_rows(rows, as_json)
+        if not rows:
+            ctx.exit(1)
+
+    @group.command("show")
+    @click.argument("handle")
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+    @click.pass_context
+    @_store_errors
+    def show(ctx: click.Context, /, handle: str, as_json: bool) -> None:
+        """Show one session: metadata, keys and values."""
+        details = _admin(ctx).details(handle)
+        if details is None:
+            click.echo("no live session has this handle", err=True)
+            ctx.exit(1)
+        assert details is not None
+        row = _row(
+            details.handle, details.user_id, details.created, details.last_seen,
+            client=details.client, bytes=details.size, data=details.data,
+        )  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(row, default=repr))
+            return
+        for name in ("handle", "user_id", "client", "bytes"):
+            click.echo(f"{name}: {row[name]}")
+        click.echo(f"created: {_when(details.created)} UTC")
+        click.echo(f"last_seen: {_when(details.last_seen)} UTC")
+        for key, value in (details.data or {}).items():
+            click.echo(f"  {key} = {value!r}")
+
+    @group.command("count")
+    @click.pass_context
+    @_store_errors
+    def count(ctx: click.Context, /) -> None:
+        """Count live sessions."""
+        click.echo(str(_admin(ctx).count()))
+
+    @group.command("stats")
+    @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+    @click.pass_context
+    @_store_errors
+    def stats(ctx: click.Context, /, as_json: bool) -> None:
+        """Count, bytes, bound sessions and ages."""
+        found = _admin(ctx).stats()
+        if as_json:
+            click.echo(json.dumps(dataclasses.asdict(found)))
+            return
+        click.echo(f"sessions: {found.count}  bound to a user: {found.bound}  bytes: {found.bytes}")
+        for label, number in found.by_age.items():
+            click.echo(f"  age {label}: {number}")
+
+    @group.command("revoke")
+    @click.argument("handle")
+    @click.pass_context
+    @_store_errors
+    def revoke(ctx: click.Context, /, handle: str) -> None:
+        """End one session, by handle."""
+        ended = _admin(ctx).revoke(handle)
+        click.echo(f"ended {int(ended)} session")
+        if not ended:
+            ctx.exit(1)
+
+    @group.command("revoke-user")
+    @click.argument("user_id")
+    @click.option("--keep", help="A handle to keep (log out the other devices).")
+    @click.pass_context
+    @_store_errors
+    def revoke_user(ctx: click.Context, /, user_id: str, keep: str | None) -> None:
+        """End every session of a user (but --keep)."""
+        ended = _admin(ctx).revoke_user(user_id, keep=keep)
+        click.echo(f"ended {ended} sessions")
+        if not ended:
+            ctx.exit(1)
+
+    @group.command("purge")
+    @click.pass_context
+    @_store_errors
+    def purge(ctx: click.Context, /) -> None:
+        """Delete expired sessions the store keeps until purged (SQLite; Redis expires its own)."""
+        click.echo(f"purged {_admin(ctx).purge()} expired sessions")
+
+
 def _add_commands(group: click.Group) -> None:
+    _add_admin_commands(group)
+
     @group.command("migrate")
     @click.option(
         "--from", "source", type=click.Choice(["flask-session"]), required=True, help="Source."

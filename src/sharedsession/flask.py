@@ -35,18 +35,14 @@ from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
+from .admin import SessionAdmin
 from .cookies import UNAVAILABLE_MESSAGE
 from .cookies import client_info
 from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .manager import SessionManager
-from .manager import index_ids
-from .manager import shown
-from .manager import to_revoke
 from .stores.base import SessionInfo
 from .stores.base import SessionStore
-from .stores.base import revoke_handle
-from .stores.base import user_index
 
 
 class FlaskSession(_session.Session, SessionMixin):  # type: ignore[override]
@@ -141,25 +137,24 @@ class Session(Extension[SessionStore]):
     def _current_app(self) -> Flask | None:
         return current_app if has_app_context() else None
 
-    def _interface_now(self) -> SessionInterface:
+    @property
+    def admin(self) -> SessionAdmin:
+        """Administration of the current app's sessions (see :mod:`sharedsession.admin`)."""
         interface: SessionInterface = self._require_interface()
-        return interface
+        return SessionAdmin(interface.store, interface.manager)
 
     def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         """The live sessions bound to ``user_id`` ("your devices"), oldest first.
 
-        Each has an ID-free ``handle`` for :meth:`revoke`.
+        Each has an ID-free ``handle`` for :meth:`revoke`, which keeps naming
+        the device when its session gets a new ID.
         """
-        interface = self._interface_now()
-        store = user_index(interface.store)
-        infos: list[SessionInfo] = []
-        for index_id in index_ids(interface.manager, user_id):
-            infos += store.sessions_for_user(index_id)
-        return shown(interface.manager, infos, user_id)
+        return self.admin.sessions_for_user(user_id)
 
-    def revoke(self, handle: str) -> None:
-        """End the session with this handle at once, wherever it is in use."""
-        revoke_handle(self._interface_now().store, handle)
+    def revoke(self, handle: str) -> bool:
+        """End the session with this handle at once, wherever it is in use;
+        whether there was one to end."""
+        return self.admin.revoke(handle)
 
     def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
         """End every session of ``user_id`` ("log out everywhere").
@@ -168,8 +163,4 @@ class Session(Extension[SessionStore]):
             or a handle that stays.
         :returns: How many sessions were ended.
         """
-        doomed = to_revoke(self.sessions_for_user(user_id), keep)
-        store = self._interface_now().store
-        for handle in doomed:
-            revoke_handle(store, handle)
-        return len(doomed)
+        return self.admin.revoke_user(user_id, keep=keep)

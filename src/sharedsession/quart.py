@@ -32,18 +32,14 @@ from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
 from ._werkzeug import on_save_error
 from ._werkzeug import send_cookie
+from .admin import AsyncSessionAdmin
 from .cookies import UNAVAILABLE_MESSAGE
 from .cookies import client_info
 from .cookies import read_cookie
 from .errors import StoreUnavailable
 from .manager import SessionManager
-from .manager import index_ids
-from .manager import shown
-from .manager import to_revoke
 from .stores.base import AsyncSessionStore
 from .stores.base import SessionInfo
-from .stores.base import revoke_handle
-from .stores.base import user_index
 
 
 class QuartSession(_session.Session, SessionMixin):  # type: ignore[override]
@@ -118,27 +114,20 @@ class Session(Extension[AsyncSessionStore]):
     def _current_app(self) -> Quart | None:
         return current_app if has_app_context() else None
 
-    def _interface_now(self) -> SessionInterface:
+    @property
+    def admin(self) -> AsyncSessionAdmin:
+        """Administration of the current app's sessions (coroutines)."""
         interface: SessionInterface = self._require_interface()
-        return interface
+        return AsyncSessionAdmin(interface.store, interface.manager)
 
     async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
         """The live sessions bound to ``user_id``, oldest first."""
-        interface = self._interface_now()
-        store = user_index(interface.store)
-        infos: list[SessionInfo] = []
-        for index_id in index_ids(interface.manager, user_id):
-            infos += await store.sessions_for_user(index_id)
-        return shown(interface.manager, infos, user_id)
+        return await self.admin.sessions_for_user(user_id)
 
-    async def revoke(self, handle: str) -> None:
-        """End the session with this handle at once."""
-        await revoke_handle(self._interface_now().store, handle)
+    async def revoke(self, handle: str) -> bool:
+        """End the session with this handle at once; whether there was one."""
+        return await self.admin.revoke(handle)
 
     async def revoke_user(self, user_id: str, *, keep: _session.Session | str | None = None) -> int:
         """End every session of ``user_id`` but ``keep``; return how many ended."""
-        doomed = to_revoke(await self.sessions_for_user(user_id), keep)
-        store = self._interface_now().store
-        for handle in doomed:
-            await revoke_handle(store, handle)
-        return len(doomed)
+        return await self.admin.revoke_user(user_id, keep=keep)

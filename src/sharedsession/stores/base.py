@@ -12,6 +12,7 @@ Times are epoch seconds of the application's clock; durations are seconds.
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Iterator
 from collections.abc import Mapping
 from collections.abc import Set
@@ -273,10 +274,20 @@ class Administered(Protocol):
 
 def revoke_handle(store: Any, handle: str) -> Any:
     """End the session with ``handle`` on any store: its ``revoke`` (which also
-    catches a session getting a new ID), else ``delete`` of the handle's key.
-    Awaitable on an async store."""
+    catches a session getting a new ID), else ``delete`` of the handle's key
+    (then reported as ended). Awaitable on an async store."""
     revoke = getattr(store, "revoke", None)
-    return revoke(handle) if revoke is not None else store.delete(handle)
+    if revoke is not None:
+        return revoke(handle)
+    if inspect.iscoroutinefunction(store.delete):
+
+        async def deleted() -> bool:
+            await store.delete(handle)
+            return True
+
+        return deleted()
+    store.delete(handle)
+    return True
 
 
 def user_index(store: Any) -> Any:
