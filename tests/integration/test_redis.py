@@ -132,3 +132,46 @@ def test_many_processes_share_one_session(redis_server: RedisServer, redis_clien
     record = store.load(key)
     assert record is not None and len(record.data) == 1 + 4 * 25
     store.close()
+
+
+def test_revocation_while_the_session_gets_a_new_id(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    """revoke() between the two steps of a regeneration ends the new session too."""
+    from sharedsession.stores import _redis_layout as layout
+    from sharedsession.stores.base import ChangeSet
+
+    store = RedisStore(redis_server.client())
+    old, new = store_key(new_id()), store_key(new_id())
+    now = time.time()
+    store.apply(old, ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id="u"))
+    flow = layout.apply(store.prefix, new, ChangeSet(now, now + 60, replaces=old, handle=old))
+    reply = None
+    op = flow.send(reply)
+    reply = store._do(op)  # the old hash is taken ...
+    store.revoke(old)  # ... an operator revokes the handle now (nothing is there to end) ...
+    try:
+        while True:
+            reply = store._do(flow.send(reply))
+    except StopIteration as stop:
+        result = stop.value
+    assert result.value == "gone"  # ... and the new session ends instead of living on
+    assert store.load(new) is None and store.sessions_for_user("u") == []
+
+
+def test_user_index_expires_and_a_login_is_bounded(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    app, ext = make_app(
+        SESSION_TYPE="redis", SESSION_REDIS=redis_server.url, PERMANENT_SESSION_LIFETIME=600
+    )
+    client = app.test_client()
+    client.get("/login/zed")
+    ttl = redis_client.pttl("session:user:zed")
+    assert 0 < ttl <= 600_000  # the index lives as long as its longest session
+    # 10,000 more entries in the index: a login does not walk them.
+    redis_client.zadd("session:user:zed", {f"h{i}": i for i in range(10_000)})
+    app.test_client().get("/login/zed")  # (its round trips: test_round_trips.py)
+    with app.app_context():
+        assert len(ext.sessions_for_user("zed")) == 2  # listing prunes the dead entries
+    assert redis_client.zcard("session:user:zed") == 2

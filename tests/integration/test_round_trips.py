@@ -139,7 +139,7 @@ def test_scripts_are_loaded_once_per_server(redis_server: RedisServer, redis_cli
     assert trips(sent, app, "/set/c/3", cookie) == ["EVALSHA", "EVALSHA"]
 
 
-def test_login_round_trips(counted: tuple[Flask, list[str]]) -> None:
+def test_login_round_trips(counted: tuple[Flask, list[str]], redis_server: RedisServer) -> None:
     app, sent = counted
     trips(sent, app, "/login/warm", session_cookie(app))  # loads the regeneration script
     load, index, move, create, handle = (["EVALSHA"],) * 5
@@ -147,6 +147,12 @@ def test_login_round_trips(counted: tuple[Flask, list[str]]) -> None:
     # old hash, create the new one, point the handle at it.
     first = trips(sent, app, "/login/alice", session_cookie(app))
     assert first == load + index + move + create + handle
-    # A second device costs the same: a login never walks the user's other sessions.
+    # A second device costs the same: a login never walks the user's other sessions,
+    # however many there are.
     second = trips(sent, app, "/login/alice", session_cookie(app))
     assert second == load + index + move + create + handle
+    client: Any = redis.Redis(port=redis_server.port)
+    client.zadd("session:user:alice", {f"old-device-{i}": i for i in range(10_000)})
+    client.close()
+    many = trips(sent, app, "/login/alice", session_cookie(app))
+    assert many == load + index + move + create + handle

@@ -61,8 +61,11 @@ class MemoryStore(Closing):
     :param clock: Returns the time in epoch seconds; the expiry checks use it.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, max_per_user: int | None = None
+    ) -> None:
         self._clock = clock
+        self.max_per_user = max_per_user
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
 
@@ -132,7 +135,14 @@ class MemoryStore(Closing):
                 self._entries.pop(key, None)
             else:
                 self._entries[key] = updated
+            if changes.bind and changes.user_id is not None and self.max_per_user:
+                self._cap(changes.user_id, self.max_per_user)
             return ApplyResult.APPLIED
+
+    def _cap(self, user_id: str, limit: int) -> None:
+        mine = [(e.created, k) for k, e in self._entries.items() if e.user_id == user_id]
+        for _, key in sorted(mine)[: max(0, len(mine) - limit)]:
+            del self._entries[key]  # the oldest beyond the limit
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -194,11 +204,14 @@ class AsyncMemoryStore(AsyncOffloadStore):
     :param clock: Returns the time in epoch seconds; the expiry checks use it.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, max_per_user: int | None = None
+    ) -> None:
         # Memory operations never block: no thread hop needed.
-        super().__init__(MemoryStore(clock=clock), thread=False)
+        super().__init__(MemoryStore(clock=clock, max_per_user=max_per_user), thread=False)
 
 
 def from_settings(settings: Settings, *, asyncio: bool) -> MemoryStore | AsyncMemoryStore:
     """The store for ``SESSION_TYPE = "memory"`` (one process only: for tests)."""
-    return AsyncMemoryStore() if asyncio else MemoryStore()
+    limit = settings.max_per_user
+    return AsyncMemoryStore(max_per_user=limit) if asyncio else MemoryStore(max_per_user=limit)

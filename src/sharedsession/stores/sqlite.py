@@ -123,6 +123,7 @@ class SQLiteStore(Closing):
     :param purge_interval: Seconds between purges of expired sessions done
         by writes in this process.
     :param clock: Returns the time in epoch seconds.
+    :param max_per_user: End a user's oldest sessions beyond this many, at login.
     """
 
     #: Expired sessions deleted per purge batch.
@@ -135,8 +136,10 @@ class SQLiteStore(Closing):
         timeout: float = 10.0,
         purge_interval: float = 60.0,
         clock: Callable[[], float] = time.time,
+        max_per_user: int | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        self.max_per_user = max_per_user
         self.timeout = timeout
         self.purge_interval = purge_interval
         self._clock = clock
@@ -242,6 +245,13 @@ class SQLiteStore(Closing):
                     "UPDATE sessions SET user_id = ?, client = ? WHERE key = ?",
                     (changes.user_id, json.dumps(dict(changes.client)), key),
                 )
+                if changes.user_id is not None and self.max_per_user:
+                    # The oldest beyond the limit end, in the same transaction.
+                    conn.execute(
+                        "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions"
+                        " WHERE user_id = ? ORDER BY created DESC LIMIT -1 OFFSET ?)",
+                        (changes.user_id, self.max_per_user),
+                    )
             if changes.clear:
                 conn.execute("DELETE FROM session_data WHERE key = ?", (key,))
             conn.executemany(
@@ -385,4 +395,7 @@ class AsyncSQLiteStore(AsyncOffloadStore):
 def from_settings(settings: Settings, *, asyncio: bool) -> SQLiteStore | AsyncSQLiteStore:
     """The store for ``SESSION_TYPE = "sqlite"`` at ``SESSION_SQLITE_PATH``."""
     os.makedirs(os.path.dirname(os.path.abspath(settings.sqlite_path)), mode=0o700, exist_ok=True)
-    return AsyncSQLiteStore(settings.sqlite_path) if asyncio else SQLiteStore(settings.sqlite_path)
+    limit = settings.max_per_user
+    if asyncio:
+        return AsyncSQLiteStore(settings.sqlite_path, max_per_user=limit)
+    return SQLiteStore(settings.sqlite_path, max_per_user=limit)

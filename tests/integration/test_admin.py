@@ -1,0 +1,166 @@
+"""Administration on every store: handles that survive new IDs, details, counts,
+caps, revocation that reports, the user index; through Flask, Quart and ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from sharedsession.asgi import admin as asgi_admin
+from sharedsession.cli import main
+from sharedsession.session import Session
+from sharedsession.stores.memory import AsyncMemoryStore
+from tests.asgi_apps import quart_app
+from tests.asgi_apps import starlette_app
+from tests.flask_apps import make_app
+from tests.integration.conftest import store_config
+from tests.servers import ClusterSetup
+
+KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+
+
+def logged_in(app: Flask, user: str) -> Any:
+    client = app.test_client()
+    client.get(f"/login/{user}")
+    return client
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_handle_keeps_naming_its_device_across_renewal(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    app, ext = make_app(**store_config(kind, request, tmp_path), SESSION_RENEWAL_INTERVAL=0.3)
+    phone = logged_in(app, "ann")
+    with app.app_context():
+        (listed,) = ext.sessions_for_user("ann")
+    time.sleep(0.35)
+    before = phone.get_cookie("session")
+    assert phone.get("/get/user").text == "'ann'"  # a request renews the ID ...
+    after = phone.get_cookie("session")
+    assert before is not None and after is not None and before.value != after.value
+    with app.app_context():
+        assert [i.handle for i in ext.sessions_for_user("ann")] == [listed.handle]
+        assert ext.revoke(listed.handle) is True  # ... and the handle still ends it
+        assert ext.revoke(listed.handle) is False  # nothing left to end
+    assert phone.get("/get/user").text == "None"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_details_counts_stats_and_caps(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    app, ext = make_app(**store_config(kind, request, tmp_path), SESSION_MAX_PER_USER=2)
+    visitor = app.test_client()
+    visitor.get("/set/cart/apple")
+    laptop = logged_in(app, "bo")
+    logged_in(app, "bo")
+    logged_in(app, "bo")  # a third device: the oldest is ended
+    assert laptop.get("/get/user").text == "None"
+    with app.app_context():
+        admin = ext.admin
+        handles = [i.handle for i in admin.sessions_for_user("bo")]
+        assert len(handles) == 2
+        assert admin.count() == 3
+        stats = admin.stats()
+        assert (stats.count, stats.bound, stats.by_age) == (3, 2, {"<1h": 3})
+        assert stats.bytes > 0
+        details = admin.details(handles[0])
+        assert details is not None and details.user_id == "bo" and details.data == {"user": "bo"}
+        assert admin.details("no-such-handle") is None
+        assert admin.purge() >= 0
+
+
+def test_quart_and_asgi_reach_the_same_administration() -> None:
+    app, ext = quart_app()
+
+    async def quart_side() -> int:
+        client, other = app.test_client(), app.test_client()
+        await client.get("/login/cy")
+        await other.get("/login/cy")
+        async with app.app_context():
+            assert await ext.admin.count() == 2
+            return len(await ext.admin.sessions_for_user("cy"))
+
+    assert asyncio.run(quart_side()) == 2
+
+    async def others(request: Request) -> PlainTextResponse:
+        session: Session = request.session  # type: ignore[assignment]
+        user = session.user_id
+        assert user is not None
+        return PlainTextResponse(str(await asgi_admin(request).revoke_user(user, keep=session)))
+
+    starlette = starlette_app(AsyncMemoryStore(), debug=True)
+    starlette.router.routes.append(Route("/others", others))
+    with TestClient(starlette) as laptop, TestClient(starlette) as phone:
+        laptop.get("/login/dee")
+        phone.get("/login/dee")
+        assert laptop.get("/others").text == "1"
+        assert phone.get("/get/user").text == "None"
+        assert laptop.get("/get/user").text == "'dee'"
+
+
+def cli(url: str, *args: str, prefix: str = "session:") -> Any:
+    return CliRunner().invoke(main, ["--store", url, "--prefix", prefix, *args])
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.integration)])
+def test_every_command(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    config = store_config(kind, request, tmp_path)
+    app, _ = make_app(**config)
+    url = config.get("SESSION_REDIS") or f"sqlite:///{config['SESSION_SQLITE_PATH']}"
+    cookies = []
+    for _ in range(3):
+        client = logged_in(app, "eve")
+        cookies.append(client.get_cookie("session").value)
+    app.test_client().get("/set/cart/apple")
+    listed = cli(url, "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    rows = [json.loads(line) for line in listed.output.splitlines()]
+    assert len(rows) == 4 and {"handle", "user_id", "created", "last_seen"} <= set(rows[0])
+    table = cli(url, "list", "--user", "eve", "--limit", "2")
+    assert table.exit_code == 0 and "HANDLE" in table.output and len(table.output.splitlines()) == 3
+    assert cli(url, "count").output.strip() == "4"
+    stats = json.loads(cli(url, "stats", "--json").output)
+    assert stats["count"] == 4 and stats["bound"] == 3
+    eve = [r["handle"] for r in rows if r["user_id"] == "eve"]
+    shown = json.loads(cli(url, "show", eve[0], "--json").output)
+    assert shown["data"] == {"user": "eve"} and shown["user_id"] == "eve"
+    assert cli(url, "revoke", eve[0]).output.strip() == "ended 1 session"
+    assert cli(url, "revoke", eve[0]).exit_code == 1  # nothing matched
+    kept = cli(url, "revoke-user", "eve", "--keep", eve[1])
+    assert kept.output.strip() == "ended 1 sessions"
+    assert cli(url, "revoke-user", "eve", "--keep", eve[1]).exit_code == 1
+    assert cli(url, "purge").exit_code == 0
+    assert cli(url, "show", "nope").exit_code == 1
+    assert cli(url, "frobnicate").exit_code == 2
+    everything = "".join(cli(url, c).output for c in ("list", "count", "stats"))
+    assert not any(cookie in everything + listed.output for cookie in cookies)  # no IDs
+
+
+@pytest.mark.integration
+def test_listing_and_counting_on_a_cluster(cluster: ClusterSetup, cluster_url: str) -> None:
+    app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=cluster_url)
+    for i in range(12):
+        logged_in(app, f"u{i}")
+    assert cli(cluster_url, "count").output.strip() == "12"
+    assert len(cli(cluster_url, "list", "--json").output.splitlines()) == 12
+
+
+@pytest.mark.integration
+def test_unreachable_store_is_a_message_not_a_traceback() -> None:
+    from tests.servers import free_port
+
+    result = cli(f"redis://127.0.0.1:{free_port()}/0", "count")
+    assert result.exit_code == 1 and "unreachable" in result.output
+    assert "Traceback" not in result.output
