@@ -11,7 +11,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --n
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,flask,encryption,asgi,fastapi,quart,cli]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[redis,flask,encryption,asgi,fastapi,quart,cli,metrics]' --group dev
 	touch $@
 
 # Real servers the tests start themselves (never a shared one).

@@ -76,6 +76,8 @@ KEYS = frozenset(
         "SESSION_TRACK_CLIENT",
         "SESSION_MIGRATE_FROM",
         "SESSION_FLASK_LOGIN",
+        "SESSION_METRICS",
+        "SESSION_STORE_WRAPPER",
         "SESSION_MIGRATE_ROLLING",
         "SESSION_MIGRATE_ALLOW_PICKLE",
         "SESSION_SERIALIZATION_FORMAT",
@@ -130,6 +132,8 @@ OPTION_KEYS = {
     "id_length": "SESSION_ID_LENGTH",
     "migrate_from": "SESSION_MIGRATE_FROM",
     "migrate_rolling": "SESSION_MIGRATE_ROLLING",
+    "metrics": "SESSION_METRICS",
+    "store_wrapper": "SESSION_STORE_WRAPPER",
     "secret_key": "SECRET_KEY",
 }
 
@@ -228,6 +232,8 @@ class Settings:
     migrate_allow_pickle: bool
     serialization_format: str
     flask_login: bool
+    metrics: bool
+    store_wrapper: Any
 
     @classmethod
     def from_mapping(
@@ -326,6 +332,8 @@ class Settings:
             migrate_allow_pickle=read.flag("SESSION_MIGRATE_ALLOW_PICKLE", False),
             serialization_format=read.choice("SESSION_SERIALIZATION_FORMAT", FORMATS),
             flask_login=read.flag("SESSION_FLASK_LOGIN", True),
+            metrics=read.flag("SESSION_METRICS", False),
+            store_wrapper=_callable(read, "SESSION_STORE_WRAPPER"),
         )
 
     @classmethod
@@ -413,6 +421,16 @@ class Settings:
             user_key="_user_id" if self.flask_login else None,
         )
 
+    def wrap(self, store: Any) -> Any:
+        """``store`` as the app uses it: through ``SESSION_STORE_WRAPPER``, then metrics."""
+        if self.store_wrapper is not None:
+            store = self.store_wrapper(store)
+        if self.metrics:
+            from .metrics import instrument
+
+            store = instrument(store)
+        return store
+
     def store(self) -> SessionStore:
         """A new blocking store for ``SESSION_TYPE``."""
         store: SessionStore = self._backend().from_settings(self, asyncio=False)
@@ -435,6 +453,13 @@ class Settings:
                 " Set SESSION_COOKIE_SECURE = True (https_only=True on ASGI) when the app is"
                 " served over HTTPS."
             )
+
+
+def _callable(read: _Reader, key: str) -> Any:
+    value = read.get(key)
+    if value is not None and not callable(value):
+        raise read.fail(f"{read.label(key)} must be a callable taking the store, got {value!r}.")
+    return value
 
 
 def _migrate_from(read: _Reader, session_type: str, encrypted: bool) -> str | None:

@@ -155,8 +155,9 @@ class Extension(Generic[StoreT]):
         self.manager = settings.manager()
         # ``is None``, not truthiness: an empty store is falsy (it has a length).
         chosen = store if store is not None else self._store
-        self.store = chosen if chosen is not None else self._default_store(settings)
-        self.manager.migration = settings.migration(self.store)
+        built = chosen if chosen is not None else self._default_store(settings)
+        self.manager.migration = settings.migration(built)
+        self.store = settings.wrap(built)
         self._last = app.session_interface = self._interface(self.store, settings)
         app.extensions["sharedsession"] = self
         app.register_error_handler(StoreUnavailable, unavailable_handler)

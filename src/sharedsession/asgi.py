@@ -105,6 +105,8 @@ class SessionMiddleware:
         from the same Redis (``SESSION_MIGRATE_FROM``; off by default here).
     :param migrate_rolling: Keep Flask-Session's copies current during a
         rolling deploy (``SESSION_MIGRATE_ROLLING``).
+    :param metrics: Export Prometheus metrics (``SESSION_METRICS``).
+    :param store_wrapper: Wrap the store (``SESSION_STORE_WRAPPER``), e.g. for tracing.
     :param autoload: ``True``, ``False``, or path prefixes to load up front.
     :param debug: Do not log deployment warnings (an insecure cookie).
     :raises ConfigurationError: An option has a value that cannot work.
@@ -136,6 +138,8 @@ class SessionMiddleware:
         id_length: int = MIN_ID_BYTES,
         migrate_from: str | None = None,
         migrate_rolling: bool = False,
+        metrics: bool = False,
+        store_wrapper: Callable[[Any], Any] | None = None,
         autoload: bool | Collection[str] = True,
         debug: bool = False,
     ) -> None:
@@ -162,14 +166,16 @@ class SessionMiddleware:
                 "id_length": id_length,
                 "migrate_from": migrate_from,
                 "migrate_rolling": migrate_rolling,
+                "metrics": metrics,
+                "store_wrapper": store_wrapper,
             }
         )
         self.app = app
-        self.store = store
         self.manager = settings.manager()
         self.manager.migration = settings.migration(store)
+        self.store = settings.wrap(store)
         #: Administration of these sessions (see :mod:`sharedsession.admin`).
-        self.admin = AsyncSessionAdmin(store, self.manager)
+        self.admin = AsyncSessionAdmin(self.store, self.manager)
         self.cookie = settings.cookie
         self.autoload = autoload
         self.track_client = settings.track_client
