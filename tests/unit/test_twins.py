@@ -6,7 +6,11 @@ import inspect
 
 import pytest
 
+from sharedsession.admin import AsyncSessionAdmin
+from sharedsession.admin import SessionAdmin
 from sharedsession.flask import Session as FlaskSession
+from sharedsession.metrics import AsyncInstrumentedStore
+from sharedsession.metrics import InstrumentedStore
 from sharedsession.quart import Session as QuartSession
 from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.memory import MemoryStore
@@ -34,6 +38,8 @@ def public(cls: type) -> dict[str, inspect.Signature]:
         (SQLiteStore, AsyncSQLiteStore),
         (MemoryStore, AsyncMemoryStore),
         (FlaskSession, QuartSession),
+        (SessionAdmin, AsyncSessionAdmin),
+        (InstrumentedStore, AsyncInstrumentedStore),
     ],
 )
 def test_twins_have_the_same_public_methods(sync_class: type, async_class: type) -> None:
