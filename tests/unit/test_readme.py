@@ -22,7 +22,7 @@ def block(marker: str) -> str:
 
 
 def test_quick_start() -> None:
-    code = block("def login(name: str)")
+    code = block("from sharedsession.flask import Session, session")
     assert len(code.splitlines()) <= 22
     namespace: dict[str, Any] = {"__name__": "readme_quick_start"}
     memory = 'app.config["SESSION_TYPE"] = "memory"\nsessions = Session(app)'
@@ -57,7 +57,9 @@ def test_writing_a_store_example() -> None:
     assert store.rows == {}  # closed
 
 
-@pytest.mark.parametrize("marker", ["def login(name: str)", "class DictStore"])
+@pytest.mark.parametrize(
+    "marker", ["from sharedsession.flask import Session, session", "class DictStore"]
+)
 def test_readme_code_passes_mypy_strict(marker: str, tmp_path: Path) -> None:
     from mypy import api
 
@@ -76,13 +78,48 @@ def test_quart_quick_start() -> None:
     exec(code.replace('SESSION_TYPE="redis"', 'SESSION_TYPE="memory"'), namespace)
     app = namespace["app"]
 
-    async def scenario() -> str:
-        client = app.test_client()
-        async with client.session_transaction() as sess:
-            sess.bind_user("ann", regenerate=False)
-            sess["cart"] = ["apple"]
-        response = await client.post("/logout-everywhere")
-        text: str = await response.get_data(as_text=True)
-        return text
+    async def scenario() -> list[str]:
+        visitor, laptop, phone = app.test_client(), app.test_client(), app.test_client()
+        first = await (await visitor.post("/logout-everywhere")).get_data(as_text=True)
+        await laptop.post("/login/ann")
+        await phone.post("/login/ann")
+        ended = await (await laptop.post("/logout-everywhere")).get_data(as_text=True)
+        return [first, ended]
 
-    assert asyncio.run(scenario()) == "1"
+    assert asyncio.run(scenario()) == ["0", "2"]
+
+
+def memory_store(code: str) -> str:
+    """The README's ASGI code with an in-memory store instead of a Redis server."""
+    return code.replace(
+        'AsyncRedisStore.from_url("redis://127.0.0.1:6379/0")', "AsyncMemoryStore()"
+    ).replace(
+        "from sharedsession.stores.redis import AsyncRedisStore",
+        "from sharedsession.stores.memory import AsyncMemoryStore",
+    )
+
+
+def test_starlette_quick_start() -> None:
+    from starlette.testclient import TestClient
+
+    namespace: dict[str, Any] = {"__name__": "readme_starlette"}
+    exec(memory_store(block("from starlette.applications import Starlette")), namespace)
+    with TestClient(namespace["app"]) as visitor, TestClient(namespace["app"]) as phone:
+        assert visitor.post("/cart/fig").json() == {"cart": ["fig"]}  # before login
+        assert visitor.post("/logout-others").text == "0"
+        visitor.post("/login/ann")
+        phone.post("/login/ann")
+        assert visitor.post("/cart/pear").json() == {"cart": ["fig", "pear"]}
+        assert visitor.post("/logout-others").text == "1"
+
+
+def test_fastapi_quick_start() -> None:
+    from starlette.testclient import TestClient
+
+    namespace: dict[str, Any] = {"__name__": "readme_fastapi"}
+    exec(memory_store(block("from fastapi import FastAPI")), namespace)
+    with TestClient(namespace["app"]) as client:
+        assert client.post("/cart/apple").json() == ["apple"]
+        assert client.post("/cart/pear").json() == ["apple", "pear"]
+        assert client.post("/logout").json() == "bye"
+        assert client.post("/cart/fig").json() == ["fig"]
