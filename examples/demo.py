@@ -6,7 +6,8 @@ walks through a login and a cart to show the session following the user from
 instance to instance, prints the URL to open, and stops everything on Ctrl-C.
 
 Sessions live in a SQLite file shared by all four worker processes, or in
-Redis when ``--redis URL`` or ``SESSION_REDIS_URL`` is given.
+Redis when ``--redis URL`` or ``SESSION_REDIS_URL`` is given; ``--redis``
+alone starts a private redis-server for the demo.
 """
 
 from __future__ import annotations
@@ -90,6 +91,46 @@ class Browser:
             response.read()
 
 
+def start_private_redis(workdir: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """A redis-server of the demo's own, on a free port."""
+    binary = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin:/usr/sbin")
+    if binary is None:
+        raise SystemExit(
+            "redis-server is not installed: apt-get install redis-server (make test does)"
+        )
+    port = free_port()
+    log = workdir / "redis.log"
+    with open(log, "wb") as out:
+        command = [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(workdir),
+        ]
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    wait_for_port(port, process, log)
+    return f"redis://127.0.0.1:{port}/0", process
+
+
+def check_redis(url: str) -> None:
+    """One clear line, not a traceback, when the Redis URL cannot be reached."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from sharedsession.stores._redis_url import connect
+    from sharedsession.stores._redis_url import redact
+
+    try:
+        client = connect(url, timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:  # any failure to reach it ends the demo the same way
+        raise SystemExit(f"cannot reach Redis at {redact(url)}: {exc}") from None
+
+
 def walkthrough(base: str) -> bool:
     """Log in, fill a cart, read it back through the front, log out; True if all held."""
     browser = Browser(base)
@@ -97,9 +138,11 @@ def walkthrough(base: str) -> bool:
     browser.post("/add/apple")
     browser.post("/add/bread")
     rows = [browser.get_state() for _ in range(4)]
-    print("\n  request  served by  user   cart")
+    print("\n  request  rendered by  last change by  user   cart")
     for i, state in enumerate(rows, 1):
-        print(f"  {i:<8} {state['instance']:<10} {state['user']!s:<6} {', '.join(state['cart'])}")
+        by = (state.get("changed") or {}).get("instance", "-")
+        cart = ", ".join(state["cart"])
+        print(f"  {i:<8} {state['instance']:<12} {by:<15} {state['user']!s:<6} {cart}")
     served = {state["instance"] for state in rows}
     shared = all(s["user"] == "demo" and s["cart"] == ["apple", "bread"] for s in rows)
     browser.post("/logout")
@@ -114,7 +157,14 @@ def walkthrough(base: str) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8000")))
-    parser.add_argument("--redis", default=os.environ.get("SESSION_REDIS_URL"), metavar="URL")
+    parser.add_argument(
+        "--redis",
+        nargs="?",
+        const="private",
+        default=os.environ.get("SESSION_REDIS_URL"),
+        metavar="URL",
+        help="a Redis URL; without one, a private redis-server is started",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per instance")
     parser.add_argument("--check", action="store_true", help="run the walkthrough and exit")
     args = parser.parse_args(argv)
@@ -125,21 +175,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sharedsession-demo-"))
     workdir.chmod(0o755)  # nginx workers may run as another user
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if args.redis:
-        env["SESSION_REDIS_URL"] = args.redis
-        where = f"Redis at {args.redis}"
-    else:
-        env.pop("SESSION_REDIS_URL", None)
-        env["SHOP_SQLITE_PATH"] = str(workdir / "sessions.sqlite3")
-        where = f"the SQLite file {workdir / 'sessions.sqlite3'}"
-
     processes: list[subprocess.Popen[bytes]] = []
+    nginx_process: subprocess.Popen[bytes] | None = None
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     try:
+        if args.redis == "private":
+            args.redis, server = start_private_redis(workdir)
+            processes.append(server)
+        if args.redis:
+            check_redis(args.redis)
+            env["SESSION_REDIS_URL"] = args.redis
+            from sharedsession.stores._redis_url import redact
+
+            where = f"Redis at {redact(args.redis)}"
+        else:
+            env.pop("SESSION_REDIS_URL", None)
+            env["SHOP_SQLITE_PATH"] = str(workdir / "sessions.sqlite3")
+            where = f"the SQLite file {workdir / 'sessions.sqlite3'}"
         ports = {"A": free_port(), "B": free_port()}
         for name, port in ports.items():
             log = workdir / f"instance-{name}.log"
@@ -168,8 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = workdir / "error.log"
         with open(workdir / "nginx.out", "wb") as out:
             command = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
-            processes.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT))
-        wait_for_port(args.port, processes[-1], workdir / "nginx.out")
+            nginx_process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+            processes.append(nginx_process)
+        wait_for_port(args.port, nginx_process, workdir / "nginx.out")
 
         url = f"http://127.0.0.1:{args.port}/"
         print(f"Two shop instances (A on :{ports['A']}, B on :{ports['B']}) behind nginx,")
@@ -189,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for process in reversed(processes):
             if process.poll() is None:
-                process.send_signal(signal.SIGQUIT if process is processes[-1] else signal.SIGTERM)
+                graceful = signal.SIGQUIT if process is nginx_process else signal.SIGTERM
+                process.send_signal(graceful)
         for process in processes:
             try:
                 process.wait(timeout=10)

@@ -37,3 +37,39 @@ def test_demo_walkthrough(store: str, request: pytest.FixtureRequest) -> None:
     assert "both instances served the session: yes" in result.stdout
     assert "cart survived every switch:        yes" in result.stdout
     assert "logout ended it on both instances:  yes" in result.stdout
+
+
+def test_demo_starts_its_own_redis_and_refuses_an_unreachable_one() -> None:
+    result = run_demo("--redis")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sharing sessions in Redis at redis://127.0.0.1:" in result.stdout
+    down = run_demo("--redis", f"redis://user:secret@127.0.0.1:{free_port()}/0")
+    assert down.returncode == 1
+    assert down.stderr.strip().startswith("cannot reach Redis at redis://user:***@")
+    assert "Traceback" not in down.stderr and "secret" not in down.stderr
+
+
+def test_every_page_says_who_rendered_it_and_who_made_the_last_change(tmp_path: Path) -> None:
+    import os
+
+    from examples.shop.app import create_app
+
+    os.environ["SHOP_SQLITE_PATH"] = str(tmp_path / "shop.sqlite3")
+    try:
+        a, b = create_app("A"), create_app("B")
+    finally:
+        del os.environ["SHOP_SQLITE_PATH"]
+    a.testing = b.testing = True
+    browser = a.test_client()
+    browser.post("/login", data={"user": "ann"})
+    browser.post("/add/apple")
+    other = b.test_client()
+    other.set_cookie("session", browser.get_cookie("session").value)  # type: ignore[union-attr]
+    page = " ".join(other.get("/").text.split())
+    assert "rendered by instance <b>B</b>" in page
+    assert "The last change (added Apple) was made by instance <b>A</b>" in page
+    assert 'name="viewport"' in page and 'rel="icon" href="data:' in page
+    assert "Sessions live in the SQLite file" in page and "Apple" in page
+    other.post("/logout")
+    assert "You are logged out (by instance B)" in other.get("/").text
+    assert "You are logged out" not in other.get("/").text  # shown once
