@@ -40,8 +40,9 @@ test: $(VENV)/.installed servers lint typecheck
 	$(BIN)/pytest
 
 DEMO_PORT ?= 8000
-demo: $(VENV)/.installed nginx
-	$(BIN)/python examples/demo.py --port $(DEMO_PORT) $(if $(SESSION_REDIS_URL),--redis $(SESSION_REDIS_URL))
+# make demo: SQLite; REDIS=1: a private redis-server; SESSION_REDIS_URL=...: that Redis.
+demo: $(VENV)/.installed nginx $(if $(REDIS),servers)
+	$(BIN)/python examples/demo.py --port $(DEMO_PORT) $(if $(SESSION_REDIS_URL),--redis $(SESSION_REDIS_URL),$(if $(REDIS),--redis))
 
 # Peers (Flask-Session) go into .venv for the benchmark only; see bench/.
 $(VENV)/.bench-installed: $(VENV)/.installed
