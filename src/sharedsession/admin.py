@@ -14,6 +14,7 @@ Reach it from Flask and Quart as ``Session(app).admin`` (or
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
@@ -33,6 +34,14 @@ from .stores.base import SessionInfo
 from .stores.base import StoredSession
 from .stores.base import revoke_handle
 from .stores.base import user_index
+
+_HANDLE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def is_handle(handle: object) -> bool:
+    """Whether ``handle`` could name a session (anything else names none)."""
+    return isinstance(handle, str) and _HANDLE.fullmatch(handle) is not None
+
 
 #: Upper bounds of the age buckets in :class:`Stats` (seconds), then "older".
 AGE_BUCKETS = ((3600, "<1h"), (86400, "<1d"), (7 * 86400, "<7d"), (30 * 86400, "<30d"))
@@ -124,12 +133,14 @@ class SessionAdmin:
 
     def details(self, handle: str) -> SessionDetails | None:
         """One session's details, or ``None`` if no live session has this handle."""
+        if not is_handle(handle):
+            return None
         result: SessionDetails | None = _details(self.manager, self.store.session(handle))
         return result
 
     def revoke(self, handle: str) -> bool:
         """End the session with this handle; whether there was one to end."""
-        return bool(revoke_handle(self.store, handle))
+        return is_handle(handle) and bool(revoke_handle(self.store, handle))
 
     def revoke_user(self, user_id: str, *, keep: Session | str | None = None) -> int:
         """End every session of ``user_id`` but ``keep`` (a session or a handle)."""
@@ -180,11 +191,13 @@ class AsyncSessionAdmin:
         return shown(self.manager, infos, user_id)
 
     async def details(self, handle: str) -> SessionDetails | None:
+        if not is_handle(handle):
+            return None
         result: SessionDetails | None = _details(self.manager, await self.store.session(handle))
         return result
 
     async def revoke(self, handle: str) -> bool:
-        return bool(await revoke_handle(self.store, handle))
+        return is_handle(handle) and bool(await revoke_handle(self.store, handle))
 
     async def revoke_user(self, user_id: str, *, keep: Session | str | None = None) -> int:
         doomed = to_revoke(await self.sessions_for_user(user_id), keep)

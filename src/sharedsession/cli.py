@@ -13,6 +13,7 @@ import datetime
 import functools
 import itertools
 import json
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,13 +42,16 @@ class Target:
     settings: Settings
 
 
-def _from_url(url: str, prefix: str) -> Target:
+def _from_url(url: str, prefix: str, keys: tuple[str, ...]) -> Target:
     if url.startswith("sqlite:///"):
-        if not url[10:]:
-            raise SessionError("a SQLite URL names its file: sqlite:///path/to/sessions.sqlite3")
-        config: dict[str, Any] = {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": url[10:]}
+        path = url[len("sqlite:///") :]  # sqlite:////var/x is /var/x; sqlite:///x is ./x
+        if not path or not os.path.isfile(path):
+            raise click.ClickException(f"no SQLite session file at {path or '(none given)'}")
+        config: dict[str, Any] = {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": path}
     else:
         config = {"SESSION_TYPE": "redis", "SESSION_REDIS": url}
+    if keys:
+        config["SESSION_ENCRYPTION_KEYS"] = list(keys)
     settings = Settings.from_mapping(
         {**config, "SESSION_KEY_PREFIX": prefix, "SESSION_MIGRATE_FROM": None}, instance_path="."
     )
@@ -70,6 +74,8 @@ def _target(ctx: click.Context) -> Target:
     make: Callable[[], Target] = ctx.meta[_META]
     try:
         return make()
+    except StoreError as exc:  # the store is there but cannot be opened or reached
+        raise click.ClickException(f"the session store cannot be used: {exc}") from None
     except SessionError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -174,6 +180,8 @@ def _add_admin_commands(group: click.Group) -> None:
     @_store_errors
     def list_(ctx: click.Context, /, user_id: str | None, limit: int | None, as_json: bool) -> None:
         """List sessions: handle, user, created, last seen (never an ID)."""
+        if user_id is not None and not user_id:
+            raise click.UsageError("--user needs a user ID")
         admin = _admin(ctx)
         if user_id is not None:
             found = admin.sessions_for_user(user_id)
@@ -253,6 +261,8 @@ def _add_admin_commands(group: click.Group) -> None:
     @_store_errors
     def revoke_user(ctx: click.Context, /, user_id: str, keep: str | None) -> None:
         """End every session of a user (but --keep)."""
+        if not user_id:
+            raise click.UsageError("USER_ID must not be empty")
         ended = _admin(ctx).revoke_user(user_id, keep=keep)
         click.echo(f"ended {ended} sessions")
         if not ended:
@@ -297,10 +307,17 @@ def _add_commands(group: click.Group) -> None:
     help="A Redis URL (any form the README lists) or sqlite:///path.",
 )
 @click.option("--prefix", default="session:", show_default=True, help="SESSION_KEY_PREFIX.")
+@click.option(
+    "--encryption-key",
+    "keys",
+    multiple=True,
+    envvar="SHAREDSESSION_ENCRYPTION_KEYS",
+    help="SESSION_ENCRYPTION_KEYS, the current key first (repeat the option).",
+)
 @click.pass_context
-def main(ctx: click.Context, url: str, prefix: str) -> None:
+def main(ctx: click.Context, url: str, prefix: str, keys: tuple[str, ...]) -> None:
     """Operate sharedsession's sessions."""
-    ctx.meta[_META] = lambda: _from_url(url, prefix)
+    ctx.meta[_META] = lambda: _from_url(url, prefix, keys)
 
 
 _add_commands(main)

@@ -326,6 +326,12 @@ class SessionManager:
         now = self.clock()
         return ChangeSet(now, self.policy.deadline(now, opened.absolute), changed, gone)
 
+    def _store_user(self, record: Record) -> str | None:
+        """The user a record is bound to, as the store indexes it."""
+        if record.user_id is None or self.encryptor is None:
+            return record.user_id
+        return self.encryptor.user_handle(record.user_id)
+
     def effective_absolute(self, record: Record) -> float | None:
         """The record's hard deadline: the earlier of the stored one and the configured
         lifetime from its creation, so a shortened or new limit applies to existing sessions."""
@@ -483,6 +489,8 @@ class SessionManager:
             forward=None if renewal_of is None else seal_successor(st.sid, renewal_of),
             forward_until=now + self.renewal_grace,
             handle=None if record is None else record.handle,
+            owner=None if record is None or bind is not None else self._store_user(record),
+            idle=self.policy.idle,
         )
         if record is None:
             return SavePlan(delete=_key(st.destroyed_sid), key=key, changes=changes, cookie=cookie)

@@ -164,3 +164,119 @@ def test_unreachable_store_is_a_message_not_a_traceback() -> None:
     result = cli(f"redis://127.0.0.1:{free_port()}/0", "count")
     assert result.exit_code == 1 and "unreachable" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_cap_ends_the_oldest_live_logins_never_the_current(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    app, ext = make_app(**store_config(kind, request, tmp_path), SESSION_MAX_PER_USER=2)
+    early = app.test_client()
+    early.get("/set/cart/apple")  # an old anonymous session ...
+    time.sleep(0.01)
+    a, b, c = logged_in(app, "fay"), logged_in(app, "fay"), logged_in(app, "fay")
+    assert a.get("/get/user").text == "None"  # the cap: two live sessions
+    c.get("/logout")  # a logged-out session does not count
+    d = logged_in(app, "fay")
+    assert [x.get("/get/user").text for x in (b, d)] == ["'fay'", "'fay'"]
+    early.get("/login/fay")  # ... logging in now is the newest login, not the oldest
+    assert early.get("/get/user").text == "'fay'" and b.get("/get/user").text == "None"
+    with app.app_context():
+        assert len(ext.sessions_for_user("fay")) == 2
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_revoking_an_expired_session_reports_nothing_ended(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    app, ext = make_app(**store_config(kind, request, tmp_path), PERMANENT_SESSION_LIFETIME=0.3)
+    logged_in(app, "gus")
+    with app.app_context():
+        (info,) = ext.sessions_for_user("gus")
+        time.sleep(0.4)
+        assert ext.revoke(info.handle) is False
+
+
+@pytest.mark.integration
+def test_a_session_kept_alive_by_writes_stays_revocable(
+    redis_server: Any, redis_client: Any
+) -> None:
+    config = {
+        "SESSION_TYPE": "redis",
+        "SESSION_REDIS": redis_server.url,
+        "PERMANENT_SESSION_LIFETIME": 1.5,
+        "SESSION_REFRESH_EACH_REQUEST": False,
+    }
+    app, ext = make_app(**config)
+    device = logged_in(app, "hal")
+    device.get("/login/hal")  # a second login: its handle now differs from its key
+    for i in range(5):  # writes for longer than the lifetime, never a refreshing read
+        time.sleep(0.5)
+        assert device.get(f"/set/n/{i}").status_code == 200
+    with app.app_context():
+        assert ext.revoke_user("hal") == 1
+    assert device.get("/get/user").text == "None"
+
+
+@pytest.mark.integration
+def test_listing_during_a_new_id_keeps_the_session_indexed(
+    redis_server: Any, redis_client: Any
+) -> None:
+    import threading
+
+    from sharedsession.ids import new_id
+    from sharedsession.ids import store_key
+    from sharedsession.stores import _redis_layout as layout
+    from sharedsession.stores.base import ChangeSet
+    from sharedsession.stores.redis import RedisStore
+
+    store = RedisStore(redis_server.client())
+    old, new = store_key(new_id()), store_key(new_id())
+    now = time.time()
+    store.apply(old, ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id="ivy"))
+    flow = layout.apply(store.prefix, new, ChangeSet(now, now + 60, replaces=old, handle=old))
+    reply = store._do(flow.send(None))  # the old hash is taken; the new one is not there yet
+    listed: list[Any] = []
+    lister = threading.Thread(target=lambda: listed.extend(store.sessions_for_user("ivy")))
+    lister.start()
+    time.sleep(0.02)
+    try:
+        while True:
+            reply = store._do(flow.send(reply))
+    except StopIteration:
+        pass
+    lister.join()
+    assert [info.handle for info in listed] == [old]
+    assert redis_client.zrange("session:user:ivy", 0, -1) == [old.encode()]
+
+
+def test_command_line_edges(tmp_path: Path) -> None:
+    missing = cli(f"sqlite:///{tmp_path}/nothing-here.sqlite3", "count")
+    assert missing.exit_code == 1 and "no SQLite session file" in missing.output
+    assert not (tmp_path / "nothing-here.sqlite3").exists()
+    app, _ = make_app(SESSION_TYPE="sqlite", SESSION_SQLITE_PATH=str(tmp_path / "s.db"))
+    logged_in(app, "jo")
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert cli(url, "revoke-user", "").exit_code == 2
+    assert cli(url, "list", "--user", "").exit_code == 2
+    odd = cli(url, "revoke", "}x")
+    assert odd.exit_code == 1 and "Traceback" not in odd.output
+
+
+def test_standalone_command_line_with_encryption_keys(tmp_path: Path) -> None:
+    from sharedsession.crypto import generate_key
+
+    key = generate_key()
+    app, _ = make_app(
+        SESSION_TYPE="sqlite",
+        SESSION_SQLITE_PATH=str(tmp_path / "s.db"),
+        SESSION_ENCRYPTION_KEYS=[key],
+    )
+    device = logged_in(app, "kim")
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert cli(url, "revoke-user", "kim").exit_code == 1  # without the key: nothing matches
+    ended = CliRunner().invoke(
+        main, ["--store", url, "--encryption-key", key, "revoke-user", "kim"]
+    )
+    assert ended.exit_code == 0 and "ended 1" in ended.output
+    assert device.get("/get/user").text == "None"

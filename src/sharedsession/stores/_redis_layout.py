@@ -222,6 +222,14 @@ class Pipeline:
     write: bool = False
 
 
+def scripts_of(calls: Sequence[Call | Script]) -> list[Script]:
+    return [call for call in calls if isinstance(call, Script)]
+
+
+def calls_of(calls: Sequence[Call | Script]) -> list[Call]:
+    return [call for call in calls if isinstance(call, Call)]
+
+
 #: Replies of a Redis server that will not take a write now: a store outage
 #: (503), never a bug (500). READONLY and MASTERDOWN also mean the connection
 #: reached a demoted or cut-off master.
@@ -263,7 +271,15 @@ class NotReplicated(Exception):
         )
 
 
-Op = Call | Script | Pipeline
+@dataclass(frozen=True)
+class Pause:
+    """Wait this long before the next operation (no round trip)."""
+
+    seconds: float
+    write: bool = False
+
+
+Op = Call | Script | Pipeline | Pause
 T = TypeVar("T")
 Flow = Generator[Op, Any, T]
 
@@ -397,18 +413,30 @@ def _index(
 
     A crash in between leaves a dead handle (pruned when listed), never a
     bound session that "log out other devices" cannot find. A login costs one
-    round trip however many sessions the user has, plus one per session that
-    ``max_per_user`` ends.
+    round trip however many sessions the user has; with ``max_per_user``, a
+    login over the cap also checks the index (which the cap keeps small) and
+    ends the oldest logins beyond it.
     """
     index = user_key(prefix, user_id)
     ttl = max(1, int((changes.expires - changes.now) * 1000))
     size = yield Script("index_add", [index], [handle, repr(changes.now), ttl], write=True)
+    # Over the cap: every entry is checked (the cap keeps the index small),
+    # dead ones (logged out, expired) are dropped, then the oldest logins
+    # beyond the cap end; the one logging in now never does.
     if max_per_user is None or int(size) <= max_per_user:
         return
-    oldest = yield Call("zrange", (index, 0, int(size) - max_per_user - 1))
-    for old in (h for h in map(text, oldest) if h != handle):
+    entries = [h for h in map(text, (yield Call("zrange", (index, 0, -1)))) if h != handle]
+    live, dead = yield from _resolve(prefix, user_id, entries)
+    if dead:  # a session getting a new ID right now looks gone: look again
+        yield Pause(0.05)
+        more, dead = yield from _resolve(prefix, user_id, dead)
+        live += more
+    alive = {info.handle for info in live}
+    ending = [h for h in entries if h in alive][: max(0, len(alive) + 1 - max_per_user)]
+    for old in ending:
         yield from revoke(prefix, old, max(REVOKED_MS, ttl))
-        yield Call("zrem", (index, old), write=True)
+    if dead or ending:
+        yield Call("zrem", (index, *dead, *ending), write=True)
 
 
 def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
@@ -416,8 +444,18 @@ def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
     fields = [(_field(k), v) for k, v in changes.set.items()] + _meta(changes)
     if changes.replaces is None:
         mode = "update" if changes.created is None else "create"
-        reply = yield Script("apply", [name], _apply_args(mode, changes, fields), write=True)
-        return ApplyResult(text(reply))
+        script = Script("apply", [name], _apply_args(mode, changes, fields), write=True)
+        # What finds a bound or re-IDed session lives as long as it may: set in
+        # the write's own round trip (the idle lifetime bounds every session).
+        idle_ms = max(1, int(changes.idle * 1000))
+        found_by = [user_key(prefix, changes.owner)] if changes.owner else []
+        if changes.handle and changes.handle != key:
+            found_by.append(handle_key(prefix, changes.handle))
+        if not found_by or changes.idle <= 0:
+            return ApplyResult(text((yield script)))
+        extend = [Call("pexpire", (found, idle_ms)) for found in found_by]
+        replies = yield Pipeline([script, *extend], write=True)
+        return ApplyResult(text(replies[0]))
     # Regeneration: the old hash is read and deleted in one step, then the new
     # one is created. The old ID is dead before the new one exists; the two
     # hashes live in different Cluster slots, so no single script can do both.
@@ -475,8 +513,23 @@ def sessions_for_user(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
     """The live sessions in the user's index; dead or rebound handles leave it."""
     index = user_key(prefix, user_id)
     handles = [text(h) for h in (yield Call("zrange", (index, 0, -1)))]
+    live, dead = yield from _resolve(prefix, user_id, handles)
+    if dead:
+        # A session between the two steps of getting a new ID looks gone for
+        # a moment: look again before dropping it from the index for good.
+        yield Pause(0.05)
+        more, dead = yield from _resolve(prefix, user_id, dead)
+        live += more
+    if dead:
+        yield Call("zrem", (index, *dead), write=True)
+    return sorted(live, key=lambda info: info.created)
+
+
+def _resolve(
+    prefix: str, user_id: str, handles: list[str]
+) -> Flow[tuple[list[SessionInfo], list[str]]]:
     if not handles:
-        return []
+        return [], []
     moved = yield Pipeline([Call("get", (handle_key(prefix, h),)) for h in handles])
     keys = [text(m) if m else h for h, m in zip(handles, moved, strict=True)]
     fields = [USER, CREATED, SEEN, CLIENT, FORWARD]
@@ -491,9 +544,7 @@ def sessions_for_user(prefix: str, user_id: str) -> Flow[list[SessionInfo]]:
         seen_at = float(seen) if seen is not None else float(created)
         info = SessionInfo(handle, user_id, float(created), seen_at, json.loads(client or "{}"))
         live.append(info)
-    if dead:
-        yield Call("zrem", (index, *dead), write=True)
-    return sorted(live, key=lambda info: info.created)
+    return live, dead
 
 
 def describe(prefix: str, names: list[str]) -> Flow[list[tuple[StoredSession, Record]]]:

@@ -144,6 +144,10 @@ class ChangeSet:
     :param forward_until: When the marker expires.
     :param handle: The session's handle as loaded (``Record.handle``), for
         stores that index users by handle; ``None``: the key.
+    :param owner: The user a session being written is bound to (as the store
+        knows it), so that stores keep its user index alive as long as it.
+    :param idle: The idle lifetime (seconds, before any absolute cap): the
+        longest any session can live from ``now`` on.
     """
 
     now: float
@@ -160,6 +164,8 @@ class ChangeSet:
     forward: str | None = None
     forward_until: float = 0.0
     handle: str | None = None
+    owner: str | None = None
+    idle: float = 0.0
 
 
 class ApplyResult(enum.Enum):

@@ -136,13 +136,20 @@ class MemoryStore(Closing):
             else:
                 self._entries[key] = updated
             if changes.bind and changes.user_id is not None and self.max_per_user:
-                self._cap(changes.user_id, self.max_per_user)
+                self._cap(changes.user_id, key, self.max_per_user)
             return ApplyResult.APPLIED
 
-    def _cap(self, user_id: str, limit: int) -> None:
-        mine = [(e.created, k) for k, e in self._entries.items() if e.user_id == user_id]
-        for _, key in sorted(mine)[: max(0, len(mine) - limit)]:
-            del self._entries[key]  # the oldest beyond the limit
+    def _cap(self, user_id: str, current: str, limit: int) -> None:
+        # The sessions bound longest ago go; the one logging in now stays.
+        others = [
+            (entry.issued, key)
+            for key in list(self._entries)
+            if key != current
+            and (entry := self._live(key)) is not None
+            and entry.user_id == user_id
+        ]
+        for _, key in sorted(others)[: max(0, len(others) + 1 - limit)]:
+            del self._entries[key]
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -177,7 +184,13 @@ class MemoryStore(Closing):
 
     def revoke(self, handle: str) -> bool:
         with self._lock:
-            doomed = [k for k, e in self._entries.items() if e.handle == handle and not e.forward]
+            doomed = [
+                key
+                for key in list(self._entries)
+                if (entry := self._live(key)) is not None
+                and entry.handle == handle
+                and not entry.forward
+            ]
             for key in doomed:
                 del self._entries[key]
         return bool(doomed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
@@ -80,6 +81,18 @@ _REFUSED = (
 
 
 _BATCH = 200
+
+
+def _cluster_order(calls: Any, scripts: list[Any], others: list[Any] | None = None) -> list[Any]:
+    """Replies in the order of ``calls``: the scripts' first, the others' after."""
+    if others is None:
+        merged: list[Any] = []
+        it = iter(scripts)
+        for call in calls:
+            merged.append(next(it) if isinstance(call, layout.Script) else None)
+        return merged
+    rest = iter(others)
+    return [scripts[i] if isinstance(c, layout.Script) else next(rest) for i, c in enumerate(calls)]
 
 
 def _batches(names: Iterator[str]) -> Iterator[list[str]]:
@@ -236,6 +249,8 @@ class RedisStore(Closing):
             self._slots.release()
 
     def _do(self, op: layout.Op) -> Any:
+        if isinstance(op, layout.Pause):
+            return time.sleep(op.seconds)
         replicas = self.options.min_replicas
         if not (replicas and op.write) and not isinstance(op, layout.Pipeline):
             if isinstance(op, layout.Script):
@@ -243,8 +258,16 @@ class RedisStore(Closing):
             return getattr(self.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
         if self.options.cluster and any(isinstance(c, layout.Script) for c in calls):
-            # Cluster pipelines refuse EVALSHA: one call at a time (rare: refreshes).
-            return [self._do(call) for call in calls]
+            # Cluster pipelines refuse EVALSHA: scripts one at a time, the rest
+            # in one pipeline after them.
+            replies = _cluster_order(calls, [self._do(c) for c in layout.scripts_of(calls)])
+            rest = layout.calls_of(calls)
+            if rest:
+                pipe = self.client.pipeline(transaction=False)
+                for plain in rest:
+                    getattr(pipe, plain.name)(*plain.args)
+                replies = _cluster_order(calls, replies, pipe.execute())
+            return replies if isinstance(op, layout.Pipeline) else replies[0]
         pipe = self.client.pipeline(transaction=False)
         for call in calls:
             if isinstance(call, layout.Script):
@@ -403,6 +426,8 @@ class AsyncRedisStore(AsyncClosing):
             slots.release()
 
     async def _do(self, op: layout.Op) -> Any:
+        if isinstance(op, layout.Pause):
+            return await asyncio.sleep(op.seconds)
         replicas = self.options.min_replicas
         if not (replicas and op.write) and not isinstance(op, layout.Pipeline):
             if isinstance(op, layout.Script):
@@ -410,7 +435,14 @@ class AsyncRedisStore(AsyncClosing):
             return await getattr(self.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
         if self.options.cluster and any(isinstance(c, layout.Script) for c in calls):
-            return [await self._do(call) for call in calls]
+            replies = _cluster_order(calls, [await self._do(c) for c in layout.scripts_of(calls)])
+            rest = layout.calls_of(calls)
+            if rest:
+                pipe = self.client.pipeline(transaction=False)
+                for plain in rest:
+                    getattr(pipe, plain.name)(*plain.args)
+                replies = _cluster_order(calls, replies, await pipe.execute())
+            return replies if isinstance(op, layout.Pipeline) else replies[0]
         pipe = self.client.pipeline(transaction=False)
         for call in calls:
             if isinstance(call, layout.Script):

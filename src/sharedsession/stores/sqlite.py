@@ -55,7 +55,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     handle TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
-CREATE INDEX IF NOT EXISTS sessions_handle ON sessions (handle) WHERE handle IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sessions_handle ON sessions (handle);
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id) WHERE user_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS session_data (
     key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS session_data (
 # Older files gain the renewal marker column (2), then the stable handle (3).
 _MIGRATIONS = {
     1: "ALTER TABLE sessions ADD COLUMN forward TEXT",
-    2: "ALTER TABLE sessions ADD COLUMN handle TEXT",
+    2: "ALTER TABLE sessions ADD COLUMN handle TEXT;UPDATE sessions SET handle = key",
 }
 
 _LOAD = """
@@ -171,7 +171,8 @@ class SQLiteStore(Closing):
                 if statement.strip():
                     conn.execute(statement)
             for old in range(version, SCHEMA_VERSION) if version else ():
-                conn.execute(_MIGRATIONS[old])
+                for statement in _MIGRATIONS[old].split(";"):
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -247,10 +248,12 @@ class SQLiteStore(Closing):
                 )
                 if changes.user_id is not None and self.max_per_user:
                     # The oldest beyond the limit end, in the same transaction.
+                    # The sessions bound longest ago go; the one logging in now stays.
                     conn.execute(
                         "DELETE FROM sessions WHERE key IN (SELECT key FROM sessions"
-                        " WHERE user_id = ? ORDER BY created DESC LIMIT -1 OFFSET ?)",
-                        (changes.user_id, self.max_per_user),
+                        " WHERE user_id = ? AND key != ? AND expires > ?"
+                        " ORDER BY issued DESC LIMIT -1 OFFSET ?)",
+                        (changes.user_id, key, now, self.max_per_user - 1),
                     )
             if changes.clear:
                 conn.execute("DELETE FROM session_data WHERE key = ?", (key,))
@@ -326,7 +329,7 @@ class SQLiteStore(Closing):
         yield from self._select("1", ())
 
     def session(self, handle: str) -> tuple[StoredSession, Record] | None:
-        found = self._select("COALESCE(handle, key) = ?", (handle,))
+        found = self._select("handle = ?", (handle,))
         if not found:
             return None
         record = self.load(found[0].key)
@@ -335,8 +338,8 @@ class SQLiteStore(Closing):
     def revoke(self, handle: str) -> bool:
         with _mapped_errors():
             cursor = self._conn().execute(
-                "DELETE FROM sessions WHERE COALESCE(handle, key) = ? AND forward IS NULL",
-                (handle,),
+                "DELETE FROM sessions WHERE handle = ? AND forward IS NULL AND expires > ?",
+                (handle, self._clock()),
             )
         return cursor.rowcount > 0
 
