@@ -91,10 +91,13 @@ def run_failover(setup: SentinelSetup, **config: Any) -> tuple[list[User], Any]:
     old = setup.master_port()
     setup.failover()
     time.sleep(2.0)  # writers keep going while the old master still takes writes
+    # ... and until the old master is demoted and resynced (the new master has a
+    # replica again, so writes are acknowledged again), and a little after.
+    wait_until(lambda: demoted(old), "the old master to be demoted and resynced", timeout=60)
+    time.sleep(1.0)
     stop.set()
     for thread in threads:
         thread.join()
-    wait_until(lambda: demoted(old), "the old master to be demoted and resynced", timeout=60)
     return users, ext
 
 
