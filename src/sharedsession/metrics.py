@@ -54,7 +54,11 @@ class Metrics:
         self.regenerated = counter("sessions_regenerated", "Sessions given a new ID.")
         self.loads = counter("loads", "Session loads by outcome.", "outcome")
         self.saves = counter("saves", "Session saves by outcome.", "outcome")
-        self.round_trips = counter("store_round_trips", "Store calls by operation.", "operation")
+        self.round_trips = counter(
+            "store_calls",
+            "Store calls by operation (a Redis call is 1-5 round trips).",
+            "operation",
+        )
         self.errors = counter("store_errors", "Store errors by kind.", "kind")
         self.latency = Histogram(
             "sharedsession_store_latency_seconds",
@@ -84,6 +88,9 @@ class Metrics:
     def loaded(self, record: Record | None) -> None:
         if record is None:
             self.loads.labels("missing").inc()
+            return
+        if record.forward is not None:  # a renewal's marker: the successor is loaded next
+            self.loads.labels("forwarded").inc()
             return
         self.loads.labels("found").inc()
         self.size.observe(sum(len(k) + len(v) for k, v in record.data.items()))

@@ -26,7 +26,7 @@ def test_flask_metrics_move_and_hold_no_identifiers() -> None:
         "revoked": ("sharedsession_sessions_revoked_total", {}),
         "found": ("sharedsession_loads_total", {"outcome": "found"}),
         "applied": ("sharedsession_saves_total", {"outcome": "applied"}),
-        "loads": ("sharedsession_store_round_trips_total", {"operation": "load"}),
+        "loads": ("sharedsession_store_calls_total", {"operation": "load"}),
         "latency": ("sharedsession_store_latency_seconds_count", {"operation": "apply"}),
         "size": ("sharedsession_session_size_bytes_count", {}),
     }
