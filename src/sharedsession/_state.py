@@ -54,7 +54,6 @@ class SessionState:
         "cleared",
         "client",
         "default_permanent",
-        "degraded",
         "degraded_by",
         "degrade_on_error",
         "destroyed_sid",
@@ -83,7 +82,6 @@ class SessionState:
     loaded: bool
     used: bool
     accessed: bool
-    degraded: bool
     degraded_by: StoreUnavailable | None  # the outage a degraded session is serving through
     # Set when loaded (preload):
     sid: str
@@ -120,7 +118,6 @@ class SessionState:
         self.loaded = False
         self.used = False
         self.accessed = False
-        self.degraded = False
         self.degraded_by = None
         self.record = None
         self.stored_sid = None
@@ -129,6 +126,11 @@ class SessionState:
         self.adopted = False
         self.cleared = self.forced = self.all_touched = False
         # The rest is set by preload(): an untouched session pays for nothing more.
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the store failed to load and this session is never saved."""
+        return self.degraded_by is not None
 
     @property
     def regenerated(self) -> bool:
@@ -239,7 +241,6 @@ def degrade(session: Session, exc: StoreUnavailable, *, quiet: bool = False) -> 
             "session store unavailable, serving an empty unsaved session: %s",
             exc.original_error or exc,
         )
-    session._state.degraded = True
     session._state.degraded_by = exc
     preload(session, None)
 

@@ -83,16 +83,23 @@ _REFUSED = (
 _BATCH = 200
 
 
-def _cluster_order(calls: Any, scripts: list[Any], others: list[Any] | None = None) -> list[Any]:
-    """Replies in the order of ``calls``: the scripts' first, the others' after."""
-    if others is None:
-        merged: list[Any] = []
-        it = iter(scripts)
-        for call in calls:
-            merged.append(next(it) if isinstance(call, layout.Script) else None)
-        return merged
-    rest = iter(others)
-    return [scripts[i] if isinstance(c, layout.Script) else next(rest) for i, c in enumerate(calls)]
+def _queued(client: Any, calls: list[layout.Call]) -> Any:
+    """A pipeline holding ``calls`` (no scripts), or ``None`` when there are none."""
+    if not calls:
+        return None
+    pipe = client.pipeline(transaction=False)
+    for call in calls:
+        getattr(pipe, call.name)(*call.args)
+    return pipe
+
+
+def _merged(calls: Any, scripts: list[Any], others: list[Any]) -> list[Any]:
+    """Replies in the order of ``calls``, from the scripts' and the others' replies."""
+    script_replies, other_replies = iter(scripts), iter(others)
+    return [
+        next(script_replies) if isinstance(call, layout.Script) else next(other_replies)
+        for call in calls
+    ]
 
 
 def _batches(names: Iterator[str]) -> Iterator[list[str]]:
@@ -257,16 +264,12 @@ class RedisStore(Closing):
                 return self._scripts[op.name](keys=op.keys, args=op.args)
             return getattr(self.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
-        if self.options.cluster and any(isinstance(c, layout.Script) for c in calls):
+        if self.options.cluster and layout.scripts_of(calls):
             # Cluster pipelines refuse EVALSHA: scripts one at a time, the rest
             # in one pipeline after them.
-            replies = _cluster_order(calls, [self._do(c) for c in layout.scripts_of(calls)])
-            rest = layout.calls_of(calls)
-            if rest:
-                pipe = self.client.pipeline(transaction=False)
-                for plain in rest:
-                    getattr(pipe, plain.name)(*plain.args)
-                replies = _cluster_order(calls, replies, pipe.execute())
+            done = [self._do(script) for script in layout.scripts_of(calls)]
+            rest = _queued(self.client, layout.calls_of(calls))
+            replies = _merged(calls, done, rest.execute() if rest else [])
             return replies if isinstance(op, layout.Pipeline) else replies[0]
         pipe = self.client.pipeline(transaction=False)
         for call in calls:
@@ -434,14 +437,10 @@ class AsyncRedisStore(AsyncClosing):
                 return await self._scripts[op.name](keys=op.keys, args=op.args)
             return await getattr(self.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
-        if self.options.cluster and any(isinstance(c, layout.Script) for c in calls):
-            replies = _cluster_order(calls, [await self._do(c) for c in layout.scripts_of(calls)])
-            rest = layout.calls_of(calls)
-            if rest:
-                pipe = self.client.pipeline(transaction=False)
-                for plain in rest:
-                    getattr(pipe, plain.name)(*plain.args)
-                replies = _cluster_order(calls, replies, await pipe.execute())
+        if self.options.cluster and layout.scripts_of(calls):
+            done = [await self._do(script) for script in layout.scripts_of(calls)]
+            rest = _queued(self.client, layout.calls_of(calls))
+            replies = _merged(calls, done, await rest.execute() if rest else [])
             return replies if isinstance(op, layout.Pipeline) else replies[0]
         pipe = self.client.pipeline(transaction=False)
         for call in calls:
