@@ -444,15 +444,37 @@ class Settings:
     def _backend(self) -> Any:
         return importlib.import_module(STORE_TYPES[self.session_type])
 
-    def log_warnings(self, *, debug: bool) -> None:
+    def log_warnings(self, *, debug: bool, store: Any = None) -> None:
         """Log what a deployment should fix; quiet in debug and testing."""
-        if not self.cookie.secure and not debug:
+        if debug:
+            return
+        reach = _reach(store)
+        if reach == "process":
+            logger.warning(
+                "sessions live in this process's memory (SESSION_TYPE = 'memory'): other"
+                " workers and machines do not see them. Use 'sqlite' for one machine or"
+                " 'redis' for several."
+            )
+        elif reach == "machine":
+            logger.info(
+                "sessions live in a SQLite file, shared by the processes of this machine only;"
+                " behind a load balancer with several machines, set SESSION_TYPE = 'redis'."
+            )
+        if not self.cookie.secure:
             logger.warning(
                 "SESSION_COOKIE_SECURE is off: the session cookie will also be sent over plain"
                 " HTTP, where anyone on the network can read it and take over the session."
                 " Set SESSION_COOKIE_SECURE = True (https_only=True on ASGI) when the app is"
                 " served over HTTPS."
             )
+
+
+def _reach(store: Any) -> str | None:
+    """Who shares ``store``'s sessions (its ``reach``), looking through wrappers."""
+    while store is not None and not hasattr(store, "reach") and hasattr(store, "store"):
+        store = store.store
+    reach: str | None = getattr(store, "reach", None)
+    return reach
 
 
 def _callable(read: _Reader, key: str) -> Any:

@@ -161,4 +161,4 @@ class Extension(Generic[StoreT]):
         self._last = app.session_interface = self._interface(self.store, settings)
         app.extensions["sharedsession"] = self
         app.register_error_handler(StoreUnavailable, unavailable_handler)
-        settings.log_warnings(debug=bool(app.debug or app.testing))
+        settings.log_warnings(debug=bool(app.debug or app.testing), store=self.store)

@@ -179,7 +179,7 @@ class SessionMiddleware:
         self.cookie = settings.cookie
         self.autoload = autoload
         self.track_client = settings.track_client
-        settings.log_warnings(debug=debug)
+        settings.log_warnings(debug=debug, store=store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -235,3 +235,18 @@ def test_one_registry_maps_session_type_to_stores() -> None:
     assert set(STORE_TYPES) == {"memory", "sqlite", "redis"}
     with pytest.raises(ConfigurationError, match="use one of 'sqlite', 'redis', 'memory'"):
         flask_app(SESSION_TYPE="filesystem")
+
+
+def test_a_store_not_shared_across_machines_is_said_at_start_up(
+    caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sharedsession"):
+        flask_app(SESSION_TYPE="memory")
+        flask_app(SESSION_TYPE="sqlite", SESSION_SQLITE_PATH=str(tmp_path / "s.db"))
+        flask_app(SESSION_TYPE="redis", SESSION_REDIS="redis://127.0.0.1:1/0")
+        flask_app(SESSION_TYPE="memory", TESTING=True)  # quiet in tests
+        SessionMiddleware(Starlette(), store=AsyncMemoryStore(), https_only=True)
+    memory = [r for r in caplog.records if "this process's memory" in r.message]
+    sqlite = [r for r in caplog.records if "shared by the processes of this machine" in r.message]
+    assert [r.levelno for r in memory] == [logging.WARNING, logging.WARNING]  # Flask, ASGI
+    assert [r.levelno for r in sqlite] == [logging.INFO]

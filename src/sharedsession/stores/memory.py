@@ -61,6 +61,9 @@ class MemoryStore(Closing):
     :param clock: Returns the time in epoch seconds; the expiry checks use it.
     """
 
+    #: Who shares these sessions: this process only.
+    reach = "process"
+
     def __init__(
         self, *, clock: Callable[[], float] = time.time, max_per_user: int | None = None
     ) -> None:

@@ -185,6 +185,9 @@ class RedisStore(Closing):
     :param max_per_user: End a user's oldest sessions beyond this many, at login.
     """
 
+    #: Who shares these sessions: every machine that reaches the server.
+    reach = "network"
+
     def __init__(
         self,
         client: redis.Redis | Any,
@@ -361,6 +364,9 @@ class AsyncRedisStore(AsyncClosing):
     :param min_replicas: See :class:`RedisStore`.
     :param max_connections: See :class:`RedisStore` (per event loop).
     """
+
+    #: Who shares these sessions: every machine that reaches the server.
+    reach = "network"
 
     def __init__(
         self,

@@ -126,6 +126,9 @@ class SQLiteStore(Closing):
     :param max_per_user: End a user's oldest sessions beyond this many, at login.
     """
 
+    #: Who shares these sessions: the processes of one machine.
+    reach = "machine"
+
     #: Expired sessions deleted per purge batch.
     purge_batch = 500
 
