@@ -156,3 +156,17 @@ def test_login_round_trips(counted: tuple[Flask, list[str]], redis_server: Redis
     client.close()
     many = trips(sent, app, "/login/alice", session_cookie(app))
     assert many == load + index + move + create + handle
+
+
+def test_adopting_a_flask_session_session_costs_four_then_one(
+    counted: tuple[Flask, list[str]], redis_client: Any
+) -> None:
+    import msgspec
+
+    app, sent = counted
+    sid = new_id()
+    redis_client.set(f"session:{sid}", msgspec.msgpack.encode({"user": "ann"}), ex=600)
+    # Unknown here: look in Flask-Session's layout (one pipeline), create the
+    # session here, delete Flask-Session's key.
+    assert trips(sent, app, "/get/user", sid) == ["EVALSHA", "GET", "EVALSHA", "DEL"]
+    assert trips(sent, app, "/get/user", sid) == ["EVALSHA"]  # adopted: a plain read
