@@ -201,6 +201,9 @@ def test_refused_writes_are_503_never_500(private_redis: RedisServer, refusal: s
         admin.config_set("min-replicas-to-write", 0)
         admin.execute_command("REPLICAOF", "NO", "ONE")
         admin.close()
+    assert client.get("/get/user").text == "'ann'"  # the refused write left nothing behind
+    assert client.get("/set/user/bob").status_code == 200  # writes work again ...
+    assert client.get("/get/user").text == "'bob'"  # ... and are kept
 
 
 def test_sqlite_files_are_private(tmp_path: Path) -> None:
