@@ -132,3 +132,18 @@ def make_app(
         return "ok"
 
     return app, ext
+
+
+def cookie_of(client: Any) -> str:
+    """The session cookie a test client holds."""
+    found = client.get_cookie("session")
+    assert found is not None
+    return str(found.value)
+
+
+def visit(app: Flask, cookie: str, path: str) -> tuple[int, str, str | None]:
+    """GET ``path`` from a fresh client holding ``cookie``: status, body, Set-Cookie."""
+    client = app.test_client()
+    client.set_cookie("session", cookie)
+    response = client.get(path)
+    return response.status_code, response.text, response.headers.get("Set-Cookie")

@@ -88,6 +88,10 @@ def fresh_sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
         setup.stop()
 
 
+KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+"""The store kinds of ``store_config``: most behaviour is checked on each."""
+
+
 def store_config(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
     """Flask-style config for a store kind; a Redis one uses the private server."""
     if kind == "memory":

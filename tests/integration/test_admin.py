@@ -24,10 +24,9 @@ from sharedsession.stores.memory import AsyncMemoryStore
 from tests.asgi_apps import quart_app
 from tests.asgi_apps import starlette_app
 from tests.flask_apps import make_app
+from tests.integration.conftest import KINDS
 from tests.integration.conftest import store_config
 from tests.servers import ClusterSetup
-
-KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
 
 
 def logged_in(app: Flask, user: str) -> Any:

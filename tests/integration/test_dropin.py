@@ -17,11 +17,10 @@ from tests.asgi_apps import fastapi_app
 from tests.asgi_apps import quart_app
 from tests.asgi_apps import starlette_app
 from tests.flask_apps import make_app
+from tests.integration.conftest import KINDS
 from tests.integration.conftest import store_config
 from tests.integration.test_asgi import serve
 from tests.servers import RedisServer
-
-KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
 
 
 @pytest.mark.parametrize("kind", KINDS)

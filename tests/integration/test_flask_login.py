@@ -14,9 +14,8 @@ from flask_login import logout_user
 
 from sharedsession.flask import Session
 from sharedsession.flask import session
+from tests.integration.conftest import KINDS
 from tests.integration.conftest import store_config
-
-KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
 
 
 class User(UserMixin):  # type: ignore[misc]

@@ -14,6 +14,7 @@ import redis
 from flask import Flask
 
 from tests.flask_apps import make_app
+from tests.flask_apps import visit
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -37,30 +38,23 @@ def login(app: Flask) -> str:
     return str(found.value)
 
 
-def request(app: Flask, path: str, cookie: str) -> tuple[int, str, str | None]:
-    client = app.test_client()
-    client.set_cookie("session", cookie)
-    response = client.get(path)
-    return response.status_code, response.text, response.headers.get("Set-Cookie")
-
-
 def test_restart_with_aof_keeps_sessions_and_needs_no_app_restart(
     server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     app, _ = make_app(SESSION_TYPE="redis", SESSION_REDIS=server.url, SESSION_REDIS_TIMEOUT=1)
     cookies = [login(app) for _ in range(5)]
     server.stop()
-    status, text, set_cookie = request(app, "/get/user", cookies[0])
+    status, text, set_cookie = visit(app, cookies[0], "/get/user")
     assert status == 503 and "unavailable" in text and set_cookie is None
-    assert request(app, "/set/x/1", cookies[1])[0] == 503
-    assert request(app, "/untouched", cookies[2])[0] == 200
+    assert visit(app, cookies[1], "/set/x/1")[0] == 503
+    assert visit(app, cookies[2], "/untouched")[0] == 200
     assert all(cookie not in caplog.text for cookie in cookies)  # logs never hold IDs
     assert caplog.text.count("session store unavailable during load") == 2
     server.start()
     for cookie in cookies:
-        assert request(app, "/get/user", cookie)[:2] == (200, "'alice'")
-    assert request(app, "/set/x/2", cookies[1])[0] == 200
-    assert request(app, "/get/x", cookies[1])[:2] == (200, "'2'")
+        assert visit(app, cookie, "/get/user")[:2] == (200, "'alice'")
+    assert visit(app, cookies[1], "/set/x/2")[0] == 200
+    assert visit(app, cookies[1], "/get/x")[:2] == (200, "'2'")
 
 
 @pytest.mark.parametrize("form", ["url", "classic client"])
@@ -73,13 +67,13 @@ def test_a_frozen_server_fails_within_the_timeout(server: RedisServer, form: str
     os.kill(server.process.pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
-        status, _, _ = request(app, "/get/user", cookie)
+        status, _, _ = visit(app, cookie, "/get/user")
         elapsed = time.monotonic() - started
     finally:
         os.kill(server.process.pid, signal.SIGCONT)
     assert status == 503
     assert elapsed < 0.5 * 2  # one timeout (timeouts are not retried), plus slack
-    assert request(app, "/get/user", cookie)[:2] == (200, "'alice'")
+    assert visit(app, cookie, "/get/user")[:2] == (200, "'alice'")
 
 
 def test_degrade_serves_an_empty_unsaved_session(
@@ -91,8 +85,8 @@ def test_degrade_serves_an_empty_unsaved_session(
     cookie = login(app)
     server.stop()
     with caplog.at_level(logging.WARNING, logger="sharedsession"):
-        assert request(app, "/get/user", cookie) == (200, "None", None)
-        assert request(app, "/set/cart/x", cookie) == (200, "ok", None)
+        assert visit(app, cookie, "/get/user") == (200, "None", None)
+        assert visit(app, cookie, "/set/cart/x") == (200, "ok", None)
         new_client = app.test_client()
         response = new_client.get("/set/user/bob")  # a new session cannot be saved either
     assert response.status_code == 200 and "Set-Cookie" not in response.headers
@@ -100,5 +94,5 @@ def test_degrade_serves_an_empty_unsaved_session(
     assert "session not saved" in caplog.text
     assert cookie not in caplog.text
     server.start()
-    assert request(app, "/get/user", cookie)[:2] == (200, "'alice'")
-    assert request(app, "/get/cart", cookie)[:2] == (200, "None")  # nothing was written
+    assert visit(app, cookie, "/get/user")[:2] == (200, "'alice'")
+    assert visit(app, cookie, "/get/cart")[:2] == (200, "None")  # nothing was written

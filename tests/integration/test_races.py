@@ -14,9 +14,8 @@ from flask import request as flask_request
 
 from sharedsession.flask import session
 from tests.flask_apps import make_app
+from tests.integration.conftest import KINDS
 from tests.integration.conftest import store_config
-
-KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
 
 
 class Gate:

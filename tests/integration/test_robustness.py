@@ -22,24 +22,12 @@ from sharedsession.ids import store_key
 from sharedsession.stores.memory import AsyncMemoryStore
 from tests.asgi_apps import quart_app
 from tests.asgi_apps import starlette_app
+from tests.flask_apps import cookie_of
 from tests.flask_apps import make_app
+from tests.flask_apps import visit
+from tests.integration.conftest import KINDS
 from tests.integration.conftest import store_config
 from tests.servers import RedisServer
-
-KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
-
-
-def cookie_of(client: Any) -> str:
-    found = client.get_cookie("session")
-    assert found is not None
-    return str(found.value)
-
-
-def visit(app: Flask, cookie: str, path: str) -> tuple[int, str, str | None]:
-    client = app.test_client()
-    client.set_cookie("session", cookie)
-    response = client.get(path)
-    return response.status_code, response.text, response.headers.get("Set-Cookie")
 
 
 @pytest.mark.parametrize("kind", KINDS)
