@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: demo test lint typecheck unit servers nginx wrk bench clean
+.PHONY: demo test e2e chaos lint typecheck unit servers nginx chromium wrk bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[redis,flask,encryption,asgi,fastapi,quart,cli,metrics]' --group dev
 	touch $@
 
-# Real servers the tests start themselves (never a shared one).
-servers: nginx
+# Real servers the tests start themselves (never a shared one), and a browser.
+servers: nginx chromium
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server from Debian packages"; \
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) redis-server; }
@@ -24,6 +24,12 @@ nginx:
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
 		echo "installing nginx from Debian packages"; \
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) nginx; }
+
+# Debian's Chromium for the browser tests; Playwright drives it (no browser download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium from Debian packages"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) chromium; }
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
@@ -38,6 +44,10 @@ unit: $(VENV)/.installed
 
 test: $(VENV)/.installed servers lint typecheck
 	$(BIN)/pytest
+
+# A real browser through nginx to two instances; screenshots in artifacts/e2e/.
+e2e: $(VENV)/.installed servers
+	$(BIN)/pytest -m e2e
 
 DEMO_PORT ?= 8000
 # make demo: SQLite; REDIS=1: a private redis-server; SESSION_REDIS_URL=...: that Redis.

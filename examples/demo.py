@@ -30,15 +30,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "examples" / "nginx.conf.template"
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from examples.fleet import ROOT
+from examples.fleet import Fleet
+from examples.fleet import find_nginx
+from examples.fleet import free_port
+from examples.fleet import wait_for_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+SHOP = "examples.shop.app:create_app('{name}')"
 
 
 def port_is_free(port: int) -> bool:
@@ -49,26 +50,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{process.args!r} exited early; its log:\n{log.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port} after 30 s; see {log}")
-
-
-def find_nginx() -> str:
-    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
-    if found is None:
-        raise SystemExit("nginx is not installed; `make demo` installs it from Debian packages.")
-    return found
 
 
 class Browser:
@@ -171,12 +152,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if not port_is_free(args.port):
         raise SystemExit(f"port {args.port} is in use; choose another: make demo DEMO_PORT=8080")
-    nginx = find_nginx()
+    find_nginx()
     workdir = Path(tempfile.mkdtemp(prefix="sharedsession-demo-"))
     workdir.chmod(0o755)  # nginx workers may run as another user
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env: dict[str, str] = {}
     processes: list[subprocess.Popen[bytes]] = []
-    nginx_process: subprocess.Popen[bytes] | None = None
+    fleet: Fleet | None = None
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -193,41 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             where = f"Redis at {redact(args.redis)}"
         else:
-            env.pop("SESSION_REDIS_URL", None)
+            env["SESSION_REDIS_URL"] = ""
             env["SHOP_SQLITE_PATH"] = str(workdir / "sessions.sqlite3")
             where = f"the SQLite file {workdir / 'sessions.sqlite3'}"
-        ports = {"A": free_port(), "B": free_port()}
-        for name, port in ports.items():
-            log = workdir / f"instance-{name}.log"
-            command = [
-                sys.executable, "-m", "gunicorn",
-                "--workers", str(args.workers),
-                "--bind", f"127.0.0.1:{port}",
-                "--chdir", str(ROOT),
-                f"examples.shop.app:create_app('{name}')",
-            ]  # fmt: skip
-            with open(log, "wb") as out:
-                process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-            processes.append(process)
-            wait_for_port(port, process, log)
-        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (workdir / sub).mkdir(mode=0o777)
-        conf = TEMPLATE.read_text()
-        for placeholder, value in {
-            "@PREFIX@": str(workdir),
-            "@PORT@": str(args.port),
-            "@PORT_A@": str(ports["A"]),
-            "@PORT_B@": str(ports["B"]),
-        }.items():
-            conf = conf.replace(placeholder, value)
-        (workdir / "nginx.conf").write_text(conf)
-        log = workdir / "error.log"
-        with open(workdir / "nginx.out", "wb") as out:
-            command = [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
-            nginx_process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-            processes.append(nginx_process)
-        wait_for_port(args.port, nginx_process, workdir / "nginx.out")
-
+        fleet = Fleet(SHOP, ["A", "B"], workdir, env=env, port=args.port, workers=args.workers)
+        fleet.start()
+        ports = fleet.ports
         url = f"http://127.0.0.1:{args.port}/"
         print(f"Two shop instances (A on :{ports['A']}, B on :{ports['B']}) behind nginx,")
         print(f"sharing sessions in {where}.")
@@ -236,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if ok else 1
         print(f"\nOpen {url} and reload: the instance alternates, your cart stays.")
         print("Press Ctrl-C to stop.")
-        while all(process.poll() is None for process in processes):
+        while fleet.alive() and all(process.poll() is None for process in processes):
             time.sleep(0.5)
         print("a demo process exited; stopping", file=sys.stderr)
         return 1
@@ -244,11 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nstopping")
         return 0
     finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                graceful = signal.SIGQUIT if process is nginx_process else signal.SIGTERM
-                process.send_signal(graceful)
+        if fleet is not None:
+            fleet.stop()
         for process in processes:
+            process.terminate()
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
