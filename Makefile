@@ -49,6 +49,10 @@ test: $(VENV)/.installed servers lint typecheck
 e2e: $(VENV)/.installed servers
 	$(BIN)/pytest -m e2e
 
+# Load with faults against a fleet behind nginx, every scenario at full scale (~3 min).
+chaos: $(VENV)/.installed servers
+	CHAOS=full $(BIN)/pytest -m chaos tests/chaos
+
 DEMO_PORT ?= 8000
 # make demo: SQLite; REDIS=1: a private redis-server; SESSION_REDIS_URL=...: that Redis.
 demo: $(VENV)/.installed nginx $(if $(REDIS),servers)

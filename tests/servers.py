@@ -218,10 +218,12 @@ class ClusterSetup:
     """A three-master Redis Cluster, private, on loopback.
 
     :param directory: Where every node keeps its files.
+    :param args: Extra ``redis-server`` options of every node.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *args: str) -> None:
         self.directory = directory
+        self.args = list(args)
         self.nodes = [RedisServer(directory / f"node{i}") for i in range(3)]
 
     @property
@@ -235,6 +237,7 @@ class ClusterSetup:
                 "--cluster-port", str(free_port()),
                 "--cluster-config-file", str(node.directory / "nodes.conf"),
                 "--cluster-node-timeout", "2000",
+                *self.args,
             ]  # fmt: skip
             node.start()
         cli = require_binary("redis-cli")
