@@ -68,6 +68,12 @@ def _caller(app: Flask, path: str, cookie: str | None) -> Callable[[], None]:
     return call
 
 
+def server_usec(client: Any) -> float:
+    """Microseconds the Redis server spent on commands so far (INFO itself left out)."""
+    stats = client.info("commandstats")
+    return float(sum(v["usec"] for k, v in stats.items() if k != "cmdstat_info"))
+
+
 def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[str, Any]:
     """Every variant and workload, in ``rounds`` interleaved rounds."""
     import os
@@ -82,6 +88,8 @@ def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[st
     rps: dict[tuple[str, str], list[float]] = {}
     latencies: dict[tuple[str, str], list[float]] = {}
     trips: dict[tuple[str, str], float] = {}
+    server: dict[tuple[str, str], list[float]] = {}
+    redis_client = redis.Redis.from_url(redis_url)
     order = list(apps)
     for _ in range(rounds):
         random.shuffle(order)
@@ -93,6 +101,7 @@ def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[st
                     call()  # warm up
                 cell = (variant, workload)
                 samples = latencies.setdefault(cell, [])
+                usec_before = server_usec(redis_client)  # before counting: INFO is a trip
                 sent_before = _sent[0]
                 started = time.perf_counter()
                 for i in range(requests):
@@ -102,6 +111,9 @@ def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[st
                 elapsed = time.perf_counter() - started
                 rps.setdefault(cell, []).append(requests / elapsed)
                 trips[cell] = (_sent[0] - sent_before) / requests
+                used = server_usec(redis_client) - usec_before
+                server.setdefault(cell, []).append(used / requests)
+    redis_client.close()
     results: dict[str, dict[str, dict[str, float]]] = {}
     for (variant, workload), values in rps.items():
         samples = sorted(latencies[(variant, workload)])
@@ -110,5 +122,6 @@ def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[st
             "p50_us": samples[len(samples) // 2] * 1e6,
             "p99_us": samples[int(len(samples) * 0.99)] * 1e6,
             "round_trips": trips[(variant, workload)],
+            "server_us": statistics.median(server[(variant, workload)]),
         }
     return results

@@ -66,9 +66,11 @@ def _table(
     results: dict[str, Any], floor_variant: str, trips_key: str, labels: dict[str, str]
 ) -> list[str]:
     trips = trips_key.replace("_", " ")
+    server = "server_us" in next(iter(next(iter(results.values())).values()))
     lines = [
-        f"| variant | workload | req/s | p50 µs | p99 µs | µs over floor | {trips} |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| variant | workload | req/s | p50 µs | p99 µs | µs over floor | {trips} |"
+        + (" Redis server µs |" if server else ""),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if server else ""),
     ]
     for variant in labels:
         for workload, cell in results[variant].items():
@@ -77,6 +79,7 @@ def _table(
             lines.append(
                 f"| {variant} | {workload} | {cell['rps']:.0f} | {cell['p50_us']:.0f}"
                 f" | {cell['p99_us']:.0f} | {overhead:+.0f} | {cell[trips_key]:.2f} |"
+                + (f" {cell['server_us']:.1f} |" if server else "")
             )
     return lines
 

@@ -77,7 +77,29 @@ def test_untouched_route_with_cookie_is_free(counted: tuple[Flask, list[str]]) -
 
 def test_read_is_one_round_trip_with_the_refresh(counted: tuple[Flask, list[str]]) -> None:
     app, sent = counted
-    assert trips(sent, app, "/get/user", session_cookie(app)) == ["EVALSHA"]
+    # A plain HGETALL: no script runs on the server for a read.
+    assert trips(sent, app, "/get/user", session_cookie(app)) == ["HGETALL"]
+
+
+def test_a_refresh_costs_one_more_round_trip_once_per_step(
+    counted: tuple[Flask, list[str]], redis_client: Any
+) -> None:
+    app, sent = counted
+    before = set(redis_client.keys("session:{*"))
+    cookie = session_cookie(app)
+    [name] = set(redis_client.keys("session:{*")) - before
+    redis_client.hset(name, ":expires", "1000")  # as if the refresh step had passed
+    trips(sent, app, "/get/user", cookie)  # loads the refresh script into the server
+    redis_client.hset(name, ":expires", "1000")
+    ttl = redis_client.pttl(name)
+    redis_client.pexpire(name, ttl // 2)
+    assert trips(sent, app, "/get/user", cookie) == ["HGETALL", "EVALSHA"]
+    assert float(redis_client.hget(name, ":expires")) > 1000
+    assert redis_client.pttl(name) > ttl // 2  # the deadline moved
+    assert trips(sent, app, "/get/user", cookie) == ["HGETALL"]  # and not again
+    redis_client.hdel(name, ":expires")  # as an earlier version wrote it
+    assert trips(sent, app, "/get/user", cookie) == ["HGETALL", "EVALSHA"]
+    assert trips(sent, app, "/get/user", cookie) == ["HGETALL"]
 
 
 def test_read_without_refresh_is_one_round_trip(
@@ -97,14 +119,14 @@ def test_read_without_refresh_is_one_round_trip(
 def test_write_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:
     app, sent = counted
     cookie = session_cookie(app)
-    assert trips(sent, app, "/set/theme/dark", cookie) == ["EVALSHA", "EVALSHA"]
-    assert trips(sent, app, "/append/apple", cookie) == ["EVALSHA", "EVALSHA"]
-    assert trips(sent, app, "/del/theme", cookie) == ["EVALSHA", "EVALSHA"]
+    assert trips(sent, app, "/set/theme/dark", cookie) == ["HGETALL", "EVALSHA"]
+    assert trips(sent, app, "/append/apple", cookie) == ["HGETALL", "EVALSHA"]
+    assert trips(sent, app, "/del/theme", cookie) == ["HGETALL", "EVALSHA"]
 
 
 def test_clear_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:
     app, sent = counted
-    assert trips(sent, app, "/clear", session_cookie(app)) == ["EVALSHA", "DEL"]
+    assert trips(sent, app, "/clear", session_cookie(app)) == ["HGETALL", "DEL"]
 
 
 def test_unknown_cookie_is_one_round_trip_plus_the_flask_session_lookup(
@@ -113,7 +135,7 @@ def test_unknown_cookie_is_one_round_trip_plus_the_flask_session_lookup(
     app, sent = counted
     # Adoption is on by default for Redis: an ID we do not know is looked up
     # in Flask-Session's layout too (GET and PTTL in one pipeline).
-    assert trips(sent, app, "/get/user", new_id()) == ["EVALSHA", "GET"]
+    assert trips(sent, app, "/get/user", new_id()) == ["HGETALL", "GET"]
     pool = redis.ConnectionPool(port=redis_server.port, connection_class=CountingConnection)
     plain, _ = make_app(
         SESSION_TYPE="redis",
@@ -121,7 +143,7 @@ def test_unknown_cookie_is_one_round_trip_plus_the_flask_session_lookup(
         SESSION_MIGRATE_FROM=None,
     )
     trips(sent, plain, "/get/user", new_id())  # opens its own connection
-    assert trips(sent, plain, "/get/user", new_id()) == ["EVALSHA"]
+    assert trips(sent, plain, "/get/user", new_id()) == ["HGETALL"]
 
 
 def test_scripts_are_loaded_once_per_server(redis_server: RedisServer, redis_client: Any) -> None:
@@ -135,14 +157,14 @@ def test_scripts_are_loaded_once_per_server(redis_server: RedisServer, redis_cli
     handshake = {"HELLO", "CLIENT"}  # once per new connection
     first = [command for command in sent if command not in handshake]
     assert first == ["EVALSHA", "SCRIPT", "EVALSHA"]  # NOSCRIPT, load, retry: first use only
-    assert trips(sent, app, "/set/b/2", cookie) == ["EVALSHA", "SCRIPT", "EVALSHA", "EVALSHA"]
-    assert trips(sent, app, "/set/c/3", cookie) == ["EVALSHA", "EVALSHA"]
+    assert trips(sent, app, "/set/b/2", cookie) == ["HGETALL", "EVALSHA"]
+    assert trips(sent, app, "/set/c/3", cookie) == ["HGETALL", "EVALSHA"]
 
 
 def test_login_round_trips(counted: tuple[Flask, list[str]], redis_server: RedisServer) -> None:
     app, sent = counted
     trips(sent, app, "/login/warm", session_cookie(app))  # loads the regeneration script
-    load, index, move, create, handle = (["EVALSHA"],) * 5
+    load, (index, move, create, handle) = ["HGETALL"], (["EVALSHA"],) * 4
     # bind_user regenerates: index the session's handle (one script), take the
     # old hash, create the new one, point the handle at it.
     first = trips(sent, app, "/login/alice", session_cookie(app))
@@ -168,5 +190,5 @@ def test_adopting_a_flask_session_session_costs_four_then_one(
     redis_client.set(f"session:{sid}", msgspec.msgpack.encode({"user": "ann"}), ex=600)
     # Unknown here: look in Flask-Session's layout (one pipeline), create the
     # session here, delete Flask-Session's key.
-    assert trips(sent, app, "/get/user", sid) == ["EVALSHA", "GET", "EVALSHA", "DEL"]
-    assert trips(sent, app, "/get/user", sid) == ["EVALSHA"]  # adopted: a plain read
+    assert trips(sent, app, "/get/user", sid) == ["HGETALL", "GET", "EVALSHA", "DEL"]
+    assert trips(sent, app, "/get/user", sid) == ["HGETALL"]  # adopted: a plain read

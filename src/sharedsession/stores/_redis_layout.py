@@ -25,9 +25,11 @@ from collections.abc import Generator
 from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 from typing import TypeVar
 
+from ..expiry import cap
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
@@ -37,60 +39,42 @@ from .base import StoredSession
 
 logger = logging.getLogger("sharedsession")
 
-CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT, FORWARD, REFRESHED, HANDLE = (
-    ":created", ":absolute", ":issued", ":seen", ":user", ":client", ":forward", ":refreshed",
-    ":handle",
+CREATED, ABSOLUTE, ISSUED, SEEN, USER, CLIENT, FORWARD, HANDLE, EXPIRES = (
+    ":created", ":absolute", ":issued", ":seen", ":user", ":client", ":forward", ":handle",
+    ":expires",
 )  # fmt: skip
 #: What a handle key holds once its session was revoked (for in-flight ID changes).
 REVOKED = "revoked"
 #: How long that stays, so a new ID being written right then is ended too (ms).
 REVOKED_MS = 60_000
 
-# KEYS[1] the hash; ARGV[1] now, ARGV[2] idle ttl, ARGV[3] step (seconds).
-# The deadline moves only when it would move by more than the step, so most
-# reads of a busy session write nothing (no AOF or replication traffic); when
-# it moves, the reply says so with a ':refreshed' pair (not stored). A
-# renewal's forwarding marker is returned as it is.
-LOAD_REFRESH = """
-local data = redis.call('HGETALL', KEYS[1])
-if #data == 0 then return data end
-local now = tonumber(ARGV[1])
-local deadline = now + tonumber(ARGV[2])
-for i = 1, #data, 2 do
-  if data[i] == ':forward' then return data end
-  if data[i] == ':absolute' then
-    local absolute = tonumber(data[i + 1])
-    if absolute and absolute < deadline then deadline = absolute end
-  end
+# KEYS[1] the hash; ARGV[1] now, ARGV[2] ttl ms, ARGV[3] the new deadline
+# (seconds). Reads are a plain HGETALL; the reader decides from ':expires' (the
+# deadline every write and touch records) whether the deadline must move, once
+# per refresh step, and only then sends this. It never brings back a session
+# that was deleted meanwhile, and never touches a renewal's forwarding marker.
+TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], ':forward') == 1 then
+  return 0
 end
-local ms = math.floor((deadline - now) * 1000)
-if ms <= 0 then
-  redis.call('DEL', KEYS[1])
-  return {}
-end
-if ms - redis.call('PTTL', KEYS[1]) > tonumber(ARGV[3]) * 1000 then
-  redis.call('PEXPIRE', KEYS[1], ms)
-  redis.call('HSET', KEYS[1], ':seen', ARGV[1])
-  table.insert(data, ':refreshed')
-  table.insert(data, '1')
-end
-return data
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[1], ':seen', ARGV[1], ':expires', ARGV[3])
+return 1
 """
 
 # KEYS[1] the hash; ARGV: mode ('create' | 'update'), ttl ms, clear ('1' | '0'),
 # number of fields to delete, those fields, then field/value pairs to set.
 APPLY = """
 local key = KEYS[1]
-local exists = redis.call('EXISTS', key)
-if exists == 1 and ARGV[1] ~= 'create' and redis.call('HEXISTS', key, ':forward') == 1 then
-  return 'gone'  -- a renewal's forwarding marker is never written
-end
+-- Every session hash has ':created'; a renewal's forwarding marker has ':forward'.
+local state = redis.call('HMGET', key, ':created', ':forward')
 if ARGV[1] == 'create' then
-  if exists == 1 then return 'exists' end
-elseif exists == 0 then
-  return 'gone'
+  if state[1] or state[2] then return 'exists' end
+elseif not state[1] or state[2] then
+  return 'gone'  -- deleted, expired, or a marker (never written)
 end
-if ARGV[3] == '1' then
+local clear, ndel = ARGV[3] == '1', tonumber(ARGV[4])
+if clear then
   for _, field in ipairs(redis.call('HKEYS', key)) do
     if string.sub(field, 1, 1) ~= ':' or string.sub(field, 1, 2) == '::' then
       redis.call('HDEL', key, field)
@@ -98,7 +82,6 @@ if ARGV[3] == '1' then
   end
 end
 -- In chunks: unpack() of thousands of arguments overflows Lua's stack.
-local ndel = tonumber(ARGV[4])
 local i = 5
 while i <= 4 + ndel do
   local j = math.min(i + 999, 4 + ndel)
@@ -111,14 +94,17 @@ while i <= #ARGV do
   redis.call('HSET', key, unpack(ARGV, i, j))
   i = j + 1
 end
-local meta = 0
-local names = {':created', ':absolute', ':issued', ':seen', ':user', ':client'}
-for _, value in ipairs(redis.call('HMGET', key, unpack(names))) do
-  if value then meta = meta + 1 end
-end
-local bound = redis.call('HEXISTS', key, ':user') == 1
 local ms = tonumber(ARGV[2])
-if ms <= 0 or (redis.call('HLEN', key) <= meta and not bound) then
+local empty = false
+if clear or ndel > 0 then  -- only a removal can leave no keys
+  local meta = 0
+  local names = {':created', ':absolute', ':issued', ':seen', ':user', ':client', ':expires'}
+  for _, value in ipairs(redis.call('HMGET', key, unpack(names))) do
+    if value then meta = meta + 1 end
+  end
+  empty = redis.call('HLEN', key) <= meta and redis.call('HEXISTS', key, ':user') == 0
+end
+if ms <= 0 or empty then
   redis.call('DEL', key)
 else
   redis.call('PEXPIRE', key, ms)
@@ -185,7 +171,7 @@ return {'', ended}
 """
 
 SCRIPTS = {
-    "load_refresh": LOAD_REFRESH,
+    "touch": TOUCH,
     "apply": APPLY,
     "take": TAKE,
     "index_add": INDEX_ADD,
@@ -342,7 +328,6 @@ def _record(flat: Sequence[bytes | str] | dict[Any, Any], key: str) -> Record | 
             absolute,
             issued,
             meta.get(USER),
-            refreshed=REFRESHED in meta,
             handle=meta.get(HANDLE, key),
         )
     except (ValueError, UnicodeError) as exc:
@@ -353,7 +338,7 @@ def _record(flat: Sequence[bytes | str] | dict[Any, Any], key: str) -> Record | 
 
 def _meta(changes: ChangeSet) -> list[tuple[str, str]]:
     """Metadata fields a change set writes."""
-    fields = [(SEEN, repr(changes.now))]
+    fields = [(SEEN, repr(changes.now)), (EXPIRES, repr(changes.expires))]
     if changes.created is not None:
         fields += [(CREATED, repr(changes.created)), (ISSUED, repr(changes.now))]
         if changes.absolute is not None:
@@ -381,20 +366,41 @@ def _apply_args(mode: str, changes: ChangeSet, fields: list[tuple[str, str]]) ->
 
 def load(prefix: str, key: str, refresh: Refresh | None) -> Flow[Record | None]:
     name = session_key(prefix, key)
-    if refresh is None:
-        return _record((yield Call("hgetall", (name,))), key)
-    args = [repr(refresh.now), repr(refresh.ttl), repr(refresh.step)]
-    record = _record((yield Script("load_refresh", [name], args)), key)
-    if record is not None and record.refreshed:
-        # Once per refresh step: what finds the session lives as long as it does.
-        ms = [int(refresh.ttl * 1000)]
-        handle = record.handle or key
-        found_by = [handle_key(prefix, handle)] if handle != key else []
-        if record.user_id is not None:
-            found_by.append(user_key(prefix, record.user_id))
-        if found_by:
-            yield Pipeline([Script("extend", [k], ms) for k in found_by], write=True)
-    return record
+    flat = yield Call("hgetall", (name,))
+    record = _record(flat, key)
+    if refresh is None or record is None or record.forward is not None:
+        return record
+    deadline = cap(refresh.now + refresh.ttl, record.absolute)
+    if deadline <= refresh.now:
+        return None  # past its absolute deadline: Redis expires it at that moment
+    has = _expires(flat)
+    if has is not None and deadline - has <= refresh.step:
+        return record  # the deadline it has is close enough: a read writes nothing
+    # Once per refresh step: the session, and what finds it, live as long as it does.
+    ms = int((deadline - refresh.now) * 1000)
+    touch = Script("touch", [name], [repr(refresh.now), ms, repr(deadline)], write=True)
+    calls: list[Call | Script] = [touch]
+    handle = record.handle or key
+    if handle != key:
+        calls.append(Script("extend", [handle_key(prefix, handle)], [ms], write=True))
+    if record.user_id is not None:
+        calls.append(Script("extend", [user_key(prefix, record.user_id)], [ms], write=True))
+    # (A lone script is sent as it is: redis-py checks a pipeline's scripts
+    # with SCRIPT EXISTS first, a round trip more.)
+    touched, *_ = (yield Pipeline(calls, write=True)) if len(calls) > 1 else [(yield touch)]
+    return replace(record, refreshed=True) if touched else None
+
+
+def _expires(flat: Sequence[bytes | str] | dict[Any, Any]) -> float | None:
+    """The deadline a loaded hash recorded (``None``: unknown, from an older version)."""
+    pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
+    for name, value in pairs:
+        if text(name) == EXPIRES:
+            try:
+                return float(text(value))
+            except ValueError:
+                return None
+    return None
 
 
 def apply(
