@@ -1,0 +1,515 @@
+"""SQLAlchemyStore and AsyncSQLAlchemyStore: sessions in PostgreSQL (or SQLite) through SQLAlchemy 2.
+
+Each store operation is a flow in :mod:`._sql_layout` (the tables, the
+statements and the logic, written once); these classes only drive the flows,
+one on a blocking ``Engine`` and one on an ``AsyncEngine``. A read is one
+statement in autocommit; a save is one short transaction that changes just
+the keys that changed, conditional on the session still existing.
+
+The store takes a database URL, an ``Engine`` (``AsyncEngine`` for the async
+store) or a Flask-SQLAlchemy ``db``, whose engine is looked up in the app
+context of the first request. Its tables live in a private ``MetaData``, so
+they never clash with the app's models or with another app's store, and are
+created on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
+
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy import exc as sa_errors
+from sqlalchemy.engine import URL
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ..errors import ConfigurationError
+from ..errors import StoreError
+from ..errors import StoreUnavailable
+from . import _sql_layout as layout
+from .base import ApplyResult
+from .base import AsyncClosing
+from .base import ChangeSet
+from .base import Closing
+from .base import Record
+from .base import Refresh
+from .base import SessionInfo
+from .base import StoredSession
+
+if TYPE_CHECKING:
+    from .._config import Settings
+
+T = TypeVar("T")
+
+logger = logging.getLogger("sharedsession")
+
+#: Flask-Session names its table ``sessions``; a name of our own lets both live
+#: in one database while an app switches.
+DEFAULT_TABLE = "sharedsession"
+#: Seconds to connect, and to wait for a free pooled connection.
+DEFAULT_TIMEOUT = 2.0
+#: Connections of an engine made from a URL (no overflow: the bound is real).
+DEFAULT_POOL_SIZE = 10
+
+
+def _mapped(exc: BaseException) -> StoreError:
+    """The store error for a database error (raised ``from`` it by the caller)."""
+    if isinstance(exc, sa_errors.TimeoutError):
+        return StoreUnavailable(f"every pooled database connection stayed busy: {exc}", exc)
+    unreachable = isinstance(exc, (sa_errors.OperationalError, sa_errors.InterfaceError))
+    if unreachable or isinstance(exc, OSError) or getattr(exc, "connection_invalidated", False):
+        return StoreUnavailable(f"SQL session store unavailable: {_first_line(exc)}", exc)
+    return StoreError(f"SQL session store failed: {_first_line(exc)}", exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().split("\n", 1)[0]
+
+
+def _retryable(exc: BaseException, sent: int) -> bool:
+    # A pooled connection that died (a database restart) fails on first use:
+    # nothing was done yet, so the flow runs again on a fresh one.
+    return sent <= 1 and bool(getattr(exc, "connection_invalidated", False))
+
+
+def _url(bind: str | URL, *, asyncio: bool) -> URL:
+    url = make_url(bind)
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")  # one driver, blocking and async
+    if asyncio and url.get_backend_name() == "sqlite" and url.get_driver_name() == "pysqlite":
+        raise ConfigurationError(
+            f"{url.drivername}:// is a blocking driver; the async store needs an async one"
+            " (sqlite+aiosqlite://), or use SESSION_TYPE = 'sqlite', which serves async apps"
+            " from a worker thread."
+        )
+    return url
+
+
+def _engine_options(url: URL, timeout: float, pool_size: int) -> dict[str, Any]:
+    if url.get_backend_name() == "sqlite":
+        return {}
+    connect: dict[str, Any] = {}
+    if url.get_driver_name() == "psycopg":
+        connect["connect_timeout"] = max(2, math.ceil(timeout))  # libpq's minimum is 2
+    elif url.get_driver_name() == "asyncpg":
+        connect["timeout"] = timeout
+    return {
+        "pool_size": pool_size,
+        "max_overflow": 0,
+        "pool_timeout": timeout,
+        "connect_args": connect,
+    }
+
+
+def _foreign_keys(engine: Engine) -> None:
+    """SQLite enforces foreign keys (the data rows' cascades) only when asked, per connection."""
+    if engine.dialect.name != "sqlite" or event.contains(engine, "connect", _pragma):
+        return
+    event.listen(engine, "connect", _pragma)
+
+
+def _pragma(dbapi_connection: Any, record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _flask_sqlalchemy_engine(db: Any, bind_key: str | None) -> Engine:
+    try:
+        engines = db.engines
+    except RuntimeError as exc:  # outside an app context
+        raise ConfigurationError(
+            "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db, whose engine belongs to an app:"
+            " the store reaches it inside an app context (a request, a flask command)."
+        ) from exc
+    if bind_key not in engines:
+        raise ConfigurationError(
+            f"SESSION_SQLALCHEMY_BIND_KEY = {bind_key!r} is not one of the db's binds"
+            f" ({', '.join(map(repr, engines))})."
+        )
+    engine: Engine = engines[bind_key]
+    return engine
+
+
+class _Common:
+    """What both stores keep: where the tables are, the clock, purge bookkeeping."""
+
+    def __init__(
+        self,
+        table: str,
+        schema: str | None,
+        clock: Callable[[], float],
+        max_per_user: int | None,
+        purge_interval: float,
+    ) -> None:
+        if not table or not isinstance(table, str):
+            raise ConfigurationError(f"SESSION_SQLALCHEMY_TABLE must be a name, got {table!r}.")
+        self.table = table
+        self.schema = schema
+        self.max_per_user = max_per_user
+        self.purge_interval = purge_interval
+        self._clock = clock
+        self._next_purge = 0.0
+        self._layout: layout.Layout | None = None
+
+    def _tables(self, dialect: str) -> layout.Layout:
+        if self._layout is None:
+            if dialect not in layout.DIALECTS:
+                raise ConfigurationError(
+                    f"The SQLAlchemy store supports PostgreSQL and SQLite, not {dialect}."
+                )
+            self._layout = layout.Layout(self.table, self.schema, dialect)
+        return self._layout
+
+    def _reach(self, dialect: str | None) -> str | None:
+        if dialect is None:
+            return None
+        return "machine" if dialect == "sqlite" else "network"
+
+    def _purge_due(self, now: float) -> bool:
+        if now < self._next_purge:
+            return False
+        self._next_purge = now + self.purge_interval
+        return True
+
+
+class SQLAlchemyStore(_Common, Closing):
+    """Sessions in a SQL database through a blocking SQLAlchemy 2 engine.
+
+    :param bind: A database URL (``postgresql://`` uses psycopg 3), an ``Engine``,
+        or a Flask-SQLAlchemy ``db`` (its engine is looked up in the app context).
+    :param table: Name of the sessions table; the key rows go in ``<table>_data``,
+        the layout version in ``<table>_schema``.
+    :param schema: The database schema of the tables (``None``: the default).
+    :param bind_key: With a Flask-SQLAlchemy ``db``: which of its binds.
+    :param clock: Returns the time in epoch seconds; expiry is decided with it.
+    :param max_per_user: End a user's oldest sessions beyond this many, at login.
+    :param purge_interval: Seconds between purges of expired sessions done by
+        writes in this process.
+    :param timeout: With a URL: seconds to connect, and to wait for a free connection.
+    :param pool_size: With a URL: connections in the pool (at most this many
+        operations at once; more wait up to ``timeout``).
+    """
+
+    #: Expired sessions deleted per purge statement.
+    purge_batch = 500
+
+    def __init__(
+        self,
+        bind: Any,
+        *,
+        table: str = DEFAULT_TABLE,
+        schema: str | None = None,
+        bind_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+        max_per_user: int | None = None,
+        purge_interval: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        super().__init__(table, schema, clock, max_per_user, purge_interval)
+        self._owned = isinstance(bind, (str, URL))
+        self._db: Any = None
+        self._engine: Engine | None = None
+        if self._owned:
+            url = _url(bind, asyncio=False)
+            self._use(create_engine(url, **_engine_options(url, timeout, pool_size)))
+        elif isinstance(bind, AsyncEngine):
+            raise ConfigurationError(
+                "An AsyncEngine serves the async store (Quart, ASGI); Flask needs a blocking"
+                " Engine, a database URL or a Flask-SQLAlchemy db."
+            )
+        elif isinstance(bind, Engine):
+            self._use(bind)
+        elif hasattr(bind, "engines"):
+            self._db = bind
+        else:
+            raise ConfigurationError(
+                "SESSION_SQLALCHEMY must be a database URL, an Engine or a Flask-SQLAlchemy"
+                f" db, got {type(bind).__name__}."
+            )
+        self.bind_key = bind_key
+        self._lock = threading.Lock()
+        self._ready = False
+
+    @property
+    def reach(self) -> str | None:
+        """Who shares these sessions: ``"network"``, or ``"machine"`` for SQLite."""
+        return self._reach(self._engine.dialect.name if self._engine else None)
+
+    def _use(self, engine: Engine) -> None:
+        _foreign_keys(engine)
+        self._tables(engine.dialect.name)
+        self._engine = engine
+
+    def _engines(self) -> tuple[Engine, layout.Layout]:
+        if self._engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._use(_flask_sqlalchemy_engine(self._db, self.bind_key))
+        assert self._engine is not None and self._layout is not None
+        if not self._ready:
+            with self._lock:
+                if not self._ready:
+                    self._drive(self._engine, layout.set_up(self._layout), write=True)
+                    self._ready = True
+        return self._engine, self._layout
+
+    def _run(self, make: Callable[[layout.Layout], layout.Flow[T]], *, write: bool) -> T:
+        engine, tables = self._engines()
+        if not write:
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return self._drive(engine, make(tables), write=write)
+        except _Retry:
+            return self._drive(engine, make(tables), write=write)
+
+    def _drive(self, engine: Engine, flow: layout.Flow[T], *, write: bool) -> T:
+        sent = 0
+        try:
+            with engine.connect() as conn:
+                try:
+                    op = next(flow)
+                    while True:
+                        sent += 1
+                        op = flow.send(self._do(conn, op))
+                except StopIteration as stop:
+                    result: T = stop.value
+                if write and result in (ApplyResult.GONE, ApplyResult.EXISTS):
+                    conn.rollback()
+                elif write:
+                    conn.commit()
+                return result
+        except (sa_errors.SQLAlchemyError, OSError) as exc:
+            if _retryable(exc, sent):
+                raise _Retry from exc
+            raise _mapped(exc) from exc
+
+    @staticmethod
+    def _do(conn: Connection, op: layout.Op) -> layout.Reply:
+        if isinstance(op, layout.RunSync):
+            return layout.Reply(value=op.function(conn))
+        result = conn.execute(op.statement)
+        rows = result.all() if result.returns_rows else ()
+        return layout.Reply(rows, result.rowcount)
+
+    def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        now = self._clock()
+        return self._run(lambda t: layout.load(t, key, refresh, now), write=False)
+
+    def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
+        now, limit = self._clock(), self.max_per_user
+        result = self._run(lambda t: layout.apply(t, key, changes, now, limit), write=True)
+        if self._purge_due(now):
+            self._background_purge()
+        return result
+
+    def _background_purge(self) -> None:
+        try:
+            self.purge()
+        except StoreError as exc:  # the save itself went through
+            logger.warning("purging expired sessions failed: %s", exc)
+
+    def delete(self, key: str) -> None:
+        self._run(lambda t: layout.delete_key(t, key), write=False)
+
+    def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        now = self._clock()
+        return self._run(lambda t: layout.sessions_for_user(t, user_id, now), write=False)
+
+    def sessions(self) -> Iterator[StoredSession]:
+        now = self._clock()
+        yield from self._run(lambda t: layout.select_sessions(t, now), write=False)
+
+    def session(self, handle: str) -> tuple[StoredSession, Record] | None:
+        now = self._clock()
+        return self._run(lambda t: layout.session(t, handle, now), write=False)
+
+    def revoke(self, handle: str) -> bool:
+        now = self._clock()
+        return self._run(lambda t: layout.revoke(t, handle, now), write=False)
+
+    def purge(self) -> int:
+        """Delete expired sessions, a batch at a time; return how many went."""
+        now, batch = self._clock(), self.purge_batch
+        return self._run(lambda t: layout.purge(t, now, batch), write=False)
+
+    def close(self) -> None:
+        if self._owned and self._engine is not None:
+            self._engine.dispose()
+
+
+class _Retry(Exception):
+    """The flow's connection had died before it did anything: run it again."""
+
+
+class AsyncSQLAlchemyStore(_Common, AsyncClosing):
+    """The async twin of :class:`SQLAlchemyStore`, on an ``AsyncEngine``.
+
+    :param bind: A database URL (``postgresql://`` uses psycopg 3's async
+        connections; ``postgresql+asyncpg://`` works too) or an ``AsyncEngine``.
+    :param options: As for :class:`SQLAlchemyStore` (``table``, ``schema``,
+        ``clock``, ``max_per_user``, ``purge_interval``, ``timeout``, ``pool_size``).
+    """
+
+    purge_batch = 500
+
+    def __init__(
+        self,
+        bind: Any,
+        *,
+        table: str = DEFAULT_TABLE,
+        schema: str | None = None,
+        clock: Callable[[], float] = time.time,
+        max_per_user: int | None = None,
+        purge_interval: float = 60.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        super().__init__(table, schema, clock, max_per_user, purge_interval)
+        self._owned = isinstance(bind, (str, URL))
+        if self._owned:
+            url = _url(bind, asyncio=True)
+            bind = create_async_engine(url, **_engine_options(url, timeout, pool_size))
+        if not isinstance(bind, AsyncEngine):
+            raise ConfigurationError(
+                "The async store (Quart, ASGI) needs a database URL or an AsyncEngine"
+                f" (sqlalchemy.ext.asyncio.create_async_engine), got {type(bind).__name__}."
+            )
+        _foreign_keys(bind.sync_engine)
+        self._tables(bind.dialect.name)
+        self._engine = bind
+        self._ready = False
+
+    @property
+    def reach(self) -> str | None:
+        """Who shares these sessions: ``"network"``, or ``"machine"`` for SQLite."""
+        return self._reach(self._engine.dialect.name)
+
+    async def _run(self, make: Callable[[layout.Layout], layout.Flow[T]], *, write: bool) -> T:
+        tables = self._tables(self._engine.dialect.name)
+        if not self._ready:
+            await self._drive(self._engine, layout.set_up(tables), write=True)
+            self._ready = True
+        engine = self._engine
+        if not write:
+            engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return await self._drive(engine, make(tables), write=write)
+        except _Retry:
+            return await self._drive(engine, make(tables), write=write)
+
+    async def _drive(self, engine: AsyncEngine, flow: layout.Flow[T], *, write: bool) -> T:
+        sent = 0
+        try:
+            async with engine.connect() as conn:
+                try:
+                    op = next(flow)
+                    while True:
+                        sent += 1
+                        op = flow.send(await self._do(conn, op))
+                except StopIteration as stop:
+                    result: T = stop.value
+                if write and result in (ApplyResult.GONE, ApplyResult.EXISTS):
+                    await conn.rollback()
+                elif write:
+                    await conn.commit()
+                return result
+        except (sa_errors.SQLAlchemyError, OSError) as exc:
+            if _retryable(exc, sent):
+                raise _Retry from exc
+            raise _mapped(exc) from exc
+
+    @staticmethod
+    async def _do(conn: AsyncConnection, op: layout.Op) -> layout.Reply:
+        if isinstance(op, layout.RunSync):
+            return layout.Reply(value=await conn.run_sync(op.function))
+        result = await conn.execute(op.statement)
+        rows = result.all() if result.returns_rows else ()
+        return layout.Reply(rows, result.rowcount)
+
+    async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        now = self._clock()
+        return await self._run(lambda t: layout.load(t, key, refresh, now), write=False)
+
+    async def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
+        now, limit = self._clock(), self.max_per_user
+        result = await self._run(lambda t: layout.apply(t, key, changes, now, limit), write=True)
+        if self._purge_due(now):
+            await self._background_purge()
+        return result
+
+    async def _background_purge(self) -> None:
+        try:
+            await self.purge()
+        except StoreError as exc:  # the save itself went through
+            logger.warning("purging expired sessions failed: %s", exc)
+
+    async def delete(self, key: str) -> None:
+        await self._run(lambda t: layout.delete_key(t, key), write=False)
+
+    async def sessions_for_user(self, user_id: str) -> list[SessionInfo]:
+        now = self._clock()
+        return await self._run(lambda t: layout.sessions_for_user(t, user_id, now), write=False)
+
+    async def sessions(self) -> AsyncIterator[StoredSession]:
+        now = self._clock()
+        for stored in await self._run(lambda t: layout.select_sessions(t, now), write=False):
+            yield stored
+
+    async def session(self, handle: str) -> tuple[StoredSession, Record] | None:
+        now = self._clock()
+        return await self._run(lambda t: layout.session(t, handle, now), write=False)
+
+    async def revoke(self, handle: str) -> bool:
+        now = self._clock()
+        return await self._run(lambda t: layout.revoke(t, handle, now), write=False)
+
+    async def purge(self) -> int:
+        """Delete expired sessions, a batch at a time; return how many went."""
+        now, batch = self._clock(), self.purge_batch
+        return await self._run(lambda t: layout.purge(t, now, batch), write=False)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._engine.dispose()
+
+
+def from_settings(
+    settings: Settings, *, asyncio: bool
+) -> SQLAlchemyStore | AsyncSQLAlchemyStore:
+    """The store for ``SESSION_TYPE = "sqlalchemy"`` (``SESSION_SQLALCHEMY`` and its keys)."""
+    options = settings.sqlalchemy
+    if options.bind is None:
+        raise ConfigurationError(
+            "SESSION_TYPE = 'sqlalchemy' needs SESSION_SQLALCHEMY: a database URL"
+            " (postgresql://user:password@host/db), an Engine or a Flask-SQLAlchemy db"
+            " (or set SQLALCHEMY_DATABASE_URI)."
+        )
+    common: dict[str, Any] = {
+        "table": options.table,
+        "schema": options.schema,
+        "max_per_user": settings.max_per_user,
+    }
+    if asyncio:
+        if options.bind_key is not None:
+            raise ConfigurationError(
+                "SESSION_SQLALCHEMY_BIND_KEY names a Flask-SQLAlchemy bind, whose engines are"
+                " blocking; the async store needs a URL or an AsyncEngine instead."
+            )
+        return AsyncSQLAlchemyStore(options.bind, **common)
+    return SQLAlchemyStore(options.bind, bind_key=options.bind_key, **common)
