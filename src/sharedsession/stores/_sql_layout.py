@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from collections.abc import Generator
 from collections.abc import Sequence
@@ -162,6 +163,18 @@ class Layout:
         return insert(table)
 
 
+def _name(name: str) -> str:
+    """A key's name as stored: PostgreSQL text cannot hold NUL, which starts the
+    manager's reserved names; ``\x01`` escapes it (and itself)."""
+    return name.replace("\x01", "\x01\x01").replace("\x00", "\x01\x02")
+
+
+def _unname(stored: str) -> str:
+    if "\x01" not in stored:
+        return stored
+    return re.sub("\x01([\x01\x02])", lambda m: "\x01" if m[1] == "\x01" else "\x00", stored)
+
+
 def _number(value: Any) -> bool:
     return type(value) in (int, float)
 
@@ -181,7 +194,7 @@ def _record(rows: Sequence[Row[Any]], now: float) -> tuple[Record, float] | None
         return None
     if forward is not None:
         return Record({}, created, forward=forward), expires
-    data = {name: value for *_, name, value in rows if name is not None}
+    data = {_unname(name): value for *_, name, value in rows if name is not None}
     return Record(data, created, absolute, issued, user_id, handle=handle), expires
 
 
@@ -315,10 +328,10 @@ def _write_data(
     if changes.clear:
         yield Execute(delete(d).where(d.c.key == key), write=True)
     elif changes.delete:
-        names = sorted(changes.delete)
+        names = sorted(map(_name, changes.delete))
         yield Execute(delete(d).where(d.c.key == key, d.c.name.in_(names)), write=True)
     if changes.set:
-        rows = [{"key": key, "name": n, "value": v} for n, v in changes.set.items()]
+        rows = [{"key": key, "name": _name(n), "value": v} for n, v in changes.set.items()]
         upsert = t.insert(d).values(rows)
         upsert = upsert.on_conflict_do_update(
             index_elements=[d.c.key, d.c.name], set_={"value": upsert.excluded.value}

@@ -19,6 +19,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -227,7 +228,10 @@ class SQLAlchemyStore(_Common, Closing):
         self._engine: Engine | None = None
         if self._owned:
             url = _url(bind, asyncio=False)
-            self._use(create_engine(url, **_engine_options(url, timeout, pool_size)))
+            engine = create_engine(url, **_engine_options(url, timeout, pool_size))
+            # An app that never closes its store still closes its connections.
+            weakref.finalize(self, engine.dispose)
+            self._use(engine)
         elif isinstance(bind, AsyncEngine):
             raise ConfigurationError(
                 "An AsyncEngine serves the async store (Quart, ASGI); Flask needs a blocking"
