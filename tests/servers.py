@@ -333,6 +333,8 @@ class PostgresServer:
             "-c", f"unix_socket_directories={self.directory}",
             "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
             "-c", "max_connections=300",
+            # Statements logged (log_statement, per connection) name their client.
+            "-c", "log_line_prefix=[%a] ",
         ]  # fmt: skip
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(

@@ -89,6 +89,10 @@ def _retryable(exc: BaseException, sent: int) -> bool:
 
 def _url(bind: str | URL, *, asyncio: bool) -> URL:
     url = make_url(bind)
+    if url.get_backend_name() not in layout.DIALECTS:
+        raise ConfigurationError(
+            f"The SQLAlchemy store supports PostgreSQL and SQLite, not {url.get_backend_name()}."
+        )
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")  # one driver, blocking and async
     if asyncio and url.get_backend_name() == "sqlite" and url.get_driver_name() == "pysqlite":
@@ -239,7 +243,7 @@ class SQLAlchemyStore(_Common, Closing):
             )
         elif isinstance(bind, Engine):
             self._use(bind)
-        elif hasattr(bind, "engines"):
+        elif hasattr(type(bind), "engines"):  # a Flask-SQLAlchemy db
             self._db = bind
         else:
             raise ConfigurationError(
