@@ -214,7 +214,6 @@ def test_purge_deletes_expired_sessions_in_batches(postgres_url: str) -> None:
 
 
 def test_async_store_on_asyncpg_too(postgres_url: str) -> None:
-    pytest.importorskip("asyncpg")
     url = postgres_url.replace("postgresql://", "postgresql+asyncpg://")
     with BlockingFacade(AsyncSQLAlchemyStore(url)) as store:
         k = store_key(new_id())

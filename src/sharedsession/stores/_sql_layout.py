@@ -339,14 +339,20 @@ def _write_data(
         yield Execute(upsert, write=True)
     if changes.expires <= now:
         yield Execute(delete(s).where(s.c.key == key), write=True)
-    elif not changes.set and (
-        changes.clear or changes.delete or changes.bind or changes.created is not None
-        or changes.replaces is not None
-    ):  # fmt: skip
+    elif _may_end_empty(changes):
         # It may have no keys left: unless bound to a user, it ends.
         keys = exists().where(d.c.key == key)
         empty = delete(s).where(s.c.key == key, s.c.user_id.is_(None), ~keys)
         yield Execute(empty, write=True)
+
+
+def _may_end_empty(changes: ChangeSet) -> bool:
+    if changes.set or (changes.bind and changes.user_id is not None):
+        return False  # it has a key, or a user
+    return bool(
+        changes.clear or changes.delete or changes.bind or changes.created is not None
+        or changes.replaces is not None
+    )  # fmt: skip
 
 
 def delete_key(t: Layout, key: str) -> Flow[None]:
