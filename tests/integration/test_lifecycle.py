@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 from flask import Flask
 from flask import session
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from sharedsession.crypto import generate_key
 from sharedsession.errors import ConfigurationError
@@ -342,7 +342,9 @@ def tamper(app: Flask, key: str, **fields: Any) -> None:
     elif isinstance(store, SQLAlchemyStore):
         engine, tables = store._engines()
         with engine.begin() as conn:
-            conn.execute(update(tables.sessions).where(tables.sessions.c.key == key).values(**fields))
+            conn.execute(
+                update(tables.sessions).where(tables.sessions.c.key == key).values(**fields)
+            )
     else:
         store.client.hset(f"session:{{{key}}}", mapping={f":{k}": v for k, v in fields.items()})
 

@@ -18,7 +18,6 @@ from sqlalchemy import text
 from sharedsession.errors import ConfigurationError
 from sharedsession.ids import new_id
 from sharedsession.ids import store_key
-from sharedsession.stores.base import ApplyResult
 from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
 from sharedsession.stores.sqlalchemy import SQLAlchemyStore
@@ -136,30 +135,37 @@ def test_a_newer_layout_and_a_foreign_table_are_refused(postgres_url: str) -> No
     with SQLAlchemyStore(postgres_url, table="sessions") as store:
         with pytest.raises(ConfigurationError, match="was not made by sharedsession"):
             store.load(store_key(new_id()))
-    assert scalar(postgres_url, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'sessions%'") == 1
+    assert (
+        scalar(postgres_url, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'sessions%'") == 1
+    )
+
+
+def race_to_create(store: SQLAlchemyStore, k: str, count: int) -> list[Any]:
+    """``count`` threads create ``k`` at once; what each got (a result or an exception)."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = []
+
+    def create(i: int) -> None:
+        barrier.wait()
+        now = time.time()
+        try:
+            results.append(store.apply(k, ChangeSet(now, now + 60, {"n": str(i)}, created=now)))
+        except BaseException as exc:  # pragma: no cover - reported by the caller
+            results.append(exc)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def test_concurrent_creations_of_one_key_one_wins(postgres_url: str) -> None:
     with SQLAlchemyStore(postgres_url) as store:
         for _ in range(10):
             k = store_key(new_id())
-            barrier = threading.Barrier(8)
-            results: list[Any] = []
-
-            def create(i: int, k: str = k, barrier: threading.Barrier = barrier) -> None:
-                barrier.wait()
-                now = time.time()
-                try:
-                    results.append(store.apply(k, ChangeSet(now, now + 60, {"n": str(i)},
-                                                            created=now)))  # fmt: skip
-                except BaseException as exc:  # pragma: no cover - reported below
-                    results.append(exc)
-
-            threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            results = race_to_create(store, k, 8)
             assert sorted(r.value for r in results) == ["applied"] + ["exists"] * 7
             record = store.load(k)
             assert record is not None and len(record.data) == 1

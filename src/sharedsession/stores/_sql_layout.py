@@ -26,40 +26,23 @@ revocation waiting on the row follows it to the new key.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable
-from collections.abc import Generator
 from collections.abc import Sequence
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
-from typing import TypeVar
 
-from sqlalchemy import Column
-from sqlalchemy import Double
-from sqlalchemy import ForeignKeyConstraint
-from sqlalchemy import Index
-from sqlalchemy import Integer
-from sqlalchemy import MetaData
-from sqlalchemy import String
-from sqlalchemy import Table
-from sqlalchemy import Text
 from sqlalchemy import and_
 from sqlalchemy import delete
 from sqlalchemy import exists
 from sqlalchemy import func
-from sqlalchemy import inspect
 from sqlalchemy import select
 from sqlalchemy import update
-from sqlalchemy.engine import Connection
-from sqlalchemy.engine import Row
-from sqlalchemy.sql import Executable
 
-from ..errors import ConfigurationError
 from ..expiry import cap
+from ._sql_tables import Execute
+from ._sql_tables import Flow
+from ._sql_tables import Layout
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Record
@@ -68,99 +51,6 @@ from .base import SessionInfo
 from .base import StoredSession
 
 logger = logging.getLogger("sharedsession")
-
-#: Dialects whose upsert and ``RETURNING`` the flows use.
-DIALECTS = ("postgresql", "sqlite")
-
-
-@dataclass(frozen=True)
-class Execute:
-    """One statement; ``write`` if it changes data."""
-
-    statement: Executable
-    write: bool = False
-
-
-@dataclass(frozen=True)
-class RunSync:
-    """A function of a blocking ``Connection`` (DDL and inspection at set-up)."""
-
-    function: Callable[[Connection], Any]
-
-
-@dataclass(frozen=True)
-class Reply:
-    """What a statement returned: its rows (``SELECT``, ``RETURNING``) and rowcount."""
-
-    rows: Sequence[Row[Any]] = ()
-    rowcount: int = 0
-    value: Any = None
-
-
-Op = Execute | RunSync
-T = TypeVar("T")
-Flow = Generator[Op, Reply, T]
-
-
-@dataclass
-class Layout:
-    """The tables of one store, in a private ``MetaData``: several apps and app
-    factories can each have a store on one database without "table already
-    defined" clashes with each other or with the app's own models."""
-
-    name: str
-    schema: str | None
-    dialect: str
-    metadata: MetaData = field(init=False)
-    sessions: Table = field(init=False)
-    data: Table = field(init=False)
-    versions: Table = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.metadata = MetaData(schema=self.schema)
-        name = self.name
-        self.sessions = Table(
-            name,
-            self.metadata,
-            Column("key", String(128), primary_key=True),
-            Column("created", Double, nullable=False),
-            Column("absolute", Double),
-            Column("expires", Double, nullable=False),
-            Column("issued", Double, nullable=False),
-            Column("seen", Double, nullable=False),
-            Column("user_id", Text),
-            Column("client", Text),
-            Column("forward", Text),
-            Column("handle", String(128)),
-            Index(f"{name}_expires", "expires"),
-            Index(f"{name}_handle", "handle"),
-            Index(f"{name}_user", "user_id"),
-        )
-        parent = f"{self.schema}.{name}" if self.schema else name
-        self.data = Table(
-            f"{name}_data",
-            self.metadata,
-            Column("key", String(128), primary_key=True),
-            Column("name", Text, primary_key=True),
-            Column("value", Text, nullable=False),
-            ForeignKeyConstraint(
-                ["key"], [f"{parent}.key"], onupdate="CASCADE", ondelete="CASCADE"
-            ),
-        )
-        self.versions = Table(
-            f"{name}_schema",
-            self.metadata,
-            Column("name", String(64), primary_key=True),
-            Column("version", Integer, nullable=False),
-        )
-
-    def insert(self, table: Table) -> Any:
-        """The dialect's ``INSERT`` with ``ON CONFLICT``."""
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
 
 
 def _name(name: str) -> str:
@@ -179,7 +69,7 @@ def _number(value: Any) -> bool:
     return type(value) in (int, float)
 
 
-def _record(rows: Sequence[Row[Any]], now: float) -> tuple[Record, float] | None:
+def _record(rows: Sequence[Any], now: float) -> tuple[Record, float] | None:
     """The record in a load's rows and its deadline; ``None`` if absent, expired or
     unreadable (SQLite accepts any type in any column: no session, never a 500)."""
     if not rows:
@@ -405,60 +295,9 @@ def sessions_for_user(t: Layout, user_id: str, now: float) -> Flow[list[SessionI
     return [SessionInfo(s.handle, user_id, s.created, s.last_seen, s.client) for s in found]
 
 
-def session(
-    t: Layout, handle: str, now: float
-) -> Flow[tuple[StoredSession, Record] | None]:
+def session(t: Layout, handle: str, now: float) -> Flow[tuple[StoredSession, Record] | None]:
     found = yield from select_sessions(t, now, t.sessions.c.handle == handle)
     if not found:
         return None
     record = yield from load(t, found[0].key, None, now)
     return None if record is None else (found[0], record)
-
-
-#: The layout version this code writes; a database holding a newer one is refused.
-SCHEMA_VERSION = 1
-
-#: Upgrades of an older layout, by the version they upgrade from, run in the
-#: set-up transaction in order (``ALTER TABLE`` statements, as in the SQLite store).
-MIGRATIONS: dict[int, Callable[[Connection, Layout], None]] = {}
-
-
-def set_up(t: Layout) -> Flow[None]:
-    """Create the tables if missing, check the layout version, upgrade an older one."""
-    yield RunSync(lambda conn: _set_up(t, conn))
-
-
-def _lock_id(t: Layout) -> int:
-    digest = hashlib.sha256(f"sharedsession:{t.schema}.{t.name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _set_up(t: Layout, conn: Connection) -> None:
-    if t.dialect == "postgresql":
-        # Processes starting together: one creates the tables, the others wait.
-        conn.execute(select(func.pg_advisory_xact_lock(_lock_id(t))))
-    names = set(inspect(conn).get_table_names(schema=t.schema))
-    where = f"{t.schema}.{t.name}" if t.schema else t.name
-    if t.sessions.name in names and t.versions.name not in names:
-        raise ConfigurationError(
-            f"The table {where} exists but was not made by sharedsession (Flask-Session's"
-            " table is named 'sessions' by default); set SESSION_SQLALCHEMY_TABLE to a name"
-            " of its own."
-        )
-    t.metadata.create_all(conn)
-    v = t.versions
-    found = conn.execute(select(v.c.version).where(v.c.name == "layout")).first()
-    if found is None:
-        conn.execute(v.insert().values(name="layout", version=SCHEMA_VERSION))
-        return
-    version = int(found[0])
-    if version > SCHEMA_VERSION:
-        raise ConfigurationError(
-            f"The tables {where}* hold sessions in layout {version}, newer than this version"
-            f" of sharedsession understands ({SCHEMA_VERSION}); upgrade sharedsession or set"
-            " SESSION_SQLALCHEMY_TABLE to another name."
-        )
-    for old in range(version, SCHEMA_VERSION):
-        MIGRATIONS[old](conn, t)
-    if version < SCHEMA_VERSION:
-        conn.execute(update(v).where(v.c.name == "layout").values(version=SCHEMA_VERSION))

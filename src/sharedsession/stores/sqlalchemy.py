@@ -1,4 +1,4 @@
-"""SQLAlchemyStore and AsyncSQLAlchemyStore: sessions in PostgreSQL (or SQLite) through SQLAlchemy 2.
+"""SQLAlchemyStore and AsyncSQLAlchemyStore: sessions in PostgreSQL or SQLite, on SQLAlchemy 2.
 
 Each store operation is a flow in :mod:`._sql_layout` (the tables, the
 statements and the logic, written once); these classes only drive the flows,
@@ -16,7 +16,6 @@ created on first use.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import weakref
@@ -28,20 +27,19 @@ from typing import Any
 from typing import TypeVar
 
 from sqlalchemy import create_engine
-from sqlalchemy import event
 from sqlalchemy import exc as sa_errors
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ..errors import ConfigurationError
 from ..errors import StoreError
-from ..errors import StoreUnavailable
+from . import _sql_engines as engines
 from . import _sql_layout as layout
+from . import _sql_tables as sql
 from .base import ApplyResult
 from .base import AsyncClosing
 from .base import ChangeSet
@@ -67,89 +65,6 @@ DEFAULT_TIMEOUT = 2.0
 DEFAULT_POOL_SIZE = 10
 
 
-def _mapped(exc: BaseException) -> StoreError:
-    """The store error for a database error (raised ``from`` it by the caller)."""
-    if isinstance(exc, sa_errors.TimeoutError):
-        return StoreUnavailable(f"every pooled database connection stayed busy: {exc}", exc)
-    unreachable = isinstance(exc, (sa_errors.OperationalError, sa_errors.InterfaceError))
-    if unreachable or isinstance(exc, OSError) or getattr(exc, "connection_invalidated", False):
-        return StoreUnavailable(f"SQL session store unavailable: {_first_line(exc)}", exc)
-    return StoreError(f"SQL session store failed: {_first_line(exc)}", exc)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().split("\n", 1)[0]
-
-
-def _retryable(exc: BaseException, sent: int) -> bool:
-    # A pooled connection that died (a database restart) fails on first use:
-    # nothing was done yet, so the flow runs again on a fresh one.
-    return sent <= 1 and bool(getattr(exc, "connection_invalidated", False))
-
-
-def _url(bind: str | URL, *, asyncio: bool) -> URL:
-    url = make_url(bind)
-    if url.get_backend_name() not in layout.DIALECTS:
-        raise ConfigurationError(
-            f"The SQLAlchemy store supports PostgreSQL and SQLite, not {url.get_backend_name()}."
-        )
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")  # one driver, blocking and async
-    if asyncio and url.get_backend_name() == "sqlite" and url.get_driver_name() == "pysqlite":
-        raise ConfigurationError(
-            f"{url.drivername}:// is a blocking driver; the async store needs an async one"
-            " (sqlite+aiosqlite://), or use SESSION_TYPE = 'sqlite', which serves async apps"
-            " from a worker thread."
-        )
-    return url
-
-
-def _engine_options(url: URL, timeout: float, pool_size: int) -> dict[str, Any]:
-    if url.get_backend_name() == "sqlite":
-        return {}
-    connect: dict[str, Any] = {}
-    if url.get_driver_name() == "psycopg":
-        connect["connect_timeout"] = max(2, math.ceil(timeout))  # libpq's minimum is 2
-    elif url.get_driver_name() == "asyncpg":
-        connect["timeout"] = timeout
-    return {
-        "pool_size": pool_size,
-        "max_overflow": 0,
-        "pool_timeout": timeout,
-        "connect_args": connect,
-    }
-
-
-def _foreign_keys(engine: Engine) -> None:
-    """SQLite enforces foreign keys (the data rows' cascades) only when asked, per connection."""
-    if engine.dialect.name != "sqlite" or event.contains(engine, "connect", _pragma):
-        return
-    event.listen(engine, "connect", _pragma)
-
-
-def _pragma(dbapi_connection: Any, record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
-
-
-def _flask_sqlalchemy_engine(db: Any, bind_key: str | None) -> Engine:
-    try:
-        engines = db.engines
-    except RuntimeError as exc:  # outside an app context
-        raise ConfigurationError(
-            "SESSION_SQLALCHEMY is a Flask-SQLAlchemy db, whose engine belongs to an app:"
-            " the store reaches it inside an app context (a request, a flask command)."
-        ) from exc
-    if bind_key not in engines:
-        raise ConfigurationError(
-            f"SESSION_SQLALCHEMY_BIND_KEY = {bind_key!r} is not one of the db's binds"
-            f" ({', '.join(map(repr, engines))})."
-        )
-    engine: Engine = engines[bind_key]
-    return engine
-
-
 class _Common:
     """What both stores keep: where the tables are, the clock, purge bookkeeping."""
 
@@ -169,15 +84,15 @@ class _Common:
         self.purge_interval = purge_interval
         self._clock = clock
         self._next_purge = 0.0
-        self._layout: layout.Layout | None = None
+        self._layout: sql.Layout | None = None
 
-    def _tables(self, dialect: str) -> layout.Layout:
+    def _tables(self, dialect: str) -> sql.Layout:
         if self._layout is None:
-            if dialect not in layout.DIALECTS:
+            if dialect not in sql.DIALECTS:
                 raise ConfigurationError(
                     f"The SQLAlchemy store supports PostgreSQL and SQLite, not {dialect}."
                 )
-            self._layout = layout.Layout(self.table, self.schema, dialect)
+            self._layout = sql.Layout(self.table, self.schema, dialect)
         return self._layout
 
     def _reach(self, dialect: str | None) -> str | None:
@@ -231,8 +146,8 @@ class SQLAlchemyStore(_Common, Closing):
         self._db: Any = None
         self._engine: Engine | None = None
         if self._owned:
-            url = _url(bind, asyncio=False)
-            engine = create_engine(url, **_engine_options(url, timeout, pool_size))
+            url = engines.url(bind, asyncio=False)
+            engine = create_engine(url, **engines.engine_options(url, timeout, pool_size))
             # An app that never closes its store still closes its connections.
             weakref.finalize(self, engine.dispose)
             self._use(engine)
@@ -260,33 +175,33 @@ class SQLAlchemyStore(_Common, Closing):
         return self._reach(self._engine.dialect.name if self._engine else None)
 
     def _use(self, engine: Engine) -> None:
-        _foreign_keys(engine)
+        engines.foreign_keys(engine)
         self._tables(engine.dialect.name)
         self._engine = engine
 
-    def _engines(self) -> tuple[Engine, layout.Layout]:
+    def _engines(self) -> tuple[Engine, sql.Layout]:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._use(_flask_sqlalchemy_engine(self._db, self.bind_key))
+                    self._use(engines.flask_sqlalchemy_engine(self._db, self.bind_key))
         assert self._engine is not None and self._layout is not None
         if not self._ready:
             with self._lock:
                 if not self._ready:
-                    self._drive(self._engine, layout.set_up(self._layout), write=True)
+                    self._drive(self._engine, sql.set_up(self._layout), write=True)
                     self._ready = True
         return self._engine, self._layout
 
-    def _run(self, make: Callable[[layout.Layout], layout.Flow[T]], *, write: bool) -> T:
-        engine, tables = self._engines()
+    def _run(self, make: Callable[[sql.Layout], sql.Flow[T]], *, write: bool) -> T:
+        engine, t = self._engines()
         if not write:
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            return self._drive(engine, make(tables), write=write)
+            return self._drive(engine, make(t), write=write)
         except _Retry:
-            return self._drive(engine, make(tables), write=write)
+            return self._drive(engine, make(t), write=write)
 
-    def _drive(self, engine: Engine, flow: layout.Flow[T], *, write: bool) -> T:
+    def _drive(self, engine: Engine, flow: sql.Flow[T], *, write: bool) -> T:
         sent = 0
         try:
             with engine.connect() as conn:
@@ -303,17 +218,17 @@ class SQLAlchemyStore(_Common, Closing):
                     conn.commit()
                 return result
         except (sa_errors.SQLAlchemyError, OSError) as exc:
-            if _retryable(exc, sent):
+            if engines.retryable(exc, sent):
                 raise _Retry from exc
-            raise _mapped(exc) from exc
+            raise engines.mapped(exc) from exc
 
     @staticmethod
-    def _do(conn: Connection, op: layout.Op) -> layout.Reply:
-        if isinstance(op, layout.RunSync):
-            return layout.Reply(value=op.function(conn))
+    def _do(conn: Connection, op: sql.Op) -> sql.Reply:
+        if isinstance(op, sql.RunSync):
+            return sql.Reply(value=op.function(conn))
         result = conn.execute(op.statement)
         rows = result.all() if result.returns_rows else ()
-        return layout.Reply(rows, result.rowcount)
+        return sql.Reply(rows, result.rowcount)
 
     def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
         now = self._clock()
@@ -391,14 +306,14 @@ class AsyncSQLAlchemyStore(_Common, AsyncClosing):
         super().__init__(table, schema, clock, max_per_user, purge_interval)
         self._owned = isinstance(bind, (str, URL))
         if self._owned:
-            url = _url(bind, asyncio=True)
-            bind = create_async_engine(url, **_engine_options(url, timeout, pool_size))
+            url = engines.url(bind, asyncio=True)
+            bind = create_async_engine(url, **engines.engine_options(url, timeout, pool_size))
         if not isinstance(bind, AsyncEngine):
             raise ConfigurationError(
                 "The async store (Quart, ASGI) needs a database URL or an AsyncEngine"
                 f" (sqlalchemy.ext.asyncio.create_async_engine), got {type(bind).__name__}."
             )
-        _foreign_keys(bind.sync_engine)
+        engines.foreign_keys(bind.sync_engine)
         self._tables(bind.dialect.name)
         self._engine = bind
         self._ready = False
@@ -408,20 +323,20 @@ class AsyncSQLAlchemyStore(_Common, AsyncClosing):
         """Who shares these sessions: ``"network"``, or ``"machine"`` for SQLite."""
         return self._reach(self._engine.dialect.name)
 
-    async def _run(self, make: Callable[[layout.Layout], layout.Flow[T]], *, write: bool) -> T:
-        tables = self._tables(self._engine.dialect.name)
+    async def _run(self, make: Callable[[sql.Layout], sql.Flow[T]], *, write: bool) -> T:
+        t = self._tables(self._engine.dialect.name)
         if not self._ready:
-            await self._drive(self._engine, layout.set_up(tables), write=True)
+            await self._drive(self._engine, sql.set_up(t), write=True)
             self._ready = True
         engine = self._engine
         if not write:
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            return await self._drive(engine, make(tables), write=write)
+            return await self._drive(engine, make(t), write=write)
         except _Retry:
-            return await self._drive(engine, make(tables), write=write)
+            return await self._drive(engine, make(t), write=write)
 
-    async def _drive(self, engine: AsyncEngine, flow: layout.Flow[T], *, write: bool) -> T:
+    async def _drive(self, engine: AsyncEngine, flow: sql.Flow[T], *, write: bool) -> T:
         sent = 0
         try:
             async with engine.connect() as conn:
@@ -438,17 +353,17 @@ class AsyncSQLAlchemyStore(_Common, AsyncClosing):
                     await conn.commit()
                 return result
         except (sa_errors.SQLAlchemyError, OSError) as exc:
-            if _retryable(exc, sent):
+            if engines.retryable(exc, sent):
                 raise _Retry from exc
-            raise _mapped(exc) from exc
+            raise engines.mapped(exc) from exc
 
     @staticmethod
-    async def _do(conn: AsyncConnection, op: layout.Op) -> layout.Reply:
-        if isinstance(op, layout.RunSync):
-            return layout.Reply(value=await conn.run_sync(op.function))
+    async def _do(conn: AsyncConnection, op: sql.Op) -> sql.Reply:
+        if isinstance(op, sql.RunSync):
+            return sql.Reply(value=await conn.run_sync(op.function))
         result = await conn.execute(op.statement)
         rows = result.all() if result.returns_rows else ()
-        return layout.Reply(rows, result.rowcount)
+        return sql.Reply(rows, result.rowcount)
 
     async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
         now = self._clock()
@@ -497,9 +412,7 @@ class AsyncSQLAlchemyStore(_Common, AsyncClosing):
             await self._engine.dispose()
 
 
-def from_settings(
-    settings: Settings, *, asyncio: bool
-) -> SQLAlchemyStore | AsyncSQLAlchemyStore:
+def from_settings(settings: Settings, *, asyncio: bool) -> SQLAlchemyStore | AsyncSQLAlchemyStore:
     """The store for ``SESSION_TYPE = "sqlalchemy"`` (``SESSION_SQLALCHEMY`` and its keys)."""
     options = settings.sqlalchemy
     if options.bind is None:
