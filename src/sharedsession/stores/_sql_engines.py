@@ -1,9 +1,11 @@
-"""Engines for the SQL store: from a URL with bounded waits, from a Flask-SQLAlchemy
-``db``; and the mapping of database errors to store errors."""
+"""What the SQL stores share besides their flows: engines from a URL with bounded
+waits or from a Flask-SQLAlchemy ``db``, the mapping of database errors to store
+errors, and the state both stores keep (:class:`Common`)."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -16,6 +18,7 @@ from ..errors import ConfigurationError
 from ..errors import StoreError
 from ..errors import StoreUnavailable
 from ._sql_tables import DIALECTS
+from ._sql_tables import Layout
 
 
 def mapped(exc: BaseException) -> StoreError:
@@ -99,3 +102,45 @@ def flask_sqlalchemy_engine(db: Any, bind_key: str | None) -> Engine:
         )
     engine: Engine = engines[bind_key]
     return engine
+
+
+class Common:
+    """What both stores keep: where the tables are, the clock, purge bookkeeping."""
+
+    def __init__(
+        self,
+        table: str,
+        schema: str | None,
+        clock: Callable[[], float],
+        max_per_user: int | None,
+        purge_interval: float,
+    ) -> None:
+        if not table or not isinstance(table, str):
+            raise ConfigurationError(f"SESSION_SQLALCHEMY_TABLE must be a name, got {table!r}.")
+        self.table = table
+        self.schema = schema
+        self.max_per_user = max_per_user
+        self.purge_interval = purge_interval
+        self._clock = clock
+        self._next_purge = 0.0
+        self._layout: Layout | None = None
+
+    def _tables(self, dialect: str) -> Layout:
+        if self._layout is None:
+            if dialect not in DIALECTS:
+                raise ConfigurationError(
+                    f"The SQLAlchemy store supports PostgreSQL and SQLite, not {dialect}."
+                )
+            self._layout = Layout(self.table, self.schema, dialect)
+        return self._layout
+
+    def _reach(self, dialect: str | None) -> str | None:
+        if dialect is None:
+            return None
+        return "machine" if dialect == "sqlite" else "network"
+
+    def _purge_due(self, now: float) -> bool:
+        if now < self._next_purge:
+            return False
+        self._next_purge = now + self.purge_interval
+        return True

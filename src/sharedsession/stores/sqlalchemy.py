@@ -65,49 +65,7 @@ DEFAULT_TIMEOUT = 2.0
 DEFAULT_POOL_SIZE = 10
 
 
-class _Common:
-    """What both stores keep: where the tables are, the clock, purge bookkeeping."""
-
-    def __init__(
-        self,
-        table: str,
-        schema: str | None,
-        clock: Callable[[], float],
-        max_per_user: int | None,
-        purge_interval: float,
-    ) -> None:
-        if not table or not isinstance(table, str):
-            raise ConfigurationError(f"SESSION_SQLALCHEMY_TABLE must be a name, got {table!r}.")
-        self.table = table
-        self.schema = schema
-        self.max_per_user = max_per_user
-        self.purge_interval = purge_interval
-        self._clock = clock
-        self._next_purge = 0.0
-        self._layout: sql.Layout | None = None
-
-    def _tables(self, dialect: str) -> sql.Layout:
-        if self._layout is None:
-            if dialect not in sql.DIALECTS:
-                raise ConfigurationError(
-                    f"The SQLAlchemy store supports PostgreSQL and SQLite, not {dialect}."
-                )
-            self._layout = sql.Layout(self.table, self.schema, dialect)
-        return self._layout
-
-    def _reach(self, dialect: str | None) -> str | None:
-        if dialect is None:
-            return None
-        return "machine" if dialect == "sqlite" else "network"
-
-    def _purge_due(self, now: float) -> bool:
-        if now < self._next_purge:
-            return False
-        self._next_purge = now + self.purge_interval
-        return True
-
-
-class SQLAlchemyStore(_Common, Closing):
+class SQLAlchemyStore(engines.Common, Closing):
     """Sessions in a SQL database through a blocking SQLAlchemy 2 engine.
 
     :param bind: A database URL (``postgresql://`` uses psycopg 3), an ``Engine``,
@@ -280,7 +238,7 @@ class _Retry(Exception):
     """The flow's connection had died before it did anything: run it again."""
 
 
-class AsyncSQLAlchemyStore(_Common, AsyncClosing):
+class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
     """The async twin of :class:`SQLAlchemyStore`, on an ``AsyncEngine``.
 
     :param bind: A database URL (``postgresql://`` uses psycopg 3's async
