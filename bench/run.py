@@ -26,6 +26,7 @@ from bench import inprocess
 from bench import memory
 from bench.apps import ASGI_VARIANTS
 from bench.apps import FLASK_VARIANTS
+from tests.servers import PostgresServer
 from tests.servers import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"machine": machine(), "settings": vars(args)}
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis").start()
+        postgres = PostgresServer().start()
+        os.environ["BENCH_POSTGRES_URL"] = postgres.url  # the apps read it, here and in servers
         try:
             url = server.url
             report["redis_version"] = server.client().info("server")["redis_version"]
@@ -197,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         finally:
             server.stop()
+            postgres.remove()
     print("memory per session ...", flush=True)
     memory.main()
     report["memory"] = json.loads((RESULTS / "memory.json").read_text())
@@ -232,7 +236,9 @@ def render(report: dict[str, Any]) -> str:
                 *_summary(report["wsgi_http"], FLASK_VARIANTS, BASELINE)]  # fmt: skip
         out += ["", "### Requests per second, ASGI over HTTP: uvicorn (2 workers) + wrk", "",
                 *_summary(report["asgi_http"], ASGI_VARIANTS, "asgi-starsessions")]  # fmt: skip
-    out += ["", "### Every cell, in-process WSGI", "",
+    out += ["", "Round trips and server commands count Redis commands only; the PostgreSQL"
+            " statements per request are counted by `tests/integration/test_sql_round_trips.py`.",
+            "", "### Every cell, in-process WSGI", "",
             *_table(report["inprocess"], "none", "round_trips", FLASK_VARIANTS)]  # fmt: skip
     if "wsgi_http" in report:
         wsgi = _table(report["wsgi_http"], "none", "server_commands", FLASK_VARIANTS)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -270,3 +272,111 @@ class ClusterSetup:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def postgres_binary(name: str) -> str:
+    """A PostgreSQL program: Debian's newest ``/usr/lib/postgresql/*/bin``, else the PATH;
+    skip without it, fail in CI (as :func:`require_binary`)."""
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda path: int(path.parts[-3]) if path.parts[-3].isdigit() else 0,
+    )
+    return str(versions[-1]) if versions else require_binary(name)
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster (``initdb`` + ``postgres``) on a free loopback port.
+
+    PostgreSQL refuses to run as root: then the cluster belongs to the
+    ``postgres`` user (Debian's package makes it), else ``nobody``, in a
+    folder of its own under the system's temp dir.
+    """
+
+    def __init__(self) -> None:
+        self.initdb = postgres_binary("initdb")
+        self.postgres = postgres_binary("postgres")
+        self.pg_isready = postgres_binary("pg_isready")
+        self.port = free_port()
+        self.user: tuple[int, int] | None = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                entry = pwd.getpwnam("postgres")
+            except KeyError:
+                entry = pwd.getpwnam("nobody")
+            self.user = (entry.pw_uid, entry.pw_gid)
+        self.directory = Path(tempfile.mkdtemp(prefix="sharedsession-pg-"))
+        self.data = self.directory / "data"
+        self.log_path = self.directory / "postgres.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        if self.user is not None:
+            os.chown(self.directory, *self.user)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_user(self) -> dict[str, Any]:
+        if self.user is None:
+            return {}
+        return {"user": self.user[0], "group": self.user[1], "extra_groups": []}
+
+    def start(self) -> PostgresServer:
+        if not self.data.exists():
+            subprocess.run(
+                [self.initdb, "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                 "-E", "UTF8", "--no-sync"],
+                check=True, capture_output=True, timeout=120, cwd=self.directory,
+                **self._as_user(),
+            )  # fmt: skip
+        command = [
+            self.postgres, "-D", str(self.data), "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1",
+            "-c", f"unix_socket_directories={self.directory}",
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+            "-c", "max_connections=300",
+            # Statements logged (log_statement, per connection) name their client.
+            "-c", "log_line_prefix=[%a] ",
+        ]  # fmt: skip
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory, **self._as_user()
+        )
+        log.close()
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                text = self.log_path.read_text(errors="replace")
+                raise RuntimeError(f"postgres exited early:\n{text[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    pass
+            except OSError:
+                return False
+            probe = subprocess.run(
+                [self.pg_isready, "-h", "127.0.0.1",
+                 "-p", str(self.port), "-U", "postgres"],
+                capture_output=True, timeout=10,
+            )  # fmt: skip
+            return probe.returncode == 0
+
+        wait_until(ready, f"postgres on port {self.port}", timeout=60.0)
+        return self
+
+    def stop(self) -> None:
+        """Fast shutdown: open connections are dropped, the data stays."""
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -43,6 +43,7 @@ STORE_TYPES = {
     "sqlite": "sharedsession.stores.sqlite",
     "redis": "sharedsession.stores.redis",
     "memory": "sharedsession.stores.memory",
+    "sqlalchemy": "sharedsession.stores.sqlalchemy",
 }
 ON_STORE_ERROR = ("fail", "degrade")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -61,6 +62,10 @@ KEYS = frozenset(
         "SESSION_REDIS_MAX_CONNECTIONS",
         "SESSION_KEY_PREFIX",
         "SESSION_SQLITE_PATH",
+        "SESSION_SQLALCHEMY",
+        "SESSION_SQLALCHEMY_TABLE",
+        "SESSION_SQLALCHEMY_SCHEMA",
+        "SESSION_SQLALCHEMY_BIND_KEY",
         "SESSION_PERMANENT",
         "SESSION_REFRESH_EACH_REQUEST",
         "SESSION_USE_SIGNER",
@@ -101,11 +106,7 @@ FLASK_SESSION_ONLY = {
     "SESSION_MONGODB": "the MongoDB backend is not supported",
     "SESSION_MONGODB_DB": "the MongoDB backend is not supported",
     "SESSION_MONGODB_COLLECT": "the MongoDB backend is not supported",
-    "SESSION_SQLALCHEMY": "the SQLAlchemy backend is not supported yet",
-    "SESSION_SQLALCHEMY_TABLE": "the SQLAlchemy backend is not supported yet",
-    "SESSION_SQLALCHEMY_SEQUENCE": "the SQLAlchemy backend is not supported yet",
-    "SESSION_SQLALCHEMY_SCHEMA": "the SQLAlchemy backend is not supported yet",
-    "SESSION_SQLALCHEMY_BIND_KEY": "the SQLAlchemy backend is not supported yet",
+    "SESSION_SQLALCHEMY_SEQUENCE": "session rows are keyed by the session's digest, not a sequence",
     "SESSION_DYNAMODB": "the DynamoDB backend is not supported",
     "SESSION_DYNAMODB_TABLE": "the DynamoDB backend is not supported",
     "SESSION_DYNAMODB_TABLE_EXISTS": "the DynamoDB backend is not supported",
@@ -200,6 +201,30 @@ class _Reader:
 
 
 @dataclass(frozen=True)
+class SQLAlchemyOptions:
+    """``SESSION_SQLALCHEMY`` and its keys, as given (checked by the store)."""
+
+    bind: Any = None
+    table: str = "sharedsession"
+    schema: str | None = None
+    bind_key: str | None = None
+
+
+def _sqlalchemy(read: _Reader) -> SQLAlchemyOptions:
+    # Flask-Session falls back to the app's Flask-SQLAlchemy database too.
+    bind = read.get("SESSION_SQLALCHEMY") or read.get("SQLALCHEMY_DATABASE_URI")
+    table = read.get("SESSION_SQLALCHEMY_TABLE") or SQLAlchemyOptions.table
+    for key, value in [("SESSION_SQLALCHEMY_TABLE", table)] + [
+        (key, read.get(key)) for key in ("SESSION_SQLALCHEMY_SCHEMA", "SESSION_SQLALCHEMY_BIND_KEY")
+    ]:
+        if value is not None and not (isinstance(value, str) and value):
+            raise read.fail(f"{read.label(key)} must be a name (a str), got {value!r}.")
+    return SQLAlchemyOptions(
+        bind, table, read.get("SESSION_SQLALCHEMY_SCHEMA"), read.get("SESSION_SQLALCHEMY_BIND_KEY")
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Checked session settings; see the README's config table for each key."""
 
@@ -234,6 +259,7 @@ class Settings:
     flask_login: bool
     metrics: bool
     store_wrapper: Any
+    sqlalchemy: SQLAlchemyOptions = SQLAlchemyOptions()
 
     @classmethod
     def from_mapping(
@@ -334,6 +360,7 @@ class Settings:
             flask_login=read.flag("SESSION_FLASK_LOGIN", True),
             metrics=read.flag("SESSION_METRICS", False),
             store_wrapper=_callable(read, "SESSION_STORE_WRAPPER"),
+            sqlalchemy=_sqlalchemy(read),
         )
 
     @classmethod

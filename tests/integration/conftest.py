@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from tests.servers import ClusterSetup
+from tests.servers import PostgresServer
 from tests.servers import RedisServer
 from tests.servers import SentinelSetup
 
@@ -88,7 +89,42 @@ def fresh_sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
         setup.stop()
 
 
-KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL for the whole run."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The private PostgreSQL's URL; every table in it is dropped after the test."""
+    try:
+        yield postgres_server.url
+    finally:
+        if postgres_server.process is None:
+            postgres_server.start()  # a test stopped it
+        empty_postgres(postgres_server.url)
+
+
+def empty_postgres(url: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+KINDS = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("sqlalchemy", marks=pytest.mark.integration),
+]
 """The store kinds of ``store_config``: most behaviour is checked on each."""
 
 
@@ -98,6 +134,9 @@ def store_config(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> d
         return {"SESSION_TYPE": "memory"}
     if kind == "sqlite":
         return {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": str(tmp_path / "sessions.db")}
+    if kind == "sqlalchemy":
+        url: str = request.getfixturevalue("postgres_url")  # emptied afterwards
+        return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": url}
     server: RedisServer = request.getfixturevalue("redis_server")
     request.getfixturevalue("redis_client")  # empties it afterwards
     return {"SESSION_TYPE": "redis", "SESSION_REDIS": server.url}

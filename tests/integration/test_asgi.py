@@ -19,6 +19,7 @@ from sharedsession.stores.base import AsyncSessionStore
 from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.offload import AsyncOffloadStore
 from sharedsession.stores.redis import AsyncRedisStore
+from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
 from sharedsession.stores.sqlite import AsyncSQLiteStore
 from sharedsession.stores.sqlite import SQLiteStore
 from tests.asgi_apps import fastapi_app
@@ -45,11 +46,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncCountingStore:
 
 
 async def disconnect(store: Any) -> None:
-    """Drop pooled Redis connections: each TestClient runs its own event loop."""
+    """Drop pooled Redis and SQL connections: each TestClient runs its own event loop."""
     while hasattr(store, "store"):
         store = store.store
     if isinstance(store, AsyncRedisStore):
         await store.client.connection_pool.disconnect()
+    elif isinstance(store, AsyncSQLAlchemyStore):
+        await store.aclose()
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import redis.asyncio
 from sharedsession.stores.base import AsyncSessionStore
 from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.redis import AsyncRedisStore
+from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
 from sharedsession.stores.sqlite import AsyncSQLiteStore
 from tests.asgi_apps import fastapi_app
 from tests.asgi_apps import quart_app
@@ -41,6 +42,8 @@ def async_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> As
         return AsyncMemoryStore()
     if kind == "sqlite":
         return AsyncSQLiteStore(tmp_path / "asgi.db")
+    if kind == "sqlalchemy":
+        return AsyncSQLAlchemyStore(request.getfixturevalue("postgres_url"))
     server: RedisServer = request.getfixturevalue("redis_server")
     request.getfixturevalue("redis_client")
     return AsyncRedisStore(redis.asyncio.Redis(port=server.port))

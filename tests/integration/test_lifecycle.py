@@ -12,17 +12,24 @@ import pytest
 from flask import Flask
 from flask import session
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from sharedsession.crypto import generate_key
 from sharedsession.errors import ConfigurationError
 from sharedsession.flask import Session
 from sharedsession.ids import store_key
 from sharedsession.stores.memory import MemoryStore
+from sharedsession.stores.sqlalchemy import SQLAlchemyStore
 from sharedsession.stores.sqlite import SQLiteStore
 from tests.flask_apps import make_app
 from tests.integration.conftest import store_config
 
-STORES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+STORES = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("sqlalchemy", marks=pytest.mark.integration),
+]
 
 
 @pytest.fixture(params=STORES)
@@ -332,6 +339,12 @@ def tamper(app: Flask, key: str, **fields: Any) -> None:
     elif isinstance(store, SQLiteStore):
         for name, value in fields.items():
             store._conn().execute(f"UPDATE sessions SET {name} = ? WHERE key = ?", (value, key))
+    elif isinstance(store, SQLAlchemyStore):
+        engine, tables = store._engines()
+        with engine.begin() as conn:
+            conn.execute(
+                update(tables.sessions).where(tables.sessions.c.key == key).values(**fields)
+            )
     else:
         store.client.hset(f"session:{{{key}}}", mapping={f":{k}": v for k, v in fields.items()})
 

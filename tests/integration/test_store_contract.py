@@ -22,6 +22,8 @@ from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.redis import RedisStore
+from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
+from sharedsession.stores.sqlalchemy import SQLAlchemyStore
 from sharedsession.stores.sqlite import AsyncSQLiteStore
 from sharedsession.stores.sqlite import SQLiteStore
 from tests.conftest import FakeClock
@@ -37,6 +39,9 @@ STORES = [
     pytest.param("redis-async", marks=pytest.mark.integration),
     pytest.param("redis-cluster", marks=pytest.mark.integration),
     pytest.param("redis-cluster-async", marks=pytest.mark.integration),
+    pytest.param("sqlalchemy", marks=pytest.mark.integration),
+    pytest.param("sqlalchemy-async", marks=pytest.mark.integration),
+    "sqlalchemy-sqlite",
 ]
 
 
@@ -79,6 +84,8 @@ def store(kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Pat
         made = SQLiteStore(tmp_path / "contract.sqlite3", clock=clock)
     elif kind == "sqlite-async":
         made = BlockingFacade(AsyncSQLiteStore(tmp_path / "contract.sqlite3", clock=clock))
+    elif kind.startswith("sqlalchemy"):
+        made = sqlalchemy_store(kind, clock, request, tmp_path)
     elif kind.startswith("redis-cluster"):
         url: str = request.getfixturevalue("cluster_url")
         if kind == "redis-cluster":
@@ -94,6 +101,15 @@ def store(kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Pat
             made = BlockingFacade(AsyncRedisStore(redis.asyncio.Redis(port=server.port)))
     with made:
         yield made
+
+
+def sqlalchemy_store(kind: str, clock: Clock, request: pytest.FixtureRequest, path: Path) -> Any:
+    if kind == "sqlalchemy-sqlite":
+        return SQLAlchemyStore(f"sqlite:///{path}/contract.sqlite3", clock=clock)
+    url: str = request.getfixturevalue("postgres_url")
+    if kind == "sqlalchemy":
+        return SQLAlchemyStore(url, clock=clock)
+    return BlockingFacade(AsyncSQLAlchemyStore(url, clock=clock))
 
 
 def key() -> str:

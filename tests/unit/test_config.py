@@ -232,7 +232,7 @@ def test_one_registry_maps_session_type_to_stores() -> None:
 
     app = flask_app(SESSION_TYPE="memory")
     assert isinstance(app.session_interface.store, MemoryStore)  # type: ignore[attr-defined]
-    assert set(STORE_TYPES) == {"memory", "sqlite", "redis"}
+    assert set(STORE_TYPES) == {"memory", "sqlite", "redis", "sqlalchemy"}
     with pytest.raises(ConfigurationError, match="use one of 'sqlite', 'redis', 'memory'"):
         flask_app(SESSION_TYPE="filesystem")
 

@@ -16,6 +16,8 @@ from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.redis import RedisStore
+from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
+from sharedsession.stores.sqlalchemy import SQLAlchemyStore
 from sharedsession.stores.sqlite import AsyncSQLiteStore
 from sharedsession.stores.sqlite import SQLiteStore
 
@@ -36,6 +38,7 @@ def public(cls: type) -> dict[str, inspect.Signature]:
     [
         (RedisStore, AsyncRedisStore),
         (SQLiteStore, AsyncSQLiteStore),
+        (SQLAlchemyStore, AsyncSQLAlchemyStore),
         (MemoryStore, AsyncMemoryStore),
         (FlaskSession, QuartSession),
         (SessionAdmin, AsyncSessionAdmin),
