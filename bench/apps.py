@@ -143,8 +143,8 @@ def asgi_app(variant: str | None = None, redis_url: str | None = None) -> Any:
         from sharedsession.asgi import SessionMiddleware as Shared
         from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
 
-        store = AsyncSQLAlchemyStore(os.environ["BENCH_POSTGRES_URL"])
-        middleware = [Middleware(Shared, store=store)]
+        sql_store = AsyncSQLAlchemyStore(os.environ["BENCH_POSTGRES_URL"])
+        middleware = [Middleware(Shared, store=sql_store)]
     elif variant != "asgi-none":
         raise ValueError(f"unknown variant {variant!r}")
 
