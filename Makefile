@@ -11,7 +11,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --n
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,flask,encryption,asgi,fastapi,quart,cli,metrics]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[redis,memcached,flask,encryption,asgi,fastapi,quart,cli,metrics]' --group dev
 	touch $@
 
 # Real servers the tests start themselves (never a shared one).
@@ -19,6 +19,9 @@ servers: nginx
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server from Debian packages"; \
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) redis-server; }
+	@command -v memcached >/dev/null 2>&1 || { \
+		echo "installing memcached from Debian packages"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) memcached; }
 
 nginx:
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
