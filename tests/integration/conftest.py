@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from tests.servers import ClusterSetup
+from tests.servers import MemcachedServer
 from tests.servers import RedisServer
 from tests.servers import SentinelSetup
 
@@ -31,6 +32,25 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[MemcachedServer]:
+    """One private memcached for the whole run."""
+    server = MemcachedServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def memcached_flushed(memcached_server: MemcachedServer) -> Iterator[MemcachedServer]:
+    """The private memcached, emptied after each test (it is ours alone)."""
+    try:
+        yield memcached_server
+    finally:
+        memcached_server.flush()
 
 
 @pytest.fixture
