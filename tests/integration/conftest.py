@@ -108,16 +108,27 @@ def fresh_sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
         setup.stop()
 
 
-KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+KINDS = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("memcached", marks=pytest.mark.integration),
+]
 """The store kinds of ``store_config``: most behaviour is checked on each."""
+
+LISTING_KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+"""The kinds whose store can list every session (memcached cannot enumerate its keys)."""
 
 
 def store_config(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """Flask-style config for a store kind; a Redis one uses the private server."""
+    """Flask-style config for a store kind; Redis and memcached use the private servers."""
     if kind == "memory":
         return {"SESSION_TYPE": "memory"}
     if kind == "sqlite":
         return {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": str(tmp_path / "sessions.db")}
+    if kind == "memcached":
+        memcached: MemcachedServer = request.getfixturevalue("memcached_flushed")
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": memcached.address}
     server: RedisServer = request.getfixturevalue("redis_server")
     request.getfixturevalue("redis_client")  # empties it afterwards
     return {"SESSION_TYPE": "redis", "SESSION_REDIS": server.url}

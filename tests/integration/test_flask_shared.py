@@ -16,7 +16,11 @@ from tests.flask_apps import make_app
 from tests.integration.conftest import store_config
 from tests.servers import RedisServer
 
-STORES = ["sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+STORES = [
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("memcached", marks=pytest.mark.integration),
+]
 
 
 @pytest.fixture(params=STORES)

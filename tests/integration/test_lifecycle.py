@@ -1,7 +1,8 @@
-"""Lifecycle and security through HTTP, on every store: memory, SQLite and Redis."""
+"""Lifecycle and security through HTTP, on every store: memory, SQLite, Redis and memcached."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,12 +18,18 @@ from sharedsession.crypto import generate_key
 from sharedsession.errors import ConfigurationError
 from sharedsession.flask import Session
 from sharedsession.ids import store_key
+from sharedsession.stores.memcached import MemcachedStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.sqlite import SQLiteStore
 from tests.flask_apps import make_app
 from tests.integration.conftest import store_config
 
-STORES = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+STORES = [
+    "memory",
+    "sqlite",
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("memcached", marks=pytest.mark.integration),
+]
 
 
 @pytest.fixture(params=STORES)
@@ -332,6 +339,15 @@ def tamper(app: Flask, key: str, **fields: Any) -> None:
     elif isinstance(store, SQLiteStore):
         for name, value in fields.items():
             store._conn().execute(f"UPDATE sessions SET {name} = ? WHERE key = ?", (value, key))
+    elif isinstance(store, MemcachedStore):
+        short = {"user_id": "u", "created": "c", "absolute": "a"}
+
+        def edit(client: Any) -> None:
+            document = json.loads(client.get(f"session:{key}"))
+            document.update({short[name]: value for name, value in fields.items()})
+            client.set(f"session:{key}", json.dumps(document).encode(), 600, noreply=False)
+
+        store._run(edit)
     else:
         store.client.hset(f"session:{{{key}}}", mapping={f":{k}": v for k, v in fields.items()})
 

@@ -86,8 +86,8 @@ def store(kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Pat
     elif kind == "sqlite-async":
         made = BlockingFacade(AsyncSQLiteStore(tmp_path / "contract.sqlite3", clock=clock))
     elif kind.startswith("memcached"):
-        address = request.getfixturevalue("memcached_server").address
-        request.getfixturevalue("memcached_flushed")
+        memcached: MemcachedServer = request.getfixturevalue("memcached_flushed")
+        address = memcached.address
         made = (
             MemcachedStore(address)
             if kind == "memcached"

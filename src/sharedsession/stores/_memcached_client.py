@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from collections.abc import Iterator
 from typing import Any
@@ -91,6 +92,8 @@ class Connections:
         self._lock = threading.Lock()
         self._idle: list[Any] = []
         self._pid = os.getpid()
+        # A store dropped without close() closes its sockets when collected.
+        weakref.finalize(self, _close_all, self._idle)
 
     @contextlib.contextmanager
     def client(self) -> Iterator[Any]:
@@ -100,8 +103,10 @@ class Connections:
             return
         with self._lock:
             if os.getpid() != self._pid:
-                # A forked worker must not share its parent's sockets.
-                self._idle, self._pid = [], os.getpid()
+                # A forked worker must not share its parent's sockets (closing
+                # this process's copies leaves the parent's connections open).
+                _close_all(self._idle)
+                self._pid = os.getpid()
             client = self._idle.pop() if self._idle else None
         if client is None:
             client = self._make()
@@ -116,11 +121,16 @@ class Connections:
     def drop_idle(self) -> None:
         """Close every idle connection (after one was found dead: a restart kills all)."""
         with self._lock:
-            idle, self._idle = self._idle, []
-        for client in idle:
-            client.close()
+            _close_all(self._idle)
 
     def close(self) -> None:
         self.drop_idle()
         if self._shared is not None:
             self._shared.close()
+
+
+def _close_all(clients: list[Any]) -> None:
+    idle = list(clients)
+    clients.clear()
+    for client in idle:
+        client.close()
