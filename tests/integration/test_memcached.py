@@ -112,12 +112,26 @@ def test_a_session_over_the_item_limit_is_a_clear_error_and_writes_nothing(
         session["blob"] = "x" * 1_100_000
         return "ok"
 
+    @app.get("/login-big/<user>")
+    def login_big(user: str) -> str:
+        from sharedsession.flask import session as shared
+
+        shared.bind_user(user)  # a new ID: the session moves to a new item
+        shared["blob"] = "x" * 1_100_000
+        return "ok"
+
     client = app.test_client()
     client.get("/set/user/ann")
     with pytest.raises(StoreError, match="over its item size limit.*nothing was written"):
         client.get("/big")
     assert client.get("/get/user").text == "'ann'"
     assert client.get("/get/blob").text == "None"
+
+    cookie = cookie_of(client)
+    with pytest.raises(StoreError, match="item size limit"):
+        client.get("/login-big/ann")
+    # The old item was a tombstone for a moment; the failed move put it back.
+    assert visit(app, cookie, "/get/user")[:2] == (200, "'ann'")
 
 
 @pytest.mark.parametrize(

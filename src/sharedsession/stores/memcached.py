@@ -277,7 +277,12 @@ class MemcachedStore(ItemOps):
         doc.found_until = changes.now + 2 * _idle(changes)
         if doc.user is not None and not changes.bind:
             doc.found_until = min(old.found_until, doc.found_until)
-        result = self._create(client, key, doc, changes)
+        try:
+            result = self._create(client, key, doc, changes)
+        except StoreError:  # refused (too large): the old ID lives on, as it was
+            assert raw is not None
+            self._restore(client, old_name, raw, old.expires - self._clock())
+            raise
         if result is not ApplyResult.APPLIED or doc.handle == key:
             return result
         # The handle now leads here, unless it was revoked meanwhile: then this ends.
@@ -285,6 +290,12 @@ class MemcachedStore(ItemOps):
             client.delete(layout.session_key(self.prefix, key), noreply=False)
             return ApplyResult.GONE
         return result
+
+    def _restore(self, client: Any, name: str, raw: bytes, seconds: float) -> None:
+        """Put a session back over the tombstone or marker its failed move left."""
+        there, token = self._gets(client, name)
+        if there is not None and not isinstance(layout.parse(there), layout.Doc):
+            self._put(client, name, raw, seconds, token)
 
     def delete(self, key: str) -> None:
         self._recent.take(key)
