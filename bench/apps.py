@@ -1,8 +1,8 @@
 """The benchmarked apps: one set of routes, one app per variant.
 
 Every variant serves the same routes doing the same work; only the session
-machinery differs. ``BENCH_VARIANT``, ``BENCH_REDIS_URL`` and
-``BENCH_SQLITE_PATH`` configure the apps that a server (gunicorn, uvicorn)
+machinery differs. ``BENCH_VARIANT``, ``BENCH_REDIS_URL``, ``BENCH_MEMCACHED``
+(``host:port``) and ``BENCH_SQLITE_PATH`` configure the apps that a server (gunicorn, uvicorn)
 imports: ``bench.apps:flask_app()`` and ``bench.apps:asgi_app()``.
 """
 
@@ -26,6 +26,7 @@ FLASK_VARIANTS = {
     "flask-session-norefresh": "Flask-Session 0.8.0, Redis, SESSION_REFRESH_EACH_REQUEST=False",
     "sharedsession-redis": "sharedsession, Redis",
     "sharedsession-sqlite": "sharedsession, SQLite",
+    "sharedsession-memcached": "sharedsession, memcached",
 }
 
 ASGI_VARIANTS = {
@@ -33,6 +34,7 @@ ASGI_VARIANTS = {
     "asgi-cookie": "Starlette SessionMiddleware (signed cookie)",
     "asgi-starsessions": "starsessions 2.2, Redis",
     "asgi-sharedsession": "sharedsession SessionMiddleware, AsyncRedisStore",
+    "asgi-sharedsession-memcached": "sharedsession SessionMiddleware, AsyncMemcachedStore",
 }
 
 
@@ -62,6 +64,12 @@ def flask_app(variant: str | None = None, redis_url: str | None = None) -> Flask
 
         path = os.environ.get("BENCH_SQLITE_PATH", "/tmp/sharedsession-bench.sqlite3")
         app.config.update(SESSION_TYPE="sqlite", SESSION_SQLITE_PATH=path)
+        Session(app)
+    elif variant == "sharedsession-memcached":
+        from sharedsession.flask import Session
+
+        address = os.environ.get("BENCH_MEMCACHED", "127.0.0.1:11211")
+        app.config.update(SESSION_TYPE="memcached", SESSION_MEMCACHED=address)
         Session(app)
     elif variant not in ("none", "cookie"):
         raise ValueError(f"unknown variant {variant!r}")
@@ -131,6 +139,12 @@ def asgi_app(variant: str | None = None, redis_url: str | None = None) -> Any:
         from sharedsession.stores.redis import AsyncRedisStore
 
         middleware = [Middleware(Shared, store=AsyncRedisStore.from_url(redis_url))]
+    elif variant == "asgi-sharedsession-memcached":
+        from sharedsession.asgi import SessionMiddleware as Shared
+        from sharedsession.stores.memcached import AsyncMemcachedStore
+
+        address = os.environ.get("BENCH_MEMCACHED", "127.0.0.1:11211")
+        middleware = [Middleware(Shared, store=AsyncMemcachedStore(address))]
     elif variant != "asgi-none":
         raise ValueError(f"unknown variant {variant!r}")
 
