@@ -285,10 +285,25 @@ def test_a_session_kept_alive_by_writes_stays_revocable(
 def test_user_ids_of_any_form_are_indexed(memcached_flushed: MemcachedServer) -> None:
     store = MemcachedStore(memcached_flushed.address)
     now = time.time()
-    for user in ["ann smith", "zoë ✓", "x" * 400, "\n"]:
+    for user in ["ann smith", "zoë ✓", "x" * 400, "\n", "\ud800"]:
         k = store_key(new_id())
         store.apply(k, ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id=user))
         assert [info.handle for info in store.sessions_for_user(user)] == [k]
+    store.close()
+
+
+def test_any_text_survives_the_item(memcached_flushed: MemcachedServer) -> None:
+    store = MemcachedStore(memcached_flushed.address)
+    k, now = store_key(new_id()), time.time()
+    data = {
+        "\ud800 lone": '"\ud800"',
+        "日本": '"語 ✓"',
+        "": "1",
+        "x" * 5000: '"' + "é" * 300_000 + '"',
+    }
+    assert store.apply(k, ChangeSet(now, now + 60, data, created=now)) is ApplyResult.APPLIED
+    record = store.load(k)
+    assert record is not None and dict(record.data) == data
     store.close()
 
 

@@ -109,7 +109,9 @@ def session_key(prefix: str, key: str) -> str:
 
 def user_key(prefix: str, user_id: str) -> str:
     # A digest: user IDs may hold spaces or be long, which memcached keys cannot.
-    digest = base64.urlsafe_b64encode(hashlib.sha256(user_id.encode()).digest())
+    digest = base64.urlsafe_b64encode(
+        hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).digest()
+    )
     return f"{prefix}user:{digest.decode().rstrip('=')}"
 
 
@@ -129,7 +131,13 @@ def exptime(seconds: float) -> int:
 
 
 def _dumps(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    # UTF-8 as it is (readable, compact); a lone surrogate in a key name survives too.
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _loads(raw: bytes | str) -> Any:
+    return json.loads(raw.decode("utf-8", "surrogatepass") if isinstance(raw, bytes) else raw)
 
 
 def encode(doc: Doc) -> bytes:
@@ -173,7 +181,7 @@ def parse(raw: bytes | str | None) -> Doc | Marker | None:
     if raw is None or raw == TOMBSTONE:
         return None
     try:
-        found = json.loads(raw)
+        found = _loads(raw)
         if not isinstance(found, dict):
             raise ValueError("not a JSON object")
         if "f" in found:
@@ -205,7 +213,7 @@ def parse_index(raw: bytes | str | None) -> Index:
     if raw is None:
         return Index()
     try:
-        found = json.loads(raw)
+        found = _loads(raw)
         handles, idle = found["h"], _number(found["i"])
         if isinstance(handles, list) and all(isinstance(h, str) for h in handles):
             return Index(handles, idle)
