@@ -11,7 +11,7 @@ APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --n
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,flask,encryption,asgi,fastapi,quart,cli,metrics,sqlalchemy]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[redis,memcached,flask,encryption,asgi,fastapi,quart,cli,metrics,sqlalchemy]' --group dev
 	touch $@
 
 # Real servers the tests start themselves (never a shared one), and a browser.
@@ -22,6 +22,9 @@ servers: nginx chromium
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing postgresql from Debian packages"; \
 		$(SUDO) apt-get update -qq && $(APT_INSTALL) postgresql; }
+	@command -v memcached >/dev/null 2>&1 || { \
+		echo "installing memcached from Debian packages"; \
+		$(SUDO) apt-get update -qq && $(APT_INSTALL) memcached; }
 
 nginx:
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \

@@ -1,8 +1,9 @@
 """The benchmarked apps: one set of routes, one app per variant.
 
 Every variant serves the same routes doing the same work; only the session
-machinery differs. ``BENCH_VARIANT``, ``BENCH_REDIS_URL``, ``BENCH_SQLITE_PATH``
-and ``BENCH_POSTGRES_URL`` configure the apps that a server (gunicorn, uvicorn)
+machinery differs. ``BENCH_VARIANT``, ``BENCH_REDIS_URL``, ``BENCH_SQLITE_PATH``,
+``BENCH_POSTGRES_URL`` and ``BENCH_MEMCACHED`` (``host:port``) configure the apps that a
+server (gunicorn, uvicorn)
 imports: ``bench.apps:flask_app()`` and ``bench.apps:asgi_app()``.
 """
 
@@ -27,6 +28,7 @@ FLASK_VARIANTS = {
     "sharedsession-redis": "sharedsession, Redis",
     "sharedsession-sqlite": "sharedsession, SQLite",
     "sharedsession-postgres": "sharedsession, PostgreSQL (SQLAlchemy store)",
+    "sharedsession-memcached": "sharedsession, memcached",
 }
 
 ASGI_VARIANTS = {
@@ -35,6 +37,7 @@ ASGI_VARIANTS = {
     "asgi-starsessions": "starsessions 2.2, Redis",
     "asgi-sharedsession": "sharedsession SessionMiddleware, AsyncRedisStore",
     "asgi-sharedsession-postgres": "sharedsession SessionMiddleware, AsyncSQLAlchemyStore",
+    "asgi-sharedsession-memcached": "sharedsession SessionMiddleware, AsyncMemcachedStore",
 }
 
 
@@ -70,6 +73,11 @@ def flask_app(variant: str | None = None, redis_url: str | None = None) -> Flask
 
         url = os.environ["BENCH_POSTGRES_URL"]
         app.config.update(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=url)
+    elif variant == "sharedsession-memcached":
+        from sharedsession.flask import Session
+
+        address = os.environ.get("BENCH_MEMCACHED", "127.0.0.1:11211")
+        app.config.update(SESSION_TYPE="memcached", SESSION_MEMCACHED=address)
         Session(app)
     elif variant not in ("none", "cookie"):
         raise ValueError(f"unknown variant {variant!r}")
@@ -145,6 +153,12 @@ def asgi_app(variant: str | None = None, redis_url: str | None = None) -> Any:
 
         sql_store = AsyncSQLAlchemyStore(os.environ["BENCH_POSTGRES_URL"])
         middleware = [Middleware(Shared, store=sql_store)]
+    elif variant == "asgi-sharedsession-memcached":
+        from sharedsession.asgi import SessionMiddleware as Shared
+        from sharedsession.stores.memcached import AsyncMemcachedStore
+
+        address = os.environ.get("BENCH_MEMCACHED", "127.0.0.1:11211")
+        middleware = [Middleware(Shared, store=AsyncMemcachedStore(address))]
     elif variant != "asgi-none":
         raise ValueError(f"unknown variant {variant!r}")
 

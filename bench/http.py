@@ -133,8 +133,22 @@ def wrk(
 
 
 def _server_commands(client: redis.Redis) -> int:
+    """Commands Redis and memcached have served (memcached: keys read, stores,
+    touches and deletes, as its ``stats`` counts them)."""
     stats = client.info("commandstats")
-    return sum(v["calls"] for k, v in stats.items() if not k.startswith("cmdstat_info"))
+    total = sum(int(v["calls"]) for k, v in stats.items() if not k.startswith("cmdstat_info"))
+    address = os.environ.get("BENCH_MEMCACHED")
+    if address:
+        from pymemcache.client.base import Client
+
+        memcached = Client(address, timeout=5)
+        counters = memcached.stats()
+        memcached.close()
+        total += sum(
+            int(counters[name])
+            for name in (b"cmd_get", b"cmd_set", b"cmd_touch", b"delete_hits", b"delete_misses")
+        )
+    return total
 
 
 def run(

@@ -1,8 +1,8 @@
 """The in-process driver: WSGI calls straight into each Flask app, no network noise.
 
 It measures the libraries' own cost per request, including their store round
-trips to the private redis-server, and counts those round trips on the client
-side (one per request written to a Redis socket).
+trips to the private redis-server and memcached, and counts those round trips
+on the client side (one per request written to a Redis or memcached socket).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ _sent = [0]
 
 
 def _count_round_trips() -> None:
-    """Count every request written to any Redis connection in this process."""
+    """Count every request written to any Redis or memcached connection in this process."""
+    from pymemcache.client.base import Client
+
     original = redis.connection.AbstractConnection.send_packed_command
 
     def counted(self: Any, command: Any, check_health: bool = True) -> None:
@@ -42,6 +44,17 @@ def _count_round_trips() -> None:
         original(self, command, check_health)  # type: ignore[no-untyped-call]
 
     redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+    # pymemcache sends each command (several keys or not) in one write, and reads its reply.
+    for name in ("_fetch_cmd", "_store_cmd", "_misc_cmd"):
+        setattr(Client, name, _counting(getattr(Client, name)))
+
+
+def _counting(method: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _sent[0] += 1
+        return method(self, *args, **kwargs)
+
+    return counted
 
 
 def seed_cookie(app: Flask, size: str) -> str:

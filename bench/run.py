@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark in one run, on this machine, against one private redis-server.
+"""`make bench`: every benchmark in one run, on this machine, against one private
+redis-server and one private memcached.
 
 Writes ``bench/results/bench.json``, ``bench/results/bench.md`` and
 ``bench/results/overhead.png``, and prints the Markdown. ``--quick`` runs
@@ -26,6 +27,7 @@ from bench import inprocess
 from bench import memory
 from bench.apps import ASGI_VARIANTS
 from bench.apps import FLASK_VARIANTS
+from tests.servers import MemcachedServer
 from tests.servers import PostgresServer
 from tests.servers import RedisServer
 
@@ -179,9 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         server = RedisServer(Path(tmp) / "redis").start()
         postgres = PostgresServer().start()
         os.environ["BENCH_POSTGRES_URL"] = postgres.url  # the apps read it, here and in servers
+        memcached = MemcachedServer().start()
+        os.environ["BENCH_MEMCACHED"] = memcached.address  # the apps, here and in servers
         try:
             url = server.url
             report["redis_version"] = server.client().info("server")["redis_version"]
+            version = memcached.client()
+            report["memcached_version"] = version.version().decode()
+            version.close()
             report["round_trip_floor_us"] = round_trip_floor(url)
             print(
                 f"one redis-py GET round trip: {report['round_trip_floor_us']:.0f} µs", flush=True
@@ -199,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                     "asgi", list(ASGI_VARIANTS), url, http_rounds, seconds, sqlite
                 )
         finally:
+            memcached.stop()
             server.stop()
             postgres.remove()
     print("memory per session ...", flush=True)
@@ -216,7 +224,8 @@ def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     out = [
         f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']},"
-        f" Redis {report['redis_version']}, {m['date']}."
+        f" Redis {report['redis_version']}, memcached {report.get('memcached_version', '-')},"
+        f" {m['date']}."
         f" One redis-py GET round trip: {report['round_trip_floor_us']:.0f} µs.",
         "",
         "### Targets (in-process driver)",

@@ -123,6 +123,73 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) 
         delay = min(delay * 2, 0.25)
 
 
+class MemcachedServer:
+    """A private ``memcached`` on a free loopback port (no persistence: a restart empties it).
+
+    :param args: Extra ``memcached`` options, e.g. ``["-I", "2m"]``.
+    """
+
+    def __init__(self, *args: str) -> None:
+        self.binary = require_binary("memcached")
+        self.args = list(args)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """The ``host:port`` form ``SESSION_MEMCACHED`` takes."""
+        return f"127.0.0.1:{self.port}"
+
+    def client(self) -> Any:
+        from pymemcache.client.base import Client
+
+        return Client(("127.0.0.1", self.port), timeout=2, connect_timeout=2, default_noreply=False)
+
+    def start(self) -> MemcachedServer:
+        # memcached refuses to run as root unless told which user to be.
+        user = ["-u", "root"] if os.geteuid() == 0 else []
+        command = [self.binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64",
+                   "-t", "2", *user, *self.args]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = self.client()
+
+        def ready() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                assert self.process.stderr is not None
+                raise RuntimeError(f"memcached exited early: {self.process.stderr.read()!r}")
+            try:
+                return bool(client.version())
+            except OSError:
+                return False
+
+        try:
+            wait_until(ready, f"memcached on port {self.port}", timeout=10.0)
+        finally:
+            client.close()
+        return self
+
+    def flush(self) -> None:
+        client = self.client()
+        try:
+            client.flush_all(noreply=False)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        self.process = None
+
+
 class SentinelSetup:
     """One master, one replica and three Sentinels, all private, on loopback.
 

@@ -42,6 +42,7 @@ logger = logging.getLogger("sharedsession")
 STORE_TYPES = {
     "sqlite": "sharedsession.stores.sqlite",
     "redis": "sharedsession.stores.redis",
+    "memcached": "sharedsession.stores.memcached",
     "memory": "sharedsession.stores.memory",
     "sqlalchemy": "sharedsession.stores.sqlalchemy",
 }
@@ -50,6 +51,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_SQLITE_FILE = "sharedsession.sqlite3"
 DEFAULT_LIFETIME = dt.timedelta(days=31)
 DEFAULT_REDIS_TIMEOUT = 2.0
+DEFAULT_MEMCACHED = "127.0.0.1:11211"
+DEFAULT_MEMCACHED_TIMEOUT = 2.0
 DEFAULT_MAX_CONNECTIONS = 100
 
 #: Every key this library reads.
@@ -60,6 +63,8 @@ KEYS = frozenset(
         "SESSION_REDIS_TIMEOUT",
         "SESSION_REDIS_MIN_REPLICAS",
         "SESSION_REDIS_MAX_CONNECTIONS",
+        "SESSION_MEMCACHED",
+        "SESSION_MEMCACHED_TIMEOUT",
         "SESSION_KEY_PREFIX",
         "SESSION_SQLITE_PATH",
         "SESSION_SQLALCHEMY",
@@ -102,7 +107,6 @@ FLASK_SESSION_ONLY = {
     "SESSION_FILE_THRESHOLD": "the filesystem backend is not supported",
     "SESSION_FILE_MODE": "the filesystem backend is not supported",
     "SESSION_CACHELIB": "the cachelib backend is not supported",
-    "SESSION_MEMCACHED": "the memcached backend is not supported yet",
     "SESSION_MONGODB": "the MongoDB backend is not supported",
     "SESSION_MONGODB_DB": "the MongoDB backend is not supported",
     "SESSION_MONGODB_COLLECT": "the MongoDB backend is not supported",
@@ -233,6 +237,8 @@ class Settings:
     redis_timeout: float
     redis_min_replicas: int
     redis_max_connections: int
+    memcached: Any
+    memcached_timeout: float
     key_prefix: str
     sqlite_path: str
     permanent: bool
@@ -329,6 +335,9 @@ class Settings:
                 "SESSION_REDIS_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS, unit="connections"
             )
             or DEFAULT_MAX_CONNECTIONS,
+            memcached=read.get("SESSION_MEMCACHED") or DEFAULT_MEMCACHED,
+            memcached_timeout=read.seconds("SESSION_MEMCACHED_TIMEOUT", DEFAULT_MEMCACHED_TIMEOUT)
+            or DEFAULT_MEMCACHED_TIMEOUT,
             key_prefix=prefix,
             sqlite_path=os.fspath(sqlite_path),
             permanent=read.flag("SESSION_PERMANENT", True),
@@ -527,8 +536,11 @@ def _session_type(read: _Reader) -> str:
     value = read.get("SESSION_TYPE")
     if value is None:
         # Flask-Session refuses SESSION_REDIS without a type; a silent local
-        # SQLite file would not be shared across machines, so Redis it is.
-        return "redis" if read.get("SESSION_REDIS") is not None else "sqlite"
+        # SQLite file would not be shared across machines, so Redis it is
+        # (memcached for SESSION_MEMCACHED alone).
+        if read.get("SESSION_REDIS") is not None:
+            return "redis"
+        return "memcached" if read.get("SESSION_MEMCACHED") is not None else "sqlite"
     return read.choice("SESSION_TYPE", tuple(STORE_TYPES))
 
 

@@ -25,6 +25,7 @@ from . import _flows as flows
 from ._config import Settings
 from ._driver import run
 from .admin import SessionAdmin
+from .errors import ConfigurationError
 from .errors import SessionError
 from .errors import StoreError
 from .errors import StoreUnavailable
@@ -167,6 +168,8 @@ def _store_errors(run_command: Callable[..., None]) -> Callable[..., None]:
             run_command(*args, **kwargs)
         except StoreUnavailable as exc:
             raise click.ClickException(f"the session store is unreachable: {exc}") from None
+        except ConfigurationError as exc:  # the store cannot do this (memcached cannot list)
+            raise click.UsageError(str(exc)) from None
 
     return wrapper
 

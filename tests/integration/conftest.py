@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from tests.servers import ClusterSetup
+from tests.servers import MemcachedServer
 from tests.servers import PostgresServer
 from tests.servers import RedisServer
 from tests.servers import SentinelSetup
@@ -32,6 +33,25 @@ def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture(scope="session")
+def memcached_server() -> Iterator[MemcachedServer]:
+    """One private memcached for the whole run."""
+    server = MemcachedServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def memcached_flushed(memcached_server: MemcachedServer) -> Iterator[MemcachedServer]:
+    """The private memcached, emptied after each test (it is ours alone)."""
+    try:
+        yield memcached_server
+    finally:
+        memcached_server.flush()
 
 
 @pytest.fixture
@@ -124,12 +144,16 @@ KINDS = [
     "sqlite",
     pytest.param("redis", marks=pytest.mark.integration),
     pytest.param("sqlalchemy", marks=pytest.mark.integration),
+    pytest.param("memcached", marks=pytest.mark.integration),
 ]
 """The store kinds of ``store_config``: most behaviour is checked on each."""
 
+LISTING_KINDS = ["memory", "sqlite", pytest.param("redis", marks=pytest.mark.integration)]
+"""The kinds whose store can list every session (memcached cannot enumerate its keys)."""
+
 
 def store_config(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """Flask-style config for a store kind; a Redis one uses the private server."""
+    """Flask-style config for a store kind; Redis and memcached use the private servers."""
     if kind == "memory":
         return {"SESSION_TYPE": "memory"}
     if kind == "sqlite":
@@ -137,6 +161,9 @@ def store_config(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> d
     if kind == "sqlalchemy":
         url: str = request.getfixturevalue("postgres_url")  # emptied afterwards
         return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": url}
+    if kind == "memcached":
+        memcached: MemcachedServer = request.getfixturevalue("memcached_flushed")
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": memcached.address}
     server: RedisServer = request.getfixturevalue("redis_server")
     request.getfixturevalue("redis_client")  # empties it afterwards
     return {"SESSION_TYPE": "redis", "SESSION_REDIS": server.url}

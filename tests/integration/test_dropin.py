@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio
 
 from sharedsession.stores.base import AsyncSessionStore
+from sharedsession.stores.memcached import AsyncMemcachedStore
 from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
@@ -21,6 +22,7 @@ from tests.flask_apps import make_app
 from tests.integration.conftest import KINDS
 from tests.integration.conftest import store_config
 from tests.integration.test_asgi import serve
+from tests.servers import MemcachedServer
 from tests.servers import RedisServer
 
 
@@ -44,6 +46,9 @@ def async_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> As
         return AsyncSQLiteStore(tmp_path / "asgi.db")
     if kind == "sqlalchemy":
         return AsyncSQLAlchemyStore(request.getfixturevalue("postgres_url"))
+    if kind == "memcached":
+        memcached: MemcachedServer = request.getfixturevalue("memcached_flushed")
+        return AsyncMemcachedStore(memcached.address)
     server: RedisServer = request.getfixturevalue("redis_server")
     request.getfixturevalue("redis_client")
     return AsyncRedisStore(redis.asyncio.Redis(port=server.port))

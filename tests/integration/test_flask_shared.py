@@ -20,6 +20,7 @@ STORES = [
     "sqlite",
     pytest.param("redis", marks=pytest.mark.integration),
     pytest.param("sqlalchemy", marks=pytest.mark.integration),
+    pytest.param("memcached", marks=pytest.mark.integration),
 ]
 
 

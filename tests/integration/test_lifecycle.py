@@ -1,7 +1,8 @@
-"""Lifecycle and security through HTTP, on every store: memory, SQLite and Redis."""
+"""Lifecycle and security through HTTP, on every store: memory, SQLite, Redis and memcached."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from sharedsession.crypto import generate_key
 from sharedsession.errors import ConfigurationError
 from sharedsession.flask import Session
 from sharedsession.ids import store_key
+from sharedsession.stores.memcached import MemcachedStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.sqlalchemy import SQLAlchemyStore
 from sharedsession.stores.sqlite import SQLiteStore
@@ -29,6 +31,7 @@ STORES = [
     "sqlite",
     pytest.param("redis", marks=pytest.mark.integration),
     pytest.param("sqlalchemy", marks=pytest.mark.integration),
+    pytest.param("memcached", marks=pytest.mark.integration),
 ]
 
 
@@ -345,6 +348,15 @@ def tamper(app: Flask, key: str, **fields: Any) -> None:
             conn.execute(
                 update(tables.sessions).where(tables.sessions.c.key == key).values(**fields)
             )
+    elif isinstance(store, MemcachedStore):
+        short = {"user_id": "u", "created": "c", "absolute": "a"}
+
+        def edit(client: Any) -> None:
+            document = json.loads(client.get(f"session:{key}"))
+            document.update({short[name]: value for name, value in fields.items()})
+            client.set(f"session:{key}", json.dumps(document).encode(), 600, noreply=False)
+
+        store._run(edit)
     else:
         store.client.hset(f"session:{{{key}}}", mapping={f":{k}": v for k, v in fields.items()})
 

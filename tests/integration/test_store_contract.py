@@ -18,6 +18,8 @@ from sharedsession.stores.base import ApplyResult
 from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.base import Record
 from sharedsession.stores.base import Refresh
+from sharedsession.stores.memcached import AsyncMemcachedStore
+from sharedsession.stores.memcached import MemcachedStore
 from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.redis import AsyncRedisStore
@@ -28,6 +30,7 @@ from sharedsession.stores.sqlite import AsyncSQLiteStore
 from sharedsession.stores.sqlite import SQLiteStore
 from tests.conftest import FakeClock
 from tests.helpers import BlockingFacade
+from tests.servers import MemcachedServer
 from tests.servers import RedisServer
 
 STORES = [
@@ -42,11 +45,14 @@ STORES = [
     pytest.param("sqlalchemy", marks=pytest.mark.integration),
     pytest.param("sqlalchemy-async", marks=pytest.mark.integration),
     "sqlalchemy-sqlite",
+    pytest.param("memcached", marks=pytest.mark.integration),
+    pytest.param("memcached-async", marks=pytest.mark.integration),
 ]
 
 
 class RealClock:
-    """Real time, for the Redis stores, whose TTLs the server keeps: advancing it sleeps."""
+    """Real time, for the Redis and memcached stores, whose TTLs the server keeps:
+    advancing it sleeps."""
 
     def __call__(self) -> float:
         return time.time()
@@ -69,9 +75,9 @@ def clock(kind: str) -> Clock:
     """The store's clock: every ``now`` a test passes comes from it, and ``advance`` waits.
 
     The in-process stores decide expiry with it, so their waits cost nothing;
-    a Redis server expires keys on its own clock, so there it is real time.
+    a Redis or memcached server expires keys on its own clock, so there it is real time.
     """
-    return RealClock() if kind.startswith("redis") else FakeClock()
+    return RealClock() if kind.startswith(("redis", "memcached")) else FakeClock()
 
 
 @pytest.fixture
@@ -86,6 +92,14 @@ def store(kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Pat
         made = BlockingFacade(AsyncSQLiteStore(tmp_path / "contract.sqlite3", clock=clock))
     elif kind.startswith("sqlalchemy"):
         made = sqlalchemy_store(kind, clock, request, tmp_path)
+    elif kind.startswith("memcached"):
+        memcached: MemcachedServer = request.getfixturevalue("memcached_flushed")
+        address = memcached.address
+        made = (
+            MemcachedStore(address)
+            if kind == "memcached"
+            else BlockingFacade(AsyncMemcachedStore(address))
+        )
     elif kind.startswith("redis-cluster"):
         url: str = request.getfixturevalue("cluster_url")
         if kind == "redis-cluster":

@@ -21,6 +21,7 @@ from sharedsession.flask import Session
 from sharedsession.flask import SessionInterface
 from sharedsession.flask import session
 from sharedsession.ids import MAX_ID_BYTES
+from sharedsession.stores.memcached import MemcachedStore
 from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.redis import RedisStore
@@ -227,13 +228,52 @@ def test_middleware_warns_about_an_insecure_cookie(caplog: pytest.LogCaptureFixt
     assert caplog.text.count("SESSION_COOKIE_SECURE is off") == 1
 
 
+def test_session_memcached_takes_an_address_or_a_pymemcache_client(tmp_path: Any) -> None:
+    from pymemcache.client.base import Client
+    from pymemcache.client.base import PooledClient
+
+    app = flask_app(SESSION_MEMCACHED="127.0.0.1:1")  # alone, it means memcached
+    store: Any = app.session_interface.store  # type: ignore[attr-defined]
+    assert isinstance(store, MemcachedStore) and store.reach == "network"
+    # Clients that hold one socket or wait forever are copied, with the timeout as a cap.
+    classic = Client(("127.0.0.1", 1))
+    app = flask_app(
+        SESSION_TYPE="memcached", SESSION_MEMCACHED=classic, SESSION_MEMCACHED_TIMEOUT=0.25
+    )
+    store = app.session_interface.store  # type: ignore[attr-defined]
+    with store._connections.client() as copied:
+        assert copied is not classic and copied.server == ("127.0.0.1", 1)
+        assert (copied.timeout, copied.connect_timeout) == (0.25, 0.25)
+    pooled = PooledClient("127.0.0.1:1", timeout=0.1, key_prefix=b"app:")
+    store = flask_app(SESSION_TYPE="memcached", SESSION_MEMCACHED=pooled).session_interface.store  # type: ignore[attr-defined]
+    with store._connections.client() as copied:
+        assert (copied.timeout, copied.connect_timeout, copied.key_prefix) == (0.1, 2.0, b"app:")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"SESSION_MEMCACHED": "127.0.0.1:port"}, "not a memcached address"),
+        ({"SESSION_MEMCACHED": object()}, "pymemcache client"),
+        ({"SESSION_MEMCACHED_TIMEOUT": 0}, "SESSION_MEMCACHED_TIMEOUT must be positive"),
+        ({"SESSION_KEY_PREFIX": "my sessions:"}, "cannot start a memcached key"),
+    ],
+)
+def test_memcached_settings_are_checked(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        flask_app(SESSION_TYPE="memcached", **config)
+
+
 def test_one_registry_maps_session_type_to_stores() -> None:
     from sharedsession._config import STORE_TYPES
 
     app = flask_app(SESSION_TYPE="memory")
     assert isinstance(app.session_interface.store, MemoryStore)  # type: ignore[attr-defined]
-    assert set(STORE_TYPES) == {"memory", "sqlite", "redis", "sqlalchemy"}
-    with pytest.raises(ConfigurationError, match="use one of 'sqlite', 'redis', 'memory'"):
+    assert set(STORE_TYPES) == {"memory", "sqlite", "redis", "memcached", "sqlalchemy"}
+    with pytest.raises(
+        ConfigurationError,
+        match="use one of 'sqlite', 'redis', 'memcached', 'memory', 'sqlalchemy'",
+    ):
         flask_app(SESSION_TYPE="filesystem")
 
 

@@ -12,6 +12,8 @@ from sharedsession.flask import Session as FlaskSession
 from sharedsession.metrics import AsyncInstrumentedStore
 from sharedsession.metrics import InstrumentedStore
 from sharedsession.quart import Session as QuartSession
+from sharedsession.stores.memcached import AsyncMemcachedStore
+from sharedsession.stores.memcached import MemcachedStore
 from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.redis import AsyncRedisStore
@@ -40,6 +42,7 @@ def public(cls: type) -> dict[str, inspect.Signature]:
         (SQLiteStore, AsyncSQLiteStore),
         (SQLAlchemyStore, AsyncSQLAlchemyStore),
         (MemoryStore, AsyncMemoryStore),
+        (MemcachedStore, AsyncMemcachedStore),
         (FlaskSession, QuartSession),
         (SessionAdmin, AsyncSessionAdmin),
         (InstrumentedStore, AsyncInstrumentedStore),

@@ -1,5 +1,6 @@
 """Session stores. Backends with optional dependencies are imported from their modules:
-``sharedsession.stores.sqlite`` and ``sharedsession.stores.redis``."""
+``sharedsession.stores.sqlite``, ``sharedsession.stores.redis`` and
+``sharedsession.stores.memcached``."""
 
 from .base import ApplyResult as ApplyResult
 from .base import AsyncClosing as AsyncClosing
