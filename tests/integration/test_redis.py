@@ -176,3 +176,44 @@ def test_user_index_expires_and_a_login_is_bounded(
     with app.app_context():
         assert len(ext.sessions_for_user("zed")) == 2  # listing prunes the dead entries
     assert redis_client.zcard("session:user:zed") == 2
+
+
+def test_connections_the_server_dropped_are_replaced_on_the_hot_path(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    """Reads and writes skip redis-py's command layers, not its pool's check that a
+    pooled connection is still open (as after a Redis restart or an idle timeout)."""
+    store = RedisStore.from_url(redis_server.url)
+    k, now = store_key(new_id()), time.time()
+    assert store.apply(k, ChangeSet(now, now + 60, {"a": "1"}, created=now)) is ApplyResult.APPLIED
+    for i in range(3):
+        killed = redis_client.client_kill_filter(_type="normal", skipme=True)
+        assert killed >= 1  # the store's pooled connection is gone
+        now = time.time()
+        changes = ChangeSet(now, now + 60, {"a": str(i)})
+        assert store.apply(k, changes) is ApplyResult.APPLIED
+        redis_client.client_kill_filter(_type="normal", skipme=True)
+        record = store.load(k, refresh=Refresh(now, 60, 0))
+        assert record is not None and record.data["a"] == str(i)
+    store.close()
+
+
+def test_connections_the_server_dropped_are_replaced_on_the_async_hot_path(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    async def main() -> None:
+        store = AsyncRedisStore.from_url(redis_server.url)
+        k, now = store_key(new_id()), time.time()
+        created = ChangeSet(now, now + 60, {"a": "1"}, created=now)
+        assert await store.apply(k, created) is ApplyResult.APPLIED
+        for i in range(3):
+            assert redis_client.client_kill_filter(_type="normal", skipme=True) >= 1
+            now = time.time()
+            changes = ChangeSet(now, now + 60, {"a": str(i)})
+            assert await store.apply(k, changes) is ApplyResult.APPLIED
+            redis_client.client_kill_filter(_type="normal", skipme=True)
+            record = await store.load(k, refresh=Refresh(now, 60, 0))
+            assert record is not None and record.data["a"] == str(i)
+        await store.aclose()
+
+    asyncio.run(main())

@@ -12,6 +12,8 @@ from sharedsession.flask import Session as FlaskSession
 from sharedsession.metrics import AsyncInstrumentedStore
 from sharedsession.metrics import InstrumentedStore
 from sharedsession.quart import Session as QuartSession
+from sharedsession.stores._redis_direct import AsyncDirect
+from sharedsession.stores._redis_direct import Direct
 from sharedsession.stores.memcached import AsyncMemcachedStore
 from sharedsession.stores.memcached import MemcachedStore
 from sharedsession.stores.memory import AsyncMemoryStore
@@ -39,6 +41,7 @@ def public(cls: type) -> dict[str, inspect.Signature]:
     ("sync_class", "async_class"),
     [
         (RedisStore, AsyncRedisStore),
+        (Direct, AsyncDirect),
         (SQLiteStore, AsyncSQLiteStore),
         (SQLAlchemyStore, AsyncSQLAlchemyStore),
         (MemoryStore, AsyncMemoryStore),

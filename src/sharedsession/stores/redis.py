@@ -34,6 +34,8 @@ from ..errors import StoreError
 from ..errors import StoreUnavailable
 from ..ids import store_key
 from . import _redis_layout as layout
+from ._redis_direct import AsyncDirect
+from ._redis_direct import Direct
 from ._redis_url import DEFAULT_MAX_CONNECTIONS
 from ._redis_url import DEFAULT_TIMEOUT
 from ._redis_url import client_from_setting
@@ -69,6 +71,17 @@ def _mapped(exc: Exception) -> StoreError:
     if isinstance(exc, _REFUSED) or layout.refusal(str(exc)):
         return StoreUnavailable(f"Redis session store refused the write: {exc}", exc)
     return StoreError(f"Redis session store failed: {exc}", exc)
+
+
+#: Commands sent on a pooled connection directly (their raw replies are what
+#: the layout reads); every other command goes through the client.
+_DIRECT = frozenset({"hgetall"})
+
+
+def _direct_path(client: Any) -> bool:
+    """Whether the hot commands can skip redis-py's layers on ``client``: a
+    pooled standalone or Sentinel client (not a Cluster, not a single connection)."""
+    return not is_cluster(client) and getattr(client, "connection", None) is None
 
 
 _REFUSED = (
@@ -208,6 +221,7 @@ class RedisStore(Closing):
         self.revoked_ms = layout.REVOKED_MS
         self._slots = threading.BoundedSemaphore(max_connections)
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
+        self._direct = Direct(client) if _direct_path(client) else None
 
     @classmethod
     def from_url(
@@ -263,8 +277,13 @@ class RedisStore(Closing):
             return time.sleep(op.seconds)
         replicas = self.options.min_replicas
         if not (replicas and op.write) and not isinstance(op, layout.Pipeline):
+            direct = self._direct
             if isinstance(op, layout.Script):
+                if direct is not None:
+                    return direct.script(self._scripts[op.name], op.keys, op.args)
                 return self._scripts[op.name](keys=op.keys, args=op.args)
+            if direct is not None and op.name in _DIRECT:
+                return direct.call(op.name.upper(), *op.args)
             return getattr(self.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
         if self.options.cluster and layout.scripts_of(calls):
@@ -387,6 +406,7 @@ class AsyncRedisStore(AsyncClosing):
         # asyncio primitives belong to one event loop; test clients run several.
         self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
+        self._direct = AsyncDirect(client) if _direct_path(client) else None
 
     @classmethod
     def from_url(
@@ -439,8 +459,13 @@ class AsyncRedisStore(AsyncClosing):
             return await asyncio.sleep(op.seconds)
         replicas = self.options.min_replicas
         if not (replicas and op.write) and not isinstance(op, layout.Pipeline):
+            direct = self._direct
             if isinstance(op, layout.Script):
+                if direct is not None:
+                    return await direct.script(self._scripts[op.name], op.keys, op.args)
                 return await self._scripts[op.name](keys=op.keys, args=op.args)
+            if direct is not None and op.name in _DIRECT:
+                return await direct.call(op.name.upper(), *op.args)
             return await getattr(self.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
         if self.options.cluster and layout.scripts_of(calls):
