@@ -537,10 +537,15 @@ def _session_type(read: _Reader) -> str:
     if value is None:
         # Flask-Session refuses SESSION_REDIS without a type; a silent local
         # SQLite file would not be shared across machines, so Redis it is
-        # (memcached for SESSION_MEMCACHED alone).
-        if read.get("SESSION_REDIS") is not None:
-            return "redis"
-        return "memcached" if read.get("SESSION_MEMCACHED") is not None else "sqlite"
+        # (memcached or SQL for SESSION_MEMCACHED or SESSION_SQLALCHEMY alone).
+        for key, implied in (
+            ("SESSION_REDIS", "redis"),
+            ("SESSION_MEMCACHED", "memcached"),
+            ("SESSION_SQLALCHEMY", "sqlalchemy"),
+        ):
+            if read.get(key) is not None:
+                return implied
+        return "sqlite"
     return read.choice("SESSION_TYPE", tuple(STORE_TYPES))
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sharedsession.errors import ConfigurationError
 from sharedsession.ids import new_id
 from sharedsession.ids import store_key
+from sharedsession.stores.base import ApplyResult
 from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
 from sharedsession.stores.sqlalchemy import SQLAlchemyStore
@@ -262,3 +263,33 @@ def test_stopped_database_answers_503_then_works_again(
     assert visit(app, cookie, "/get/x")[:2] == (200, "'2'")
     assert ext.store is not None
     ext.store.close()
+
+
+def test_sqlite_connections_pooled_before_the_store_keep_data_with_its_session(
+    tmp_path: Path,
+) -> None:
+    """An engine the app used first (create_all, seeding) holds connections on which
+    SQLite does not enforce foreign keys: a new ID keeps the data, and sessions that
+    end leave no data rows behind."""
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text("SELECT 1"))  # pooled, without the store's pragma
+    store = SQLAlchemyStore(engine)
+    now = time.time()
+    first, second, third = store_key(new_id()), store_key(new_id()), store_key(new_id())
+    assert store.apply(first, ChangeSet(now, now + 60, {"cart": "[1]"}, created=now)) is (
+        ApplyResult.APPLIED
+    )
+    moved = ChangeSet(now, now + 60, {"user": '"u"'}, replaces=first)
+    assert store.apply(second, moved) is ApplyResult.APPLIED
+    record = store.load(second)
+    assert record is not None and record.data == {"cart": "[1]", "user": '"u"'}
+    store.apply(third, ChangeSet(now, now + 60, {"a": "1"}, created=now))
+    store.delete(second)
+    assert store.revoke(third)
+    with engine.connect() as conn:
+        assert conn.execute(sqlalchemy.text("PRAGMA foreign_keys")).scalar() == 0
+        rows = conn.execute(sqlalchemy.text("SELECT * FROM sharedsession_data")).all()
+    assert rows == []
+    store.close()
+    engine.dispose()

@@ -290,3 +290,11 @@ def test_a_store_not_shared_across_machines_is_said_at_start_up(
     sqlite = [r for r in caplog.records if "shared by the processes of this machine" in r.message]
     assert [r.levelno for r in memory] == [logging.WARNING, logging.WARNING]  # Flask, ASGI
     assert [r.levelno for r in sqlite] == [logging.INFO]
+
+
+def test_session_sqlalchemy_alone_means_the_sql_store(tmp_path: Any) -> None:
+    from sharedsession.stores.sqlalchemy import SQLAlchemyStore
+
+    app = flask_app(SESSION_SQLALCHEMY=f"sqlite:///{tmp_path / 'sessions.db'}")
+    store: Any = app.session_interface.store  # type: ignore[attr-defined]
+    assert isinstance(store, SQLAlchemyStore)

@@ -15,7 +15,10 @@ Layout (``<table>`` is ``SESSION_SQLALCHEMY_TABLE``):
   forwarding marker is a row with ``forward`` set.
 - ``<table>_data``: a row per session key, so a save changes single keys.
   Its rows follow their session's key on update and go with it on delete
-  (foreign key ``ON UPDATE CASCADE ON DELETE CASCADE``).
+  (foreign key ``ON UPDATE CASCADE ON DELETE CASCADE``). SQLite enforces
+  foreign keys only on connections that turned them on, and an engine the app
+  made may hold connections opened before the store turned them on: there the
+  flows also move and delete the data rows themselves (:func:`_follow`).
 
 Every write starts with a conditional ``UPDATE`` (or ``INSERT``) of the
 session row: it checks that the session is alive and locks its row until the
@@ -51,6 +54,20 @@ from .base import SessionInfo
 from .base import StoredSession
 
 logger = logging.getLogger("sharedsession")
+
+
+def _follow(t: Layout, gone: Sequence[Any], moved_to: str | None = None) -> Flow[None]:
+    """On SQLite, make the data rows of the session rows ``gone`` (their keys)
+    follow them: to ``moved_to``, or away, whether or not the connection
+    enforces the foreign key's cascade (when it does, this matches nothing)."""
+    keys = [row[0] for row in gone]
+    if t.dialect != "sqlite" or not keys:
+        return
+    d = t.data
+    if moved_to is None:
+        yield Execute(delete(d).where(d.c.key.in_(keys)), write=True)
+    else:
+        yield Execute(update(d).where(d.c.key.in_(keys)).values(key=moved_to), write=True)
 
 
 def _name(name: str) -> str:
@@ -159,8 +176,10 @@ def _create(t: Layout, key: str, changes: ChangeSet, now: float) -> Flow[ApplyRe
         return ApplyResult.APPLIED
     # The key is taken: by an expired leftover (replace it) or a live session.
     leftover = delete(s).where(s.c.key == key, s.c.expires <= now).returning(s.c.key)
-    if not (yield Execute(leftover, write=True)).rows:
+    gone = (yield Execute(leftover, write=True)).rows
+    if not gone:
         return ApplyResult.EXISTS
+    yield from _follow(t, gone)
     yield Execute(insert, write=True)
     return ApplyResult.APPLIED
 
@@ -183,7 +202,9 @@ def _move(t: Layout, key: str, changes: ChangeSet, now: float) -> Flow[ApplyResu
     moved = (yield Execute(move, write=True)).rows
     if not moved:
         leftover = delete(s).where(s.c.key == key, s.c.expires <= now).returning(s.c.key)
-        if (yield Execute(leftover, write=True)).rows:
+        gone = (yield Execute(leftover, write=True)).rows
+        if gone:
+            yield from _follow(t, gone)
             moved = (yield Execute(move, write=True)).rows
         else:
             probe = select(s.c.key).where(s.c.key == key, s.c.expires > now)
@@ -191,6 +212,7 @@ def _move(t: Layout, key: str, changes: ChangeSet, now: float) -> Flow[ApplyResu
                 return ApplyResult.EXISTS
     if not moved:
         return ApplyResult.GONE
+    yield from _follow(t, [(old,)], moved_to=key)
     if changes.forward is not None:
         marker = {
             "key": old, "created": moved[0][0], "expires": changes.forward_until,
@@ -214,7 +236,8 @@ def _write_data(
             .order_by(o.c.issued.desc())
             .offset(max_per_user - 1)
         )
-        yield Execute(delete(s).where(s.c.key.in_(others.scalar_subquery())), write=True)
+        ended = delete(s).where(s.c.key.in_(others.scalar_subquery())).returning(s.c.key)
+        yield from _follow(t, (yield Execute(ended, write=True)).rows)
     if changes.clear:
         yield Execute(delete(d).where(d.c.key == key), write=True)
     elif changes.delete:
@@ -229,6 +252,7 @@ def _write_data(
         yield Execute(upsert, write=True)
     if changes.expires <= now:
         yield Execute(delete(s).where(s.c.key == key), write=True)
+        yield from _follow(t, [(key,)])
     elif _may_end_empty(changes):
         # It may have no keys left: unless bound to a user, it ends.
         keys = exists().where(d.c.key == key)
@@ -247,12 +271,15 @@ def _may_end_empty(changes: ChangeSet) -> bool:
 
 def delete_key(t: Layout, key: str) -> Flow[None]:
     yield Execute(delete(t.sessions).where(t.sessions.c.key == key), write=True)
+    yield from _follow(t, [(key,)])
 
 
 def revoke(t: Layout, handle: str, now: float) -> Flow[bool]:
     s = t.sessions
     ended = delete(s).where(s.c.handle == handle, s.c.forward.is_(None), s.c.expires > now)
-    return (yield Execute(ended, write=True)).rowcount > 0
+    gone = (yield Execute(ended.returning(s.c.key), write=True)).rows
+    yield from _follow(t, gone)
+    return bool(gone)
 
 
 def purge(t: Layout, now: float, batch: int) -> Flow[int]:
@@ -262,7 +289,11 @@ def purge(t: Layout, now: float, batch: int) -> Flow[int]:
     total = 0
     while True:
         expired = select(o.c.key).where(o.c.expires <= now).limit(batch).scalar_subquery()
-        count = (yield Execute(delete(s).where(s.c.key.in_(expired)), write=True)).rowcount
+        gone = (
+            yield Execute(delete(s).where(s.c.key.in_(expired)).returning(s.c.key), write=True)
+        ).rows
+        yield from _follow(t, gone)
+        count = len(gone)
         total += count
         if count < batch:
             return total
