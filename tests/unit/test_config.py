@@ -254,7 +254,7 @@ def test_session_memcached_takes_an_address_or_a_pymemcache_client(tmp_path: Any
     ("config", "message"),
     [
         ({"SESSION_MEMCACHED": "127.0.0.1:port"}, "not a memcached address"),
-        ({"SESSION_MEMCACHED": object()}, "pymemcache client"),
+        ({"SESSION_MEMCACHED": object()}, "pymemcache Client or PooledClient"),
         ({"SESSION_MEMCACHED_TIMEOUT": 0}, "SESSION_MEMCACHED_TIMEOUT must be positive"),
         ({"SESSION_KEY_PREFIX": "my sessions:"}, "cannot start a memcached key"),
     ],

@@ -4,8 +4,11 @@ A pymemcache ``Client`` holds one socket and is not safe to share between
 threads, and clients made without a timeout wait forever on a frozen server.
 So the store never uses a ``Client`` or ``PooledClient`` it is given: it opens
 its own connections of the same class with the same server and settings,
-their timeouts capped, one per operation in flight. Other pymemcache clients
-(``HashClient``, ``RetryingClient``) are used as they are.
+their timeouts capped, one per operation in flight. ``HashClient`` and
+``RetryingClient`` are refused: they hide failures (a server in a
+``HashClient``'s retry window answers every command with a default value, so
+a logout could be skipped in silence), and neither is safe to share between
+threads in its common configurations.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ def _capped(value: float | None, limit: float) -> float:
     return limit if value is None else min(value, limit)
 
 
-def _factory(setting: Any, timeout: float) -> Callable[[], Any] | None:
-    """How to open one connection for ``setting``; ``None`` for a client used as it is."""
+def _factory(setting: Any, timeout: float) -> Callable[[], Any]:
+    """How to open one connection for ``setting``."""
     if isinstance(setting, str):
         try:
             server = normalize_server_spec(setting.strip())
@@ -60,11 +63,17 @@ def _factory(setting: Any, timeout: float) -> Callable[[], Any] | None:
         options["connect_timeout"] = _capped(timeout_of[0], timeout)
         options["timeout"] = _capped(timeout_of[1], timeout)
     elif isinstance(setting, (HashClient, RetryingClient)):
-        return None
+        raise ConfigurationError(
+            f"SESSION_MEMCACHED is a pymemcache {type(setting).__name__}, which this store"
+            " does not use: it answers commands with default values while a server is"
+            " marked dead, so a logout or a save could be skipped without an error. Pass"
+            " one server's 'host:port' (or a Client or PooledClient); for sessions spread"
+            " over several servers, use SESSION_TYPE = 'redis' (Sentinel or Cluster)."
+        )
     else:
         raise ConfigurationError(
-            "SESSION_MEMCACHED must be a 'host:port' string or a pymemcache client"
-            " (Client, PooledClient, HashClient or RetryingClient), got"
+            "SESSION_MEMCACHED must be a 'host:port' string or a pymemcache Client or"
+            " PooledClient, got"
             f" {type(setting).__module__}.{type(setting).__qualname__}. python-memcached"
             " and pylibmc clients are not supported: pass the server's address instead."
         )
@@ -88,7 +97,6 @@ class Connections:
 
     def __init__(self, setting: Any, timeout: float) -> None:
         self._make = _factory(setting, timeout)
-        self._shared = setting if self._make is None else None
         self._lock = threading.Lock()
         self._idle: list[Any] = []
         self._pid = os.getpid()
@@ -98,9 +106,6 @@ class Connections:
     @contextlib.contextmanager
     def client(self) -> Iterator[Any]:
         """A client for one operation; a connection that failed is closed, not reused."""
-        if self._make is None:
-            yield self._shared
-            return
         with self._lock:
             if os.getpid() != self._pid:
                 # A forked worker must not share its parent's sockets (closing
@@ -125,8 +130,6 @@ class Connections:
 
     def close(self) -> None:
         self.drop_idle()
-        if self._shared is not None:
-            self._shared.close()
 
 
 def _close_all(clients: list[Any]) -> None:

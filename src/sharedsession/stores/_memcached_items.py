@@ -37,7 +37,10 @@ class ItemOps(Closing):
     _clock: Callable[[], float]
 
     def _gets(self, client: Any, name: str) -> tuple[bytes | None, Any]:
-        value, token = client.gets(name)
+        reply = client.gets(name)
+        if not isinstance(reply, tuple):  # a client that swallowed a failure
+            raise StoreUnavailable(f"memcached answered gets with {reply!r}, not a value")
+        value, token = reply
         return as_bytes(value), token
 
     def _put(
