@@ -293,3 +293,15 @@ def test_sqlite_connections_pooled_before_the_store_keep_data_with_its_session(
     assert rows == []
     store.close()
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("not a url", "is not a database URL"),
+        ("postgresql+asyncpg://u@127.0.0.1/db", "is an async driver"),
+    ],
+)
+def test_unusable_database_urls_are_refused_with_what_to_use(value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        make_app(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=value)

@@ -13,6 +13,7 @@ from sqlalchemy import exc as sa_errors
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from ..errors import ConfigurationError
 from ..errors import StoreError
@@ -41,14 +42,29 @@ def retryable(exc: BaseException, sent: int) -> bool:
     return sent <= 1 and bool(getattr(exc, "connection_invalidated", False))
 
 
+#: Drivers that only work on an ``AsyncEngine``.
+ASYNC_DRIVERS = ("asyncpg", "aiosqlite")
+
+
 def url(bind: str | URL, *, asyncio: bool) -> URL:
-    url = make_url(bind)
+    try:
+        url = make_url(bind)
+    except ArgumentError as exc:
+        raise ConfigurationError(
+            f"SESSION_SQLALCHEMY = {bind!r} is not a database URL: use e.g."
+            " 'postgresql://user:password@host/dbname' or 'sqlite:////path/to/sessions.db'."
+        ) from exc
     if url.get_backend_name() not in DIALECTS:
         raise ConfigurationError(
             f"The SQLAlchemy store supports PostgreSQL and SQLite, not {url.get_backend_name()}."
         )
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")  # one driver, blocking and async
+    if not asyncio and url.get_driver_name() in ASYNC_DRIVERS:
+        raise ConfigurationError(
+            f"{url.drivername}:// is an async driver; a blocking app (Flask) needs a blocking"
+            " one: postgresql:// (psycopg) or sqlite://."
+        )
     if asyncio and url.get_backend_name() == "sqlite" and url.get_driver_name() == "pysqlite":
         raise ConfigurationError(
             f"{url.drivername}:// is a blocking driver; the async store needs an async one"
