@@ -305,3 +305,23 @@ def test_sqlite_connections_pooled_before_the_store_keep_data_with_its_session(
 def test_unusable_database_urls_are_refused_with_what_to_use(value: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         make_app(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=value)
+
+
+def test_concurrent_first_requests_of_an_async_store_set_it_up_once(postgres_url: str) -> None:
+    import asyncio
+
+    async def main() -> list[Any]:
+        store = AsyncSQLAlchemyStore(postgres_url)
+        try:
+            keys = [store_key(new_id()) for _ in range(12)]
+            now = time.time()
+            created = [ChangeSet(now, now + 60, {"a": "1"}, created=now) for _ in keys]
+            results = await asyncio.gather(
+                *(store.apply(k, c) for k, c in zip(keys, created, strict=True))
+            )
+            loaded = await asyncio.gather(*(store.load(k) for k in keys))
+            return [*results, *(r is not None and r.data == {"a": "1"} for r in loaded)]
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(main()) == [ApplyResult.APPLIED] * 12 + [True] * 12

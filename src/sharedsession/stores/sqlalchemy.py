@@ -284,7 +284,12 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
     async def _run(self, make: Callable[[sql.Layout], sql.Flow[T]], *, write: bool) -> T:
         t = self._tables(self._engine.dialect.name)
         if not self._ready:
-            await self._drive(self._engine, sql.set_up(t), write=True)
+            try:
+                await self._drive(self._engine, sql.set_up(t), write=True)
+            except StoreError:
+                # Concurrent first requests race to create the tables (no lock
+                # spans event loops): the loser finds them made on a second look.
+                await self._drive(self._engine, sql.set_up(t), write=True)
             self._ready = True
         engine = self._engine
         if not write:
