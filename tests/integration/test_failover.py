@@ -127,3 +127,35 @@ def test_acknowledged_writes_and_logouts_survive_a_failover(
     assert sum(user.acknowledged for user in users) > 0
     assert any(user.logged_out for user in users)
     assert lost == [] and undone == []
+
+
+def test_a_sentinel_store_never_reads_from_a_demoted_master(sentinel: SentinelSetup) -> None:
+    """A pooled connection can outlive its master's role: after a failover it
+    points at a replica, which would answer a plain read with its stale copy (a
+    session already logged out on the new master). Reads refuse a replica (503),
+    and the store reconnects to the current master."""
+    from sharedsession.errors import StoreUnavailable
+    from sharedsession.ids import new_id
+    from sharedsession.ids import store_key
+    from sharedsession.stores.base import ChangeSet
+    from sharedsession.stores.redis import RedisStore
+
+    store = RedisStore.from_url(sentinel.url)
+    assert store.options.sentinel
+    k, now = store_key(new_id()), time.time()
+    store.apply(k, ChangeSet(now, now + 60, {"a": "1"}, created=now))
+    replica = sentinel.replica.client()
+    wait_until(lambda: replica.exists(f"session:{{{k}}}") == 1, "the replica to copy it")
+    # A connection that ends up on the replica, as one to a demoted master does:
+    on_replica = RedisStore(redis.Redis(port=sentinel.replica.port))
+    on_replica.options.sentinel = True
+    with pytest.raises(StoreUnavailable, match="read only replica"):
+        on_replica.load(k)
+    on_replica.options.sentinel = False  # a plain read would have been served
+    record = on_replica.load(k)
+    assert record is not None and record.data == {"a": "1"}
+    loaded = store.load(k)
+    assert loaded is not None and loaded.data == {"a": "1"}  # the master serves it
+    replica.close()
+    on_replica.close()
+    store.close()

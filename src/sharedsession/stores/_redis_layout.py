@@ -170,7 +170,17 @@ if current and current ~= 'revoked' then return {current, ended} end
 return {'', ended}
 """
 
+# KEYS[1] the hash. A read for Sentinel-managed masters: a script with flags
+# and without 'no-writes' is refused on a replica (READONLY), so a connection
+# still pointing at a master that a failover demoted fails instead of serving
+# its stale copy (a logged-out session, say); the store then reconnects to the
+# new master. A plain HGETALL would be answered by the replica.
+READ_MASTER = """#!lua
+return redis.call('HGETALL', KEYS[1])
+"""
+
 SCRIPTS = {
+    "read_master": READ_MASTER,
     "touch": TOUCH,
     "apply": APPLY,
     "take": TAKE,
@@ -364,9 +374,14 @@ def _apply_args(mode: str, changes: ChangeSet, fields: list[tuple[str, str]]) ->
     return args
 
 
-def load(prefix: str, key: str, refresh: Refresh | None) -> Flow[Record | None]:
+def load(
+    prefix: str, key: str, refresh: Refresh | None, *, master_only: bool = False
+) -> Flow[Record | None]:
+    """Load (and, once per refresh step, refresh) a session; ``master_only``
+    (Sentinel) refuses to read from a server that is no longer the master."""
     name = session_key(prefix, key)
-    flat = yield Call("hgetall", (name,))
+    read = Script("read_master", [name], []) if master_only else Call("hgetall", (name,))
+    flat = yield read
     record = _record(flat, key)
     if refresh is None or record is None or record.forward is not None:
         return record

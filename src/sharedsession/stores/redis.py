@@ -180,6 +180,8 @@ class _Options:
         self.max_connections = max_connections
         self.max_per_user = max_per_user
         self.cluster = is_cluster(client)
+        #: Sentinel-managed: reads must not be served by a demoted master.
+        self.sentinel = "Sentinel" in type(getattr(client, "connection_pool", None)).__name__
         # WAIT gets half the timeout, so its reply arrives before the socket gives up.
         self.wait_ms = max(1, int(timeout * 500))
 
@@ -309,7 +311,9 @@ class RedisStore(Closing):
 
     def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
         try:
-            return self._run(layout.load(self.prefix, key, refresh))
+            return self._run(
+                layout.load(self.prefix, key, refresh, master_only=self.options.sentinel)
+            )
         except StoreError as exc:
             return _unreadable(exc)
 
@@ -489,7 +493,9 @@ class AsyncRedisStore(AsyncClosing):
 
     async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
         try:
-            return await self._run(layout.load(self.prefix, key, refresh))
+            return await self._run(
+                layout.load(self.prefix, key, refresh, master_only=self.options.sentinel)
+            )
         except StoreError as exc:
             return _unreadable(exc)
 
