@@ -134,14 +134,19 @@ def test_a_sentinel_store_never_reads_from_a_demoted_master(sentinel: SentinelSe
     points at a replica, which would answer a plain read with its stale copy (a
     session already logged out on the new master). Reads refuse a replica (503),
     and the store reconnects to the current master."""
+    import asyncio
+
     from sharedsession.errors import StoreUnavailable
     from sharedsession.ids import new_id
     from sharedsession.ids import store_key
     from sharedsession.stores.base import ChangeSet
+    from sharedsession.stores.redis import AsyncRedisStore
     from sharedsession.stores.redis import RedisStore
 
     store = RedisStore.from_url(sentinel.url)
-    assert store.options.sentinel
+    twin = AsyncRedisStore.from_url(sentinel.url)
+    assert store.options.sentinel and twin.options.sentinel  # both read from masters only
+    asyncio.run(twin.aclose())
     k, now = store_key(new_id()), time.time()
     store.apply(k, ChangeSet(now, now + 60, {"a": "1"}, created=now))
     replica = sentinel.replica.client()

@@ -324,26 +324,30 @@ def _optional(meta: dict[str, str], name: str) -> float | None:
 
 
 def _record(flat: Sequence[bytes | str] | dict[Any, Any], key: str) -> Record | None:
+    return _parsed(flat, key)[0]
+
+
+def _parsed(
+    flat: Sequence[bytes | str] | dict[Any, Any], key: str
+) -> tuple[Record | None, float | None]:
+    """The record a loaded hash holds, and the deadline it recorded (``None``:
+    unknown, written by an earlier version)."""
     if not flat:
-        return None
+        return None, None
     try:
         data, meta = _split(flat)
         created = float(meta.get(CREATED, 0.0))
         if FORWARD in meta:
-            return Record({}, created, forward=meta[FORWARD])
+            return Record({}, created, forward=meta[FORWARD]), None
         absolute, issued = _optional(meta, ABSOLUTE), _optional(meta, ISSUED)
-        return Record(
-            data,
-            created,
-            absolute,
-            issued,
-            meta.get(USER),
-            handle=meta.get(HANDLE, key),
+        record = Record(
+            data, created, absolute, issued, meta.get(USER), handle=meta.get(HANDLE, key)
         )
+        return record, _optional(meta, EXPIRES)
     except (ValueError, UnicodeError) as exc:
         # Written by someone else, or damaged: no session, never a 500.
         logger.warning("a stored session has unreadable metadata (%s); ignoring it", exc)
-        return None
+        return None, None
 
 
 def _meta(changes: ChangeSet) -> list[tuple[str, str]]:
@@ -381,14 +385,12 @@ def load(
     (Sentinel) refuses to read from a server that is no longer the master."""
     name = session_key(prefix, key)
     read = Script("read_master", [name], []) if master_only else Call("hgetall", (name,))
-    flat = yield read
-    record = _record(flat, key)
+    record, has = _parsed((yield read), key)
     if refresh is None or record is None or record.forward is not None:
         return record
     deadline = cap(refresh.now + refresh.ttl, record.absolute)
     if deadline <= refresh.now:
         return None  # past its absolute deadline: Redis expires it at that moment
-    has = _expires(flat)
     if has is not None and deadline - has <= refresh.step:
         return record  # the deadline it has is close enough: a read writes nothing
     # Once per refresh step: the session, and what finds it, live as long as it does.
@@ -404,18 +406,6 @@ def load(
     # with SCRIPT EXISTS first, a round trip more.)
     touched, *_ = (yield Pipeline(calls, write=True)) if len(calls) > 1 else [(yield touch)]
     return replace(record, refreshed=True) if touched else None
-
-
-def _expires(flat: Sequence[bytes | str] | dict[Any, Any]) -> float | None:
-    """The deadline a loaded hash recorded (``None``: unknown, from an older version)."""
-    pairs = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
-    for name, value in pairs:
-        if text(name) == EXPIRES:
-            try:
-                return float(text(value))
-            except ValueError:
-                return None
-    return None
 
 
 def apply(

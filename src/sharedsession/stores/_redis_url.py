@@ -182,6 +182,15 @@ def _cluster(parsed: _Parsed, asyncio: bool, options: dict[str, Any]) -> Any:
 _DERIVED = ("connection_pool", "maint_notifications_pool_handler", "orig_")
 
 
+def is_sentinel(client: Any) -> bool:
+    """Whether ``client`` finds its master through Sentinel (``Sentinel.master_for``)."""
+    from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+    from redis.sentinel import SentinelConnectionPool
+
+    pool = getattr(client, "connection_pool", None)
+    return isinstance(pool, (SentinelConnectionPool, AsyncSentinelPool))
+
+
 def is_cluster(client: Any) -> bool:
     """Whether ``client`` is a redis-py Cluster client (blocking or asyncio)."""
     return hasattr(client, "get_nodes") and not hasattr(client, "connection_pool")

@@ -41,6 +41,7 @@ from ._redis_url import DEFAULT_TIMEOUT
 from ._redis_url import client_from_setting
 from ._redis_url import connect
 from ._redis_url import is_cluster
+from ._redis_url import is_sentinel
 from .base import ApplyResult
 from .base import AsyncClosing
 from .base import ChangeSet
@@ -181,7 +182,7 @@ class _Options:
         self.max_per_user = max_per_user
         self.cluster = is_cluster(client)
         #: Sentinel-managed: reads must not be served by a demoted master.
-        self.sentinel = "Sentinel" in type(getattr(client, "connection_pool", None)).__name__
+        self.sentinel = is_sentinel(client)
         # WAIT gets half the timeout, so its reply arrives before the socket gives up.
         self.wait_ms = max(1, int(timeout * 500))
 
