@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -147,3 +148,32 @@ def visit(app: Flask, cookie: str, path: str) -> tuple[int, str, str | None]:
     client.set_cookie("session", cookie)
     response = client.get(path)
     return response.status_code, response.text, response.headers.get("Set-Cookie")
+
+
+def session_cookie(app: Flask, path: str = "/set/user/alice") -> str:
+    """The cookie of a new session that ``path`` wrote."""
+    client = app.test_client()
+    client.get(path)
+    return cookie_of(client)
+
+
+def drained(sent: list[str]) -> Callable[[], list[str]]:
+    """Take what a counting client recorded in ``sent`` since the last take."""
+
+    def take() -> list[str]:
+        taken = list(sent)
+        sent.clear()
+        return taken
+
+    return take
+
+
+def sent_by(app: Flask, path: str, cookie: str | None, take: Callable[[], list[str]]) -> list[str]:
+    """What reached the store for one GET of ``path`` (``take`` returns what was sent
+    since its last call): the round trips a request costs."""
+    client = app.test_client()
+    if cookie:
+        client.set_cookie("session", cookie)
+    take()
+    assert client.get(path).status_code == 200
+    return take()

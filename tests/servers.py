@@ -99,13 +99,20 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end_process(self.process)
         self.process = None
+
+
+def end_process(
+    process: subprocess.Popen[Any], how: int = signal.SIGTERM, wait: float = 10.0
+) -> None:
+    """Stop a server with the signal ``how``; kill it if it has not exited within ``wait`` s."""
+    process.send_signal(how)
+    try:
+        process.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -179,12 +186,7 @@ class MemcachedServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end_process(self.process)
         if self.process.stderr is not None:
             self.process.stderr.close()
         self.process = None
@@ -436,12 +438,7 @@ class PostgresServer:
         """Fast shutdown: open connections are dropped, the data stays."""
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end_process(self.process, signal.SIGINT, wait=30)
         self.process = None
 
     def remove(self) -> None:

@@ -11,7 +11,10 @@ from flask import Flask
 
 from sharedsession.ids import new_id
 from sharedsession.stores.redis import RedisStore
+from tests.flask_apps import drained
 from tests.flask_apps import make_app
+from tests.flask_apps import sent_by
+from tests.flask_apps import session_cookie
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -43,20 +46,7 @@ def counted(redis_server: RedisServer, redis_client: Any) -> Iterator[tuple[Flas
 
 
 def trips(sent: list[str], app: Flask, path: str, cookie: str | None = None) -> list[str]:
-    client = app.test_client()
-    if cookie:
-        client.set_cookie("session", cookie)
-    sent.clear()
-    assert client.get(path).status_code == 200
-    return list(sent)
-
-
-def session_cookie(app: Flask) -> str:
-    client = app.test_client()
-    client.get("/set/user/alice")
-    found = client.get_cookie("session")
-    assert found is not None
-    return str(found.value)
+    return sent_by(app, path, cookie, drained(sent))
 
 
 def test_no_cookie_and_not_written_is_free(counted: tuple[Flask, list[str]]) -> None:

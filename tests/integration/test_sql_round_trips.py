@@ -13,6 +13,8 @@ from flask import Flask
 from sharedsession.ids import new_id
 from sharedsession.stores.sqlalchemy import SQLAlchemyStore
 from tests.flask_apps import make_app
+from tests.flask_apps import sent_by
+from tests.flask_apps import session_cookie
 from tests.servers import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -59,20 +61,7 @@ def counted(
 
 
 def trips(log: ServerLog, app: Flask, path: str, cookie: str | None = None) -> list[str]:
-    client = app.test_client()
-    if cookie:
-        client.set_cookie("session", cookie)
-    log.since_last()
-    assert client.get(path).status_code == 200
-    return log.since_last()
-
-
-def session_cookie(app: Flask) -> str:
-    client = app.test_client()
-    client.get("/set/user/alice")
-    found = client.get_cookie("session")
-    assert found is not None
-    return str(found.value)
+    return sent_by(app, path, cookie, log.since_last)
 
 
 def test_untouched_and_cookieless_reads_are_free(counted: tuple[Flask, ServerLog]) -> None:
