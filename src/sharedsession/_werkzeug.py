@@ -4,6 +4,7 @@ up from the same config keys."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from typing import Any
@@ -161,4 +162,8 @@ class Extension(Generic[StoreT]):
         self._last = app.session_interface = self._interface(self.store, settings)
         app.extensions["sharedsession"] = self
         app.register_error_handler(StoreUnavailable, unavailable_handler)
-        settings.log_warnings(debug=bool(app.debug or app.testing), store=self.store)
+        # In an app context where it is a plain one (Flask): a store on a
+        # Flask-SQLAlchemy db finds its engine, and so who shares its sessions.
+        context = app.app_context()
+        with context if hasattr(context, "__enter__") else contextlib.nullcontext():
+            settings.log_warnings(debug=bool(app.debug or app.testing), store=self.store)

@@ -298,3 +298,17 @@ def test_session_sqlalchemy_alone_means_the_sql_store(tmp_path: Any) -> None:
     app = flask_app(SESSION_SQLALCHEMY=f"sqlite:///{tmp_path / 'sessions.db'}")
     store: Any = app.session_interface.store  # type: ignore[attr-defined]
     assert isinstance(store, SQLAlchemyStore)
+
+
+def test_a_flask_sqlalchemy_db_on_sqlite_is_said_to_be_one_machine_only(
+    caplog: pytest.LogCaptureFixture, tmp_path: Any
+) -> None:
+    from flask_sqlalchemy import SQLAlchemy
+
+    app = Flask("config")
+    app.config.update(SECRET_KEY="k", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'app.db'}")
+    db = SQLAlchemy(app)
+    app.config.update(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=db)
+    with caplog.at_level(logging.INFO, logger="sharedsession"):
+        Session(app)
+    assert "shared by the processes of this machine" in caplog.text

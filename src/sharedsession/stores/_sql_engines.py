@@ -123,6 +123,9 @@ def flask_sqlalchemy_engine(db: Any, bind_key: str | None) -> Engine:
 class Common:
     """What both stores keep: where the tables are, the clock, purge bookkeeping."""
 
+    #: Expired sessions deleted per purge statement.
+    purge_batch = 500
+
     def __init__(
         self,
         table: str,

@@ -83,9 +83,6 @@ class SQLAlchemyStore(engines.Common, Closing):
         operations at once; more wait up to ``timeout``).
     """
 
-    #: Expired sessions deleted per purge statement.
-    purge_batch = 500
-
     def __init__(
         self,
         bind: Any,
@@ -129,8 +126,16 @@ class SQLAlchemyStore(engines.Common, Closing):
 
     @property
     def reach(self) -> str | None:
-        """Who shares these sessions: ``"network"``, or ``"machine"`` for SQLite."""
-        return self._reach(self._engine.dialect.name if self._engine else None)
+        """Who shares these sessions: ``"network"``, or ``"machine"`` for SQLite;
+        ``None`` while a Flask-SQLAlchemy ``db``'s engine cannot be looked up
+        (outside an app context)."""
+        engine = self._engine
+        if engine is None:
+            try:
+                engine = engines.flask_sqlalchemy_engine(self._db, self.bind_key)
+            except (ConfigurationError, RuntimeError, KeyError):
+                return None
+        return self._reach(engine.dialect.name)
 
     def _use(self, engine: Engine) -> None:
         engines.foreign_keys(engine)
@@ -246,8 +251,6 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
     :param options: As for :class:`SQLAlchemyStore` (``table``, ``schema``,
         ``clock``, ``max_per_user``, ``purge_interval``, ``timeout``, ``pool_size``).
     """
-
-    purge_batch = 500
 
     def __init__(
         self,
