@@ -33,6 +33,7 @@ from tests.servers import ClusterSetup
 from tests.servers import RedisServer
 from tests.servers import SentinelSetup
 from tests.servers import require_binary
+from tests.servers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(600)]
 
@@ -129,7 +130,17 @@ def freeze_redis(fleet: Fleet, server: RedisServer) -> None:
 
 
 def failover(fleet: Fleet, sentinel: SentinelSetup) -> None:
-    sentinel.failover()
+    new = sentinel.failover()
+    # Played out when the demoted master follows the new one and has caught up.
+    old = sentinel.master if new == sentinel.replica.port else sentinel.replica
+    client = old.client()
+    try:
+        wait_until(
+            lambda: client.info("replication").get("master_link_status") == "up",
+            "the demoted master to follow the new one",
+        )
+    finally:
+        client.close()
 
 
 def restart_node(fleet: Fleet, cluster: ClusterSetup) -> None:
@@ -137,6 +148,17 @@ def restart_node(fleet: Fleet, cluster: ClusterSetup) -> None:
     node.stop()
     time.sleep(SCALE.fault_for)
     node.start()
+    for each in cluster.nodes:  # played out when every node sees the whole cluster again
+        client = each.client()
+        try:
+            wait_until(
+                lambda c=client: (  # type: ignore[misc]
+                    c.execute_command("CLUSTER", "INFO").decode().startswith("cluster_state:ok")
+                ),
+                "the cluster to be whole again",
+            )
+        finally:
+            client.close()
 
 
 FAULTS: dict[str, Fault] = {
