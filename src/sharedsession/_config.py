@@ -493,8 +493,9 @@ class Settings:
             )
         elif reach == "machine":
             logger.info(
-                "sessions live in a SQLite file, shared by the processes of this machine only;"
-                " behind a load balancer with several machines, set SESSION_TYPE = 'redis'."
+                "sessions are shared by the processes of this machine only (a SQLite file, or"
+                " a server on a loopback address or Unix socket); behind a load balancer with"
+                " several machines, point every instance at one server all of them reach."
             )
         if not self.cookie.secure:
             logger.warning(

@@ -237,8 +237,12 @@ def test_sqlite_through_sqlalchemy_is_one_machine(tmp_path: Path) -> None:
         AsyncSQLAlchemyStore(f"sqlite:///{tmp_path}/s.db")
 
 
-def test_postgres_is_shared_by_the_network(postgres_url: str) -> None:
+def test_postgres_is_shared_by_the_network_unless_on_a_loopback_address(
+    postgres_url: str,
+) -> None:
     with SQLAlchemyStore(postgres_url) as store:
+        assert store.reach == "machine"  # the test's private server listens on 127.0.0.1
+    with SQLAlchemyStore("postgresql://app@10.0.0.5/sessions") as store:
         assert store.reach == "network"
 
 

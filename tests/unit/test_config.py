@@ -234,7 +234,9 @@ def test_session_memcached_takes_an_address_or_a_pymemcache_client(tmp_path: Any
 
     app = flask_app(SESSION_MEMCACHED="127.0.0.1:1")  # alone, it means memcached
     store: Any = app.session_interface.store  # type: ignore[attr-defined]
-    assert isinstance(store, MemcachedStore) and store.reach == "network"
+    assert isinstance(store, MemcachedStore) and store.reach == "machine"  # loopback
+    remote: Any = flask_app(SESSION_MEMCACHED="10.0.0.5:11211").session_interface
+    assert remote.store.reach == "network"
     # Clients that hold one socket or wait forever are copied, with the timeout as a cap.
     classic = Client(("127.0.0.1", 1))
     app = flask_app(
@@ -283,13 +285,33 @@ def test_a_store_not_shared_across_machines_is_said_at_start_up(
     with caplog.at_level(logging.INFO, logger="sharedsession"):
         flask_app(SESSION_TYPE="memory")
         flask_app(SESSION_TYPE="sqlite", SESSION_SQLITE_PATH=str(tmp_path / "s.db"))
-        flask_app(SESSION_TYPE="redis", SESSION_REDIS="redis://127.0.0.1:1/0")
+        flask_app(SESSION_TYPE="redis", SESSION_REDIS="redis://10.0.0.5:6379/0")  # shared
         flask_app(SESSION_TYPE="memory", TESTING=True)  # quiet in tests
         SessionMiddleware(Starlette(), store=AsyncMemoryStore(), https_only=True)
     memory = [r for r in caplog.records if "this process's memory" in r.message]
-    sqlite = [r for r in caplog.records if "shared by the processes of this machine" in r.message]
+    machine = [r for r in caplog.records if "shared by the processes of this machine" in r.message]
     assert [r.levelno for r in memory] == [logging.WARNING, logging.WARNING]  # Flask, ASGI
-    assert [r.levelno for r in sqlite] == [logging.INFO]
+    assert [r.levelno for r in machine] == [logging.INFO]  # SQLite
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"SESSION_TYPE": "redis", "SESSION_REDIS": "redis://127.0.0.1:6379/0"},
+        {"SESSION_TYPE": "redis", "SESSION_REDIS": "redis://localhost:6379/0"},
+        {"SESSION_TYPE": "redis", "SESSION_REDIS": "unix:///run/redis.sock"},
+        {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": "[::1]:11211"},
+        {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": "postgresql://u@127.0.0.1/db"},
+    ],
+)
+def test_a_server_on_a_loopback_address_is_said_to_serve_one_machine(
+    caplog: pytest.LogCaptureFixture, config: dict[str, Any]
+) -> None:
+    """The default Redis URL works on one machine and, with several app servers each
+    reaching its own local Redis, silently shares nothing: start-up says so."""
+    with caplog.at_level(logging.INFO, logger="sharedsession"):
+        flask_app(**config)
+    assert "shared by the processes of this machine only" in caplog.text
 
 
 def test_session_sqlalchemy_alone_means_the_sql_store(tmp_path: Any) -> None:

@@ -40,8 +40,8 @@ def _capped(value: float | None, limit: float) -> float:
     return limit if value is None else min(value, limit)
 
 
-def _factory(setting: Any, timeout: float) -> Callable[[], Any]:
-    """How to open one connection for ``setting``."""
+def _factory(setting: Any, timeout: float) -> tuple[Callable[[], Any], Any]:
+    """How to open one connection for ``setting``, and the server it reaches."""
     if isinstance(setting, str):
         try:
             server = normalize_server_spec(setting.strip())
@@ -85,7 +85,7 @@ def _factory(setting: Any, timeout: float) -> Callable[[], Any]:
     def make() -> Any:
         return cls(server, **options)
 
-    return make
+    return make, server
 
 
 class Connections:
@@ -96,7 +96,9 @@ class Connections:
     """
 
     def __init__(self, setting: Any, timeout: float) -> None:
-        self._make = _factory(setting, timeout)
+        self._make, server = _factory(setting, timeout)
+        #: The server's host (``None`` for a Unix socket).
+        self.host: str | None = server[0] if isinstance(server, tuple) else None
         self._lock = threading.Lock()
         self._idle: list[Any] = []
         self._pid = os.getpid()

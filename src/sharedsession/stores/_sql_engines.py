@@ -20,6 +20,7 @@ from ..errors import StoreError
 from ..errors import StoreUnavailable
 from ._sql_tables import DIALECTS
 from ._sql_tables import Layout
+from .base import reach_of
 
 
 def mapped(exc: BaseException) -> StoreError:
@@ -153,10 +154,10 @@ class Common:
             self._layout = Layout(self.table, self.schema, dialect)
         return self._layout
 
-    def _reach(self, dialect: str | None) -> str | None:
-        if dialect is None:
-            return None
-        return "machine" if dialect == "sqlite" else "network"
+    def _reach(self, engine: Any) -> str:
+        if engine.dialect.name == "sqlite":
+            return "machine"
+        return reach_of(engine.url.host)
 
     def _purge_due(self, now: float) -> bool:
         if now < self._next_purge:

@@ -278,6 +278,16 @@ class Administered(Protocol):
         ...
 
 
+def reach_of(host: str | None) -> str:
+    """Who shares the sessions of a server at ``host``: ``"machine"`` for a Unix
+    socket (``None``) or a loopback address (each machine has its own), else
+    ``"network"``."""
+    if not host:
+        return "machine"
+    host = host.strip("[]").lower()
+    return "machine" if host in ("localhost", "::1") or host.startswith("127.") else "network"
+
+
 def revoke_handle(store: Any, handle: str) -> Any:
     """End the session with ``handle`` on any store: its ``revoke`` (which also
     catches a session getting a new ID), else ``delete`` of the handle's key

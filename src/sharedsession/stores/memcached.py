@@ -48,6 +48,7 @@ from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .base import StoredSession
+from .base import reach_of
 from .offload import AsyncOffloadStore
 
 if TYPE_CHECKING:
@@ -124,9 +125,6 @@ class MemcachedStore(ItemOps):
     :param max_per_user: End a user's oldest sessions beyond this many, at login.
     """
 
-    #: Who shares these sessions: every machine that reaches the server.
-    reach = "network"
-
     def __init__(
         self,
         client: Any = DEFAULT_SERVER,
@@ -143,6 +141,12 @@ class MemcachedStore(ItemOps):
         self._clock = clock
         self._connections = Connections(client, timeout)
         self._recent = _Recent()
+
+    @property
+    def reach(self) -> str:
+        """Who shares these sessions: ``"network"``, or ``"machine"`` for a server
+        on a loopback address or a Unix socket."""
+        return reach_of(self._connections.host)
 
     def _run(self, operation: Callable[[Any], T]) -> T:
         for attempt in (1, 2):
@@ -352,9 +356,6 @@ class AsyncMemcachedStore(AsyncOffloadStore):
     :param client: See :class:`MemcachedStore`.
     :param options: Passed on to :class:`MemcachedStore`.
     """
-
-    #: Who shares these sessions: every machine that reaches the server.
-    reach = "network"
 
     def __init__(self, client: Any = DEFAULT_SERVER, **options: Any) -> None:
         super().__init__(MemcachedStore(client, **options))

@@ -50,6 +50,7 @@ from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .base import StoredSession
+from .base import reach_of
 
 if TYPE_CHECKING:
     import redis
@@ -183,6 +184,10 @@ class _Options:
         self.cluster = is_cluster(client)
         #: Sentinel-managed: reads must not be served by a demoted master.
         self.sentinel = is_sentinel(client)
+        #: Who shares these sessions: a standalone server on a loopback address
+        #: or a Unix socket serves one machine; anything else, the network.
+        kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+        self.reach = "network" if self.cluster or self.sentinel else reach_of(kwargs.get("host"))
         # WAIT gets half the timeout, so its reply arrives before the socket gives up.
         self.wait_ms = max(1, int(timeout * 500))
 
@@ -201,8 +206,11 @@ class RedisStore(Closing):
     :param max_per_user: End a user's oldest sessions beyond this many, at login.
     """
 
-    #: Who shares these sessions: every machine that reaches the server.
-    reach = "network"
+    @property
+    def reach(self) -> str:
+        """Who shares these sessions: ``"network"``, or ``"machine"`` for a server
+        on a loopback address or a Unix socket."""
+        return self.options.reach
 
     def __init__(
         self,
@@ -389,8 +397,11 @@ class AsyncRedisStore(AsyncClosing):
     :param max_connections: See :class:`RedisStore` (per event loop).
     """
 
-    #: Who shares these sessions: every machine that reaches the server.
-    reach = "network"
+    @property
+    def reach(self) -> str:
+        """Who shares these sessions: ``"network"``, or ``"machine"`` for a server
+        on a loopback address or a Unix socket."""
+        return self.options.reach
 
     def __init__(
         self,

@@ -126,7 +126,8 @@ class SQLAlchemyStore(engines.Common, Closing):
 
     @property
     def reach(self) -> str | None:
-        """Who shares these sessions: ``"network"``, or ``"machine"`` for SQLite;
+        """Who shares these sessions: ``"network"``, or ``"machine"`` for SQLite or a
+        server on a loopback address or a Unix socket;
         ``None`` while a Flask-SQLAlchemy ``db``'s engine cannot be looked up
         (outside an app context)."""
         engine = self._engine
@@ -135,7 +136,7 @@ class SQLAlchemyStore(engines.Common, Closing):
                 engine = engines.flask_sqlalchemy_engine(self._db, self.bind_key)
             except (ConfigurationError, RuntimeError, KeyError):
                 return None
-        return self._reach(engine.dialect.name)
+        return self._reach(engine)
 
     def _use(self, engine: Engine) -> None:
         engines.foreign_keys(engine)
@@ -280,9 +281,9 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
         self._ready = False
 
     @property
-    def reach(self) -> str | None:
-        """Who shares these sessions: ``"network"``, or ``"machine"`` for SQLite."""
-        return self._reach(self._engine.dialect.name)
+    def reach(self) -> str:
+        """Who shares these sessions: as :attr:`SQLAlchemyStore.reach`."""
+        return self._reach(self._engine)
 
     async def _run(self, make: Callable[[sql.Layout], sql.Flow[T]], *, write: bool) -> T:
         t = self._tables(self._engine.dialect.name)
