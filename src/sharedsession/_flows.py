@@ -100,7 +100,8 @@ def load(manager: SessionManager, sid: str) -> Flow[Loaded]:
     """Load the session of ``sid``, following forwarding markers, adopting
     Flask-Session's copy when migration is on."""
     refresh = manager.refresh()
-    record: Record | None = yield Load(store_key(sid), refresh)
+    key = store_key(sid)
+    record: Record | None = yield Load(key, refresh)
     first = sid
     for _ in range(MAX_HOPS):
         if record is None or record.forward is None:
@@ -118,7 +119,8 @@ def load(manager: SessionManager, sid: str) -> Flow[Loaded]:
         adopt_as = sid if record is not None else first
         record = yield from _from_flask_session(manager, migration, adopt_as, record)
         sid = adopt_as if record is not None else sid
-    checked, stale = manager.prepare(store_key(sid), record)
+    # The digest once per request: again only when the ID changed on the way.
+    checked, stale = manager.prepare(key if sid == first else store_key(sid), record)
     return checked, stale, sid
 
 
