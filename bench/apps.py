@@ -9,6 +9,7 @@ imports: ``bench.apps:flask_app()`` and ``bench.apps:asgi_app()``.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import MutableMapping
 from typing import Any
@@ -19,6 +20,9 @@ from flask import session
 
 from bench.workloads import LARGE
 from bench.workloads import SMALL
+
+#: What the blind-write route stores: a new value on every request.
+SEEN = itertools.count()
 
 FLASK_VARIANTS = {
     "none": "no session (the floor)",
@@ -73,6 +77,7 @@ def flask_app(variant: str | None = None, redis_url: str | None = None) -> Flask
 
         url = os.environ["BENCH_POSTGRES_URL"]
         app.config.update(SESSION_TYPE="sqlalchemy", SESSION_SQLALCHEMY=url)
+        Session(app)
     elif variant == "sharedsession-memcached":
         from sharedsession.flask import Session
 
@@ -111,6 +116,11 @@ def flask_app(variant: str | None = None, redis_url: str | None = None) -> Flask
     def write() -> str:
         data = current()
         data["counter"] = data.get("counter", 0) + 1
+        return "ok"
+
+    @app.get("/blindwrite")
+    def blind_write() -> str:
+        current()["last_seen"] = next(SEEN)  # sets without reading: a new value every time
         return "ok"
 
     return app
@@ -186,11 +196,16 @@ def asgi_app(variant: str | None = None, redis_url: str | None = None) -> Any:
         data["counter"] = data.get("counter", 0) + 1
         return PlainTextResponse("ok")
 
+    async def blind_write(request: Request) -> PlainTextResponse:
+        current(request)["last_seen"] = next(SEEN)
+        return PlainTextResponse("ok")
+
     routes = [
         Route("/seed/{size}", seed),
         Route("/untouched", untouched),
         Route("/read", read),
         Route("/read2k", read2k),
         Route("/write", write),
+        Route("/blindwrite", blind_write),
     ]
     return Starlette(routes=routes, middleware=middleware)

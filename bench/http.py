@@ -31,6 +31,7 @@ WORKLOADS: dict[str, tuple[str, str | None]] = {
     "untouched": ("/untouched", "small"),
     "read": ("/read", "small"),
     "write": ("/write", "small"),
+    "blind write": ("/blindwrite", "small"),
     "read 2 KB": ("/read2k", "large"),
     "90/10 mix": ("mix", "small"),
     "no cookie": ("/read", None),

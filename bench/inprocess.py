@@ -7,6 +7,7 @@ on the client side (one per request written to a Redis or memcached socket).
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -25,6 +26,7 @@ WORKLOADS: dict[str, tuple[list[str], str | None]] = {
     "untouched": (["/untouched"], "small"),
     "read": (["/read"], "small"),
     "write": (["/write"], "small"),
+    "blind write": (["/blindwrite"], "small"),
     "read 2 KB": (["/read2k"], "large"),
     "90/10 mix": (["/read"] * 9 + ["/write"], "small"),
     "no cookie": (["/read"], None),
@@ -81,6 +83,17 @@ def _caller(app: Flask, path: str, cookie: str | None) -> Callable[[], None]:
     return call
 
 
+def cpu_seconds(client: Any) -> tuple[float, float, float]:
+    """CPU seconds so far: the whole machine (``/proc/stat``), this process, the redis-server."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    machine = busy / os.sysconf("SC_CLK_TCK")
+    own = sum(os.times()[:2])
+    info = client.info("cpu")
+    return machine, own, float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def server_usec(client: Any) -> float:
     """Microseconds the Redis server spent on commands so far (INFO itself left out)."""
     stats = client.info("commandstats")
@@ -88,9 +101,13 @@ def server_usec(client: Any) -> float:
 
 
 def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[str, Any]:
-    """Every variant and workload, in ``rounds`` interleaved rounds."""
-    import os
+    """Every variant and workload, in ``rounds`` interleaved rounds.
 
+    Besides each cell's numbers, ``_run`` holds the CPU the rest of the machine
+    used meanwhile (other processes than this one and the redis-server, in
+    cores: 0.0 on a quiet machine) and the noise: the median, over cells, of
+    the spread of a cell's requests/s between rounds.
+    """
     os.environ["BENCH_SQLITE_PATH"] = sqlite_path
     _count_round_trips()
     apps = {variant: flask_app(variant, redis_url) for variant in FLASK_VARIANTS}
@@ -103,6 +120,7 @@ def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[st
     trips: dict[tuple[str, str], float] = {}
     server: dict[tuple[str, str], list[float]] = {}
     redis_client = redis.Redis.from_url(redis_url)
+    cpu_before, wall_before = cpu_seconds(redis_client), time.perf_counter()
     order = list(apps)
     for _ in range(rounds):
         random.shuffle(order)
@@ -126,8 +144,12 @@ def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[st
                 trips[cell] = (_sent[0] - sent_before) / requests
                 used = server_usec(redis_client) - usec_before
                 server.setdefault(cell, []).append(used / requests)
+    machine, own, server_cpu = (
+        after - before for after, before in zip(cpu_seconds(redis_client), cpu_before, strict=True)
+    )
+    wall = time.perf_counter() - wall_before
     redis_client.close()
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, Any] = {}
     for (variant, workload), values in rps.items():
         samples = sorted(latencies[(variant, workload)])
         results.setdefault(variant, {})[workload] = {
@@ -137,4 +159,10 @@ def run(redis_url: str, rounds: int, requests: int, sqlite_path: str) -> dict[st
             "round_trips": trips[(variant, workload)],
             "server_us": statistics.median(server[(variant, workload)]),
         }
+    spreads = [(max(v) - min(v)) / statistics.median(v) for v in rps.values() if len(v) > 1]
+    results["_run"] = {
+        "other_cpu_cores": max(0.0, machine - own - server_cpu) / wall,
+        "noise": statistics.median(spreads) if spreads else 0.0,
+        "seconds": wall,
+    }
     return results

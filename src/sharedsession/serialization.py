@@ -54,7 +54,16 @@ def dumps(key: str, value: Any) -> str:
         or a str that is not valid UTF-8; the error names ``key``, and the type
         and where it sits when known.
     """
-    text = _ENCODER.encode(_encode(value, key, ""))
+    try:
+        text = _ENCODER.encode(_encode(value))
+    except _Refused as refused:
+        # Where it sits is worked out only now: the walk itself builds no paths.
+        path = _path_to(value, refused.found, "") or ""
+        if refused.is_key:
+            path += " (a dict key)"
+        elif refused.reason is not None:
+            path += ".tzinfo"
+        raise SerializationError(key, refused.type_, path, refused.reason) from None
     if not text.isascii():
         _check_utf8(text, key)
     if not key.isascii():
@@ -89,18 +98,30 @@ def _check_utf8(text: str, key: str) -> None:
         raise SerializationError(key, str, reason=_UTF8_REASON.format(char=char)) from exc
 
 
-def _encode(value: Any, key: str, path: str) -> Any:
+class _Refused(Exception):
+    """What the walk cannot store: ``found`` (a value, a dict key, or a datetime
+    with a foreign tzinfo), its type, and the fix when there is a special one."""
+
+    def __init__(
+        self, found: Any, type_: type, *, is_key: bool = False, reason: str | None = None
+    ) -> None:
+        self.found, self.type_, self.is_key, self.reason = found, type_, is_key, reason
+
+
+def _encode(value: Any) -> Any:
+    # The hot path of every save (each accessed value is encoded again to see
+    # whether it changed): plain leaves are handled inline, without a call.
     cls = type(value)
     if cls in _PLAIN:
         return value
     if cls is list:
-        return [_encode(v, key, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [v if type(v) in _PLAIN else _encode(v) for v in value]
     if cls is dict:
-        return _encode_dict(value, key, path)
+        return _encode_dict(value)
     if cls is tuple:
-        return {" t": [_encode(v, key, f"{path}[{i}]") for i, v in enumerate(value)]}
+        return {" t": [v if type(v) in _PLAIN else _encode(v) for v in value]}
     if cls is set or cls is frozenset:
-        return _encode_set(value, key, path)
+        return _encode_set(value)
     if cls is bytes:
         return {" b": base64.b64encode(value).decode("ascii")}
     if Markup is not None and cls is Markup:
@@ -108,39 +129,39 @@ def _encode(value: Any, key: str, path: str) -> Any:
     if cls is uuid.UUID:
         return {" u": value.hex}
     if cls is dt.datetime:
-        return _encode_clock(value, " dt", " dtz", key, path)
+        return _encode_clock(value, " dt", " dtz")
     if cls is dt.date:
         return {" d": value.isoformat()}
     if cls is dt.time:
-        return _encode_clock(value, " tm", " tmz", key, path)
+        return _encode_clock(value, " tm", " tmz")
     if cls is Decimal:
         return {" dec": str(value)}
-    raise SerializationError(key, cls, path)
+    raise _Refused(value, cls)
 
 
-def _encode_dict(value: dict[Any, Any], key: str, path: str) -> Any:
+def _encode_dict(value: dict[Any, Any]) -> Any:
     out = {}
     for k, v in value.items():
         if type(k) is not str:
-            return {" dk": _encode_pairs(value, key, path)}
-        out[k] = _encode(v, key, f"{path}[{k!r}]")
+            return {" dk": _encode_pairs(value)}
+        out[k] = v if type(v) in _PLAIN else _encode(v)
     if len(out) == 1 and next(iter(out)).startswith(" "):
         return {" di": [[k, v] for k, v in out.items()]}
     return out
 
 
-def _encode_pairs(value: dict[Any, Any], key: str, path: str) -> list[list[Any]]:
+def _encode_pairs(value: dict[Any, Any]) -> list[list[Any]]:
     pairs = []
     for k, v in value.items():
         # type(), not isinstance(): a bool or IntEnum key must not come back as int.
         if type(k) not in _PLAIN:
-            raise SerializationError(key, type(k), f"{path} (a dict key)")
-        pairs.append([k, _encode(v, key, f"{path}[{k!r}]")])
+            raise _Refused(k, type(k), is_key=True)
+        pairs.append([k, _encode(v)])
     return pairs
 
 
-def _encode_set(value: set[Any] | frozenset[Any], key: str, path: str) -> Any:
-    items = [_encode(v, key, f"{path}{{}}") for v in value]
+def _encode_set(value: set[Any] | frozenset[Any]) -> Any:
+    items = [_encode(v) for v in value]
     try:
         # Sorted, so an unchanged set serializes the same in every process.
         items.sort()
@@ -149,7 +170,7 @@ def _encode_set(value: set[Any] | frozenset[Any], key: str, path: str) -> Any:
     return {" s" if type(value) is set else " fs": items}
 
 
-def _encode_clock(value: _Clock, tag: str, zoned_tag: str, key: str, path: str) -> Any:
+def _encode_clock(value: _Clock, tag: str, zoned_tag: str) -> Any:
     tz = value.tzinfo
     if tz is None or type(tz) is dt.timezone:
         return {tag: value.isoformat()}
@@ -158,7 +179,32 @@ def _encode_clock(value: _Clock, tag: str, zoned_tag: str, key: str, path: str) 
         # the zone, and with it correct arithmetic across a DST change.
         return {zoned_tag: [value.replace(tzinfo=None).isoformat(), tz.key, value.fold]}
     name = f"{type(tz).__module__}.{type(tz).__qualname__}"
-    raise SerializationError(key, type(tz), f"{path}.tzinfo", _TZ_REASON.format(name=name))
+    raise _Refused(value, type(tz), reason=_TZ_REASON.format(name=name))
+
+
+def _path_to(value: Any, found: Any, path: str) -> str | None:
+    """Where ``found`` sits inside ``value`` (``[2]['price']``), the walk's order."""
+    if value is found:
+        return path
+    cls = type(value)
+    if cls is dict:
+        for k, v in value.items():
+            if k is found:
+                return path
+            inner = _path_to(v, found, f"{path}[{k!r}]")
+            if inner is not None:
+                return inner
+    elif cls is list or cls is tuple:
+        for i, v in enumerate(value):
+            inner = _path_to(v, found, f"{path}[{i}]")
+            if inner is not None:
+                return inner
+    elif cls is set or cls is frozenset:
+        for v in value:
+            inner = _path_to(v, found, f"{path}{{}}")
+            if inner is not None:
+                return inner
+    return None
 
 
 def _decode_tag(obj: dict[str, Any]) -> Any:

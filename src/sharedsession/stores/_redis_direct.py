@@ -1,29 +1,66 @@
-"""The hot path to Redis: one command on a pooled connection, without redis-py's
-per-command layers.
+"""The hot path to Redis: commands on the store's own connections, without
+redis-py's per-command layers.
 
 A session read is one ``HGETALL`` and a write one ``EVALSHA``; through
 ``Redis.execute_command`` each pays for redis-py's option handling, response
-callbacks and observability hooks, about as much client CPU as the round trip
-itself. These helpers send the command on a connection of the client's own
-pool and read the reply, keeping what matters: the pool (so Sentinel's
-master discovery, TLS, auth and the pool's bound all apply), the connection's
-retry policy (a dropped connection is retried as the client would), and
-``NOSCRIPT`` answered by loading the script once. Replies are raw (a flat list
-for ``HGETALL``), which the layout reads as it is.
+callbacks and observability hooks, and taking a connection from the pool and
+giving it back (a lock, a readiness poll, metrics) costs about as much again:
+together more client CPU than the round trip itself. These helpers keep the
+connections they used on a list of their own and send commands straight on
+them, keeping what matters: connections come from the client's own pool (so
+Sentinel's master discovery, TLS, auth and the pool's bound all apply), the
+connection's retry policy (a dropped connection is retried as the client
+would), and ``NOSCRIPT`` answered by loading the script once. Replies are raw
+(a flat list for ``HGETALL``), which the layout reads as it is.
+
+The list never holds more connections than ran at once, and the store bounds
+that by the pool's size; anything that takes a connection from the pool
+itself first hands the list back (:meth:`Direct.drain`), so the pool is never
+found empty while connections sit here unused. A connection that failed
+mid-command goes back to the pool (which reconnects it); after a fork the
+parent's connections are forgotten, as the pool forgets them.
 
 Cluster clients route by slot and are not driven this way.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
+
+Command = tuple[Any, ...]
 
 
-def _ask(conn: Any, args: tuple[Any, ...]) -> Any:
+def _ask(conn: Any, args: Command) -> Any:
     conn.send_command(*args)
     return conn.read_response()
+
+
+def _ask_all(conn: Any, commands: Sequence[Command]) -> list[Any]:
+    """Every command in one write, then every reply (an error reply as its exception)."""
+    conn.send_packed_command(conn.pack_commands(commands))
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(conn.read_response())
+        except ResponseError as exc:  # a whole reply was read: go on with the next
+            replies.append(exc)
+    return replies
+
+
+def _evalsha(script: Any, keys: Sequence[str], args: Sequence[Any]) -> Command:
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+def _first_error(replies: list[Any]) -> list[Any]:
+    for reply in replies:
+        if isinstance(reply, ResponseError):
+            raise reply
+    return replies
 
 
 class Direct:
@@ -31,30 +68,81 @@ class Direct:
 
     def __init__(self, client: Any) -> None:
         self.pool = client.connection_pool
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+
+    def _take(self) -> Any:
+        if self._pid != os.getpid():  # forked: those belong to the parent
+            self._idle, self._pid = [], os.getpid()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return self.pool.get_connection()
+
+    def _on_connection(self, ask: Any) -> Any:
+        conn = self._take()
+        try:
+            reply = conn.retry.call_with_retry(lambda: ask(conn), lambda error: conn.disconnect())
+        except ResponseError:  # an error reply, read whole: the connection is fine
+            self._idle.append(conn)
+            raise
+        except BaseException:
+            self.pool.release(conn)
+            raise
+        self._idle.append(conn)
+        return reply
 
     def call(self, *args: Any) -> Any:
-        pool = self.pool
-        conn = pool.get_connection()
-        try:
-            return conn.retry.call_with_retry(
-                lambda: _ask(conn, args), lambda error: conn.disconnect()
-            )
-        finally:
-            pool.release(conn)
+        """One command; its raw reply."""
+        return self._on_connection(lambda conn: _ask(conn, args))
 
     def script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered ``script`` (redis-py ``Script``) by its SHA, loading it once."""
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        command = _evalsha(script, keys, args)
         try:
             return self.call(*command)
         except NoScriptError:
             self.call("SCRIPT", "LOAD", script.script)
             return self.call(*command)
 
+    def pipeline(self, commands: Sequence[Command], scripts: Sequence[Any]) -> list[Any]:
+        """Several commands in one round trip (not a transaction); the raw replies.
 
-async def _aask(conn: Any, args: tuple[Any, ...]) -> Any:
+        :param scripts: The ``Script`` of each ``EVALSHA`` among ``commands``
+            (loaded, and the commands sent again, if the server lacks one).
+        :raises ResponseError: The first error reply.
+        """
+        replies = self._on_connection(lambda conn: _ask_all(conn, commands))
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            for script in scripts:
+                self.call("SCRIPT", "LOAD", script.script)
+            replies = self._on_connection(lambda conn: _ask_all(conn, commands))
+        return _first_error(replies)
+
+    def drain(self, *, disconnect: bool = False) -> None:
+        """Hand every kept connection back to the pool (closed, with ``disconnect``:
+        after a failover they may point at a demoted master)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            if disconnect:
+                conn.disconnect()
+            self.pool.release(conn)
+
+
+async def _aask(conn: Any, args: Command) -> Any:
     await conn.send_command(*args)
     return await conn.read_response()
+
+
+async def _aask_all(conn: Any, commands: Sequence[Command]) -> list[Any]:
+    await conn.send_packed_command(conn.pack_commands(commands))
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await conn.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    return replies
 
 
 class AsyncDirect:
@@ -62,22 +150,52 @@ class AsyncDirect:
 
     def __init__(self, client: Any) -> None:
         self.pool = client.connection_pool
+        self._idle: list[Any] = []
+
+    async def _on_connection(self, ask: Any) -> Any:
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            conn = await self.pool.get_connection()
+        try:
+            reply = await conn.retry.call_with_retry(
+                lambda: ask(conn), lambda error: conn.disconnect()
+            )
+        except ResponseError:
+            self._idle.append(conn)
+            raise
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        self._idle.append(conn)
+        return reply
 
     async def call(self, *args: Any) -> Any:
-        pool = self.pool
-        conn = await pool.get_connection()
-        try:
-            return await conn.retry.call_with_retry(
-                lambda: _aask(conn, args), lambda error: conn.disconnect()
-            )
-        finally:
-            await pool.release(conn)
+        """One command; its raw reply."""
+        return await self._on_connection(lambda conn: _aask(conn, args))
 
     async def script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered ``script`` by its SHA, loading it once."""
-        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        command = _evalsha(script, keys, args)
         try:
             return await self.call(*command)
         except NoScriptError:
             await self.call("SCRIPT", "LOAD", script.script)
             return await self.call(*command)
+
+    async def pipeline(self, commands: Sequence[Command], scripts: Sequence[Any]) -> list[Any]:
+        """Several commands in one round trip (see :meth:`Direct.pipeline`)."""
+        replies = await self._on_connection(lambda conn: _aask_all(conn, commands))
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            for script in scripts:
+                await self.call("SCRIPT", "LOAD", script.script)
+            replies = await self._on_connection(lambda conn: _aask_all(conn, commands))
+        return _first_error(replies)
+
+    async def drain(self, *, disconnect: bool = False) -> None:
+        """Hand every kept connection back to the pool (see :meth:`Direct.drain`)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            if disconnect:
+                await conn.disconnect()
+            await self.pool.release(conn)

@@ -23,6 +23,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
@@ -75,9 +76,29 @@ def _mapped(exc: Exception) -> StoreError:
     return StoreError(f"Redis session store failed: {exc}", exc)
 
 
-#: Commands sent on a pooled connection directly (their raw replies are what
-#: the layout reads); every other command goes through the client.
-_DIRECT = frozenset({"hgetall"})
+#: Commands sent on a kept connection directly (their raw replies are what
+#: the layout reads, and their arguments are the command's own); every other
+#: command goes through the client.
+_DIRECT = {
+    name: name.upper()
+    for name in ("hgetall", "get", "exists", "pttl", "zrange", "zrem", "pexpire", "psetex")
+} | {"delete": "DEL"}
+
+
+def _direct_commands(
+    calls: Sequence[layout.Call | layout.Script], scripts: dict[str, Any]
+) -> list[tuple[Any, ...]] | None:
+    """``calls`` as raw commands for :meth:`Direct.pipeline`, or ``None`` if one is not direct."""
+    commands: list[tuple[Any, ...]] = []
+    for call in calls:
+        if isinstance(call, layout.Script):
+            script = scripts[call.name]
+            commands.append(("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args))
+        elif call.name in _DIRECT:
+            commands.append((_DIRECT[call.name], *call.args))
+        else:
+            return None
+    return commands
 
 
 def _direct_path(client: Any) -> bool:
@@ -278,6 +299,8 @@ class RedisStore(Closing):
             return result
         except (redis_errors.RedisError, layout.NotReplicated) as exc:
             if _demoted(exc) and hasattr(self.client, "connection_pool"):
+                if self._direct is not None:
+                    self._direct.drain(disconnect=True)
                 self.client.connection_pool.disconnect(inuse_connections=False)
             raise _mapped(exc) from exc
         finally:
@@ -294,9 +317,20 @@ class RedisStore(Closing):
                     return direct.script(self._scripts[op.name], op.keys, op.args)
                 return self._scripts[op.name](keys=op.keys, args=op.args)
             if direct is not None and op.name in _DIRECT:
-                return direct.call(op.name.upper(), *op.args)
+                return direct.call(_DIRECT[op.name], *op.args)
+            if direct is not None:
+                direct.drain()  # the client takes a connection from the pool
             return getattr(self.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
+        direct = self._direct
+        if direct is not None:
+            commands = None if replicas and op.write else _direct_commands(calls, self._scripts)
+            if commands is not None:
+                replies = direct.pipeline(
+                    commands, [self._scripts[s.name] for s in layout.scripts_of(calls)]
+                )
+                return replies if isinstance(op, layout.Pipeline) else replies[0]
+            direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
             # Cluster pipelines refuse EVALSHA: scripts one at a time, the rest
             # in one pipeline after them.
@@ -341,6 +375,8 @@ class RedisStore(Closing):
                 yield stored
 
     def _scan(self) -> Iterator[str]:
+        if self._direct is not None:
+            self._direct.drain()
         try:
             for name in self.client.scan_iter(match=f"{self.prefix}{{*", count=500, _type="hash"):
                 yield layout.text(name)
@@ -384,6 +420,8 @@ class RedisStore(Closing):
                 return
 
     def close(self) -> None:
+        if self._direct is not None:
+            self._direct.drain(disconnect=True)
         self.client.close()
 
 
@@ -465,6 +503,8 @@ class AsyncRedisStore(AsyncClosing):
             return result
         except (redis_errors.RedisError, layout.NotReplicated) as exc:
             if _demoted(exc) and hasattr(self.client, "connection_pool"):
+                if self._direct is not None:
+                    await self._direct.drain(disconnect=True)
                 await self.client.connection_pool.disconnect(inuse_connections=False)
             raise _mapped(exc) from exc
         finally:
@@ -481,9 +521,20 @@ class AsyncRedisStore(AsyncClosing):
                     return await direct.script(self._scripts[op.name], op.keys, op.args)
                 return await self._scripts[op.name](keys=op.keys, args=op.args)
             if direct is not None and op.name in _DIRECT:
-                return await direct.call(op.name.upper(), *op.args)
+                return await direct.call(_DIRECT[op.name], *op.args)
+            if direct is not None:
+                await direct.drain()
             return await getattr(self.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
+        direct = self._direct
+        if direct is not None:
+            commands = None if replicas and op.write else _direct_commands(calls, self._scripts)
+            if commands is not None:
+                replies = await direct.pipeline(
+                    commands, [self._scripts[s.name] for s in layout.scripts_of(calls)]
+                )
+                return replies if isinstance(op, layout.Pipeline) else replies[0]
+            await direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
             done = [await self._do(script) for script in layout.scripts_of(calls)]
             rest = _queued(self.client, layout.calls_of(calls))
@@ -522,6 +573,8 @@ class AsyncRedisStore(AsyncClosing):
 
     async def sessions(self) -> AsyncIterator[StoredSession]:
         batch: list[str] = []
+        if self._direct is not None:
+            await self._direct.drain()
         try:
             async for name in self.client.scan_iter(
                 match=f"{self.prefix}{{*", count=500, _type="hash"
@@ -568,6 +621,8 @@ class AsyncRedisStore(AsyncClosing):
                 return
 
     async def aclose(self) -> None:
+        if self._direct is not None:
+            await self._direct.drain(disconnect=True)
         await self.client.aclose()
 
 
