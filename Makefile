@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends
 
-.PHONY: demo test e2e chaos lint typecheck unit servers nginx chromium wrk bench clean
+.PHONY: demo test e2e chaos lint typecheck unit servers nginx chromium wrk bench profile clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,10 @@ wrk:
 # Every benchmark in one run; results in bench/results/ (see README "Benchmarks").
 bench: $(VENV)/.bench-installed servers wrk
 	$(BIN)/python -m bench.run
+
+# Where the time of one read, one 2 KB read and one write goes (bench/profile.py).
+profile: $(VENV)/.bench-installed servers
+	$(BIN)/python -m bench.profile
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info
