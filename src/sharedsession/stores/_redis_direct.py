@@ -52,7 +52,8 @@ def _ask_all(conn: Any, commands: Sequence[Command]) -> list[Any]:
     return replies
 
 
-def _evalsha(script: Any, keys: Sequence[str], args: Sequence[Any]) -> Command:
+def evalsha(script: Any, keys: Sequence[str], args: Sequence[Any]) -> Command:
+    """The ``EVALSHA`` command of a registered ``script`` (redis-py ``Script``)."""
     return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
@@ -98,7 +99,7 @@ class Direct:
 
     def script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered ``script`` (redis-py ``Script``) by its SHA, loading it once."""
-        command = _evalsha(script, keys, args)
+        command = evalsha(script, keys, args)
         try:
             return self.call(*command)
         except NoScriptError:
@@ -176,7 +177,7 @@ class AsyncDirect:
 
     async def script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered ``script`` by its SHA, loading it once."""
-        command = _evalsha(script, keys, args)
+        command = evalsha(script, keys, args)
         try:
             return await self.call(*command)
         except NoScriptError:

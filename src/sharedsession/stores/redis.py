@@ -37,6 +37,7 @@ from ..ids import store_key
 from . import _redis_layout as layout
 from ._redis_direct import AsyncDirect
 from ._redis_direct import Direct
+from ._redis_direct import evalsha
 from ._redis_url import DEFAULT_MAX_CONNECTIONS
 from ._redis_url import DEFAULT_TIMEOUT
 from ._redis_url import client_from_setting
@@ -87,18 +88,20 @@ _DIRECT = {
 
 def _direct_commands(
     calls: Sequence[layout.Call | layout.Script], scripts: dict[str, Any]
-) -> list[tuple[Any, ...]] | None:
-    """``calls`` as raw commands for :meth:`Direct.pipeline`, or ``None`` if one is not direct."""
+) -> tuple[list[tuple[Any, ...]], list[Any]] | None:
+    """``calls`` as raw commands for :meth:`Direct.pipeline` with the scripts among
+    them, or ``None`` if one is not direct."""
     commands: list[tuple[Any, ...]] = []
+    used: list[Any] = []
     for call in calls:
         if isinstance(call, layout.Script):
-            script = scripts[call.name]
-            commands.append(("EVALSHA", script.sha, len(call.keys), *call.keys, *call.args))
+            used.append(scripts[call.name])
+            commands.append(evalsha(used[-1], call.keys, call.args))
         elif call.name in _DIRECT:
             commands.append((_DIRECT[call.name], *call.args))
         else:
             return None
-    return commands
+    return commands, used
 
 
 def _direct_path(client: Any) -> bool:
@@ -324,11 +327,9 @@ class RedisStore(Closing):
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
         direct = self._direct
         if direct is not None:
-            commands = None if replicas and op.write else _direct_commands(calls, self._scripts)
-            if commands is not None:
-                replies = direct.pipeline(
-                    commands, [self._scripts[s.name] for s in layout.scripts_of(calls)]
-                )
+            raw = None if replicas and op.write else _direct_commands(calls, self._scripts)
+            if raw is not None:
+                replies = direct.pipeline(*raw)
                 return replies if isinstance(op, layout.Pipeline) else replies[0]
             direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
@@ -528,11 +529,9 @@ class AsyncRedisStore(AsyncClosing):
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
         direct = self._direct
         if direct is not None:
-            commands = None if replicas and op.write else _direct_commands(calls, self._scripts)
-            if commands is not None:
-                replies = await direct.pipeline(
-                    commands, [self._scripts[s.name] for s in layout.scripts_of(calls)]
-                )
+            raw = None if replicas and op.write else _direct_commands(calls, self._scripts)
+            if raw is not None:
+                replies = await direct.pipeline(*raw)
                 return replies if isinstance(op, layout.Pipeline) else replies[0]
             await direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
