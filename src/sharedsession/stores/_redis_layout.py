@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Generator
-from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
@@ -305,15 +304,20 @@ def _field(name: str) -> str:
 
 
 def _split(flat: Sequence[bytes | str] | dict[Any, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    pairs: Iterable[tuple[Any, Any]] = (
-        flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
-    )
+    # On every read: one pass, no call per field (a reply is bytes, a dict
+    # comes from a pipeline of the client's own).
+    if isinstance(flat, dict):
+        flat = [part for pair in flat.items() for part in pair]
+    parts = [part.decode() if type(part) is bytes else part for part in flat]
+    if len(parts) % 2:
+        raise ValueError("a hash reply with an odd number of parts")
     data: dict[str, str] = {}
     meta: dict[str, str] = {}
-    for raw_name, raw_value in pairs:
-        name, value = text(raw_name), text(raw_value)
-        if name.startswith("::") or not name.startswith(":"):
-            data[name[1:] if name.startswith(":") else name] = value
+    for name, value in zip(parts[::2], parts[1::2], strict=True):
+        if name[:1] != ":":
+            data[name] = value
+        elif name[:2] == "::":
+            data[name[1:]] = value
         else:
             meta[name] = value
     return data, meta
