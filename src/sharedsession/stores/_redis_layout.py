@@ -308,7 +308,7 @@ def _split(flat: Sequence[bytes | str] | dict[Any, Any]) -> tuple[dict[str, str]
     # comes from a pipeline of the client's own).
     if isinstance(flat, dict):
         flat = [part for pair in flat.items() for part in pair]
-    parts = [part.decode() if type(part) is bytes else part for part in flat]
+    parts = [part.decode() if isinstance(part, bytes) else part for part in flat]
     if len(parts) % 2:
         raise ValueError("a hash reply with an odd number of parts")
     data: dict[str, str] = {}
