@@ -1,18 +1,25 @@
 """The Redis store's kept connections: bounded, never starving the pool, fork-safe,
-and pipelines that survive a flushed script cache. Against a real redis-server."""
+never holding a reply that a timed-out command left behind, kept only on the
+store's own pool, and pipelines that survive a flushed script cache. Against a
+real redis-server and Sentinel."""
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
+import time
 from typing import Any
 
 import pytest
+import redis
 
 from sharedsession.stores.redis import RedisStore
 from tests.flask_apps import make_app
 from tests.flask_apps import session_cookie
+from tests.flask_apps import visit
 from tests.servers import RedisServer
+from tests.servers import SentinelSetup
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +107,100 @@ def test_a_forked_child_never_uses_the_parents_kept_connections(
     check = app.test_client()
     check.set_cookie("session", child_cookie)
     assert check.get("/get/n").text == "'149'"
+
+
+def test_a_timed_out_read_never_hands_its_reply_to_the_next_request(
+    sentinel: SentinelSetup,
+) -> None:
+    # redis-py leaves a Sentinel-managed connection open after a socket
+    # timeout; the reply the frozen master owes arrives later. One connection
+    # (max_connections=1), so the next request gets that very connection.
+    store = RedisStore.from_url(sentinel.url, timeout=0.3, max_connections=1)
+    app, _ = make_app(SESSION_TYPE="redis", store=store)
+    alice = session_cookie(app, "/set/owner/alice")
+    bob = session_cookie(app, "/set/owner/bob")
+    port = sentinel.master_port()
+    master = next(s for s in (sentinel.master, sentinel.replica) if s.port == port)
+    assert master.process is not None
+    seen: list[tuple[int, str]] = []
+    os.kill(master.process.pid, signal.SIGSTOP)
+    try:
+        seen.append(visit(app, alice, "/get/owner")[:2])  # times out: 503
+        # Bob's read goes out while the master is still frozen; the master
+        # wakes up within its timeout and answers Alice's read first.
+        threading.Timer(0.1, os.kill, (master.process.pid, signal.SIGCONT)).start()
+        seen.append(visit(app, bob, "/get/owner")[:2])
+    finally:
+        time.sleep(0.2)
+        os.kill(master.process.pid, signal.SIGCONT)
+    assert seen[0][0] == 503
+    assert seen[1] == (200, "'bob'") or seen[1][0] == 503, seen  # never Alice's
+    # Once all is quiet, each gets their own session, whatever came before.
+    for _ in range(5):
+        assert visit(app, bob, "/get/owner")[:2] == (200, "'bob'")
+        assert visit(app, alice, "/get/owner")[:2] == (200, "'alice'")
+    store.close()
+
+
+def test_on_a_client_the_app_shares_connections_go_back_after_each_command(
+    redis_server: RedisServer,
+) -> None:
+    # The app's own client, with a bounded pool that the app uses too.
+    pool = redis.BlockingConnectionPool(
+        host="127.0.0.1", port=redis_server.port, max_connections=2, timeout=0.5
+    )
+    shared = redis.Redis(connection_pool=pool)
+    store = RedisStore(shared, max_connections=2)
+    app, _ = make_app(SESSION_TYPE="redis", store=store)
+    cookies = [session_cookie(app) for _ in range(4)]
+    failures: list[str] = []
+
+    def busy(cookie: str) -> None:
+        for i in range(20):
+            status, text, _ = visit(app, cookie, f"/set/n/{i}")
+            if status != 200:
+                failures.append(f"{status} {text[:80]}")
+
+    threads = [threading.Thread(target=busy, args=(cookie,)) for cookie in cookies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    # Both of the pool's connections are free for the app again.
+    held = [pool.get_connection(), pool.get_connection()]
+    for conn in held:
+        pool.release(conn)
+    assert shared.set("the-apps-own", "1") is True
+    pool.disconnect()
+
+
+def test_listing_sessions_while_every_connection_is_busy(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    store = RedisStore.from_url(redis_server.url, max_connections=3)
+    app, _ = make_app(SESSION_TYPE="redis", store=store)
+    cookies = [session_cookie(app) for _ in range(6)]
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def busy(cookie: str) -> None:
+        while not stop.is_set():
+            status, text, _ = visit(app, cookie, "/get/user")
+            if status != 200:
+                failures.append(f"{status} {text[:80]}")
+
+    threads = [threading.Thread(target=busy, args=(cookie,)) for cookie in cookies]
+    for thread in threads:
+        thread.start()
+    listed: list[int] = []
+    try:
+        for _ in range(30):
+            listed.append(len(list(store.sessions())))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert listed == [6] * 30
+    store.close()

@@ -16,9 +16,13 @@ would), and ``NOSCRIPT`` answered by loading the script once. Replies are raw
 The list never holds more connections than ran at once, and the store bounds
 that by the pool's size; anything that takes a connection from the pool
 itself first hands the list back (:meth:`Direct.drain`), so the pool is never
-found empty while connections sit here unused. A connection that failed
-mid-command goes back to the pool (which reconnects it); after a fork the
-parent's connections are forgotten, as the pool forgets them.
+found empty while connections sit here unused. Connections are kept only on
+a pool that is the store's own (``keep``); on a client the app shares, each
+goes back to the pool after its command. A connection that failed any other
+way than with an error reply is closed before it goes back (a timeout can
+leave a reply on its way, which the next command would read as its own);
+after a fork the parent's connections are forgotten, as the pool forgets
+them.
 
 Cluster clients route by slot and are not driven this way.
 """
@@ -67,8 +71,9 @@ def _first_error(replies: list[Any]) -> list[Any]:
 class Direct:
     """Commands straight on ``client``'s pool (a standalone or Sentinel ``redis.Redis``)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, keep: bool = True) -> None:
         self.pool = client.connection_pool
+        self.keep = keep
         self._idle: list[Any] = []
         self._pid = os.getpid()
 
@@ -80,17 +85,28 @@ class Direct:
         except IndexError:
             return self.pool.get_connection()
 
+    def _put_back(self, conn: Any) -> None:
+        if self.keep:
+            self._idle.append(conn)
+        else:
+            self.pool.release(conn)
+
     def _on_connection(self, ask: Any) -> Any:
         conn = self._take()
         try:
             reply = conn.retry.call_with_retry(lambda: ask(conn), lambda error: conn.disconnect())
         except ResponseError:  # an error reply, read whole: the connection is fine
-            self._idle.append(conn)
+            self._put_back(conn)
             raise
         except BaseException:
-            self.pool.release(conn)
+            # A timeout (or an interrupt) can leave a reply on its way: never
+            # hand that connection to the next command.
+            try:
+                conn.disconnect()
+            finally:
+                self.pool.release(conn)
             raise
-        self._idle.append(conn)
+        self._put_back(conn)
         return reply
 
     def call(self, *args: Any) -> Any:
@@ -99,26 +115,25 @@ class Direct:
 
     def script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered ``script`` (redis-py ``Script``) by its SHA, loading it once."""
-        command = evalsha(script, keys, args)
-        try:
-            return self.call(*command)
-        except NoScriptError:
-            self.call("SCRIPT", "LOAD", script.script)
-            return self.call(*command)
+        return self.pipeline([evalsha(script, keys, args)], [script])[0]
 
     def pipeline(self, commands: Sequence[Command], scripts: Sequence[Any]) -> list[Any]:
         """Several commands in one round trip (not a transaction); the raw replies.
 
         :param scripts: The ``Script`` of each ``EVALSHA`` among ``commands``
-            (loaded, and the commands sent again, if the server lacks one).
+            (loaded, and the commands sent again on the same connection, if
+            the server lacks one).
         :raises ResponseError: The first error reply.
         """
-        replies = self._on_connection(lambda conn: _ask_all(conn, commands))
-        if any(isinstance(reply, NoScriptError) for reply in replies):
-            for script in scripts:
-                self.call("SCRIPT", "LOAD", script.script)
-            replies = self._on_connection(lambda conn: _ask_all(conn, commands))
-        return _first_error(replies)
+
+        def ask(conn: Any) -> list[Any]:
+            replies = _ask_all(conn, commands)
+            if any(isinstance(reply, NoScriptError) for reply in replies):
+                _first_error(_ask_all(conn, [("SCRIPT", "LOAD", s.script) for s in scripts]))
+                replies = _ask_all(conn, commands)
+            return replies
+
+        return _first_error(self._on_connection(ask))
 
     def drain(self, *, disconnect: bool = False) -> None:
         """Hand every kept connection back to the pool (closed, with ``disconnect``:
@@ -149,9 +164,16 @@ async def _aask_all(conn: Any, commands: Sequence[Command]) -> list[Any]:
 class AsyncDirect:
     """The async twin of :class:`Direct`, on a ``redis.asyncio.Redis`` pool."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, keep: bool = True) -> None:
         self.pool = client.connection_pool
+        self.keep = keep
         self._idle: list[Any] = []
+
+    async def _put_back(self, conn: Any) -> None:
+        if self.keep:
+            self._idle.append(conn)
+        else:
+            await self.pool.release(conn)
 
     async def _on_connection(self, ask: Any) -> Any:
         try:
@@ -163,12 +185,15 @@ class AsyncDirect:
                 lambda: ask(conn), lambda error: conn.disconnect()
             )
         except ResponseError:
-            self._idle.append(conn)
+            await self._put_back(conn)
             raise
         except BaseException:
-            await self.pool.release(conn)
+            try:
+                await conn.disconnect(nowait=True)  # see Direct._on_connection
+            finally:
+                await self.pool.release(conn)
             raise
-        self._idle.append(conn)
+        await self._put_back(conn)
         return reply
 
     async def call(self, *args: Any) -> Any:
@@ -177,21 +202,20 @@ class AsyncDirect:
 
     async def script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered ``script`` by its SHA, loading it once."""
-        command = evalsha(script, keys, args)
-        try:
-            return await self.call(*command)
-        except NoScriptError:
-            await self.call("SCRIPT", "LOAD", script.script)
-            return await self.call(*command)
+        return (await self.pipeline([evalsha(script, keys, args)], [script]))[0]
 
     async def pipeline(self, commands: Sequence[Command], scripts: Sequence[Any]) -> list[Any]:
         """Several commands in one round trip (see :meth:`Direct.pipeline`)."""
-        replies = await self._on_connection(lambda conn: _aask_all(conn, commands))
-        if any(isinstance(reply, NoScriptError) for reply in replies):
-            for script in scripts:
-                await self.call("SCRIPT", "LOAD", script.script)
-            replies = await self._on_connection(lambda conn: _aask_all(conn, commands))
-        return _first_error(replies)
+
+        async def ask(conn: Any) -> list[Any]:
+            replies = await _aask_all(conn, commands)
+            if any(isinstance(reply, NoScriptError) for reply in replies):
+                loads = [("SCRIPT", "LOAD", s.script) for s in scripts]
+                _first_error(await _aask_all(conn, loads))
+                replies = await _aask_all(conn, commands)
+            return replies
+
+        return _first_error(await self._on_connection(ask))
 
     async def drain(self, *, disconnect: bool = False) -> None:
         """Hand every kept connection back to the pool (see :meth:`Direct.drain`)."""

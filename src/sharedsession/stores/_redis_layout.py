@@ -624,6 +624,12 @@ def flask_session_delete(prefix: str, sid: str) -> Flow[None]:
     yield Call("delete", (f"{prefix}{sid}",), write=True)
 
 
+def scan_sessions(prefix: str, cursor: int, count: int) -> Flow[tuple[int, list[str]]]:
+    """One SCAN step over the session hashes: ``(next cursor, their Redis keys)``."""
+    next_cursor, names = yield Call("scan", (cursor, f"{prefix}{{*", count, "hash"))
+    return int(next_cursor), [text(name) for name in names]
+
+
 def flask_session_scan(prefix: str, cursor: int, count: int) -> Flow[tuple[int, list[str]]]:
     """One SCAN step over Flask-Session's keys: ``(next cursor, session IDs)``."""
     reply = yield Call("scan", (cursor, f"{prefix}*", count))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import weakref
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -90,6 +91,23 @@ def _retry(asyncio: bool) -> Any:
     return Retry(ExponentialBackoff(cap=0.2, base=0.02), 1, (RedisConnectionError,))
 
 
+#: The connection pools this module made (a store's own, never the app's).
+_OWN_POOLS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _own(client: Any) -> Any:
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        _OWN_POOLS.add(pool)
+    return client
+
+
+def owns_pool(client: Any) -> bool:
+    """Whether ``client``'s pool was made here for a store alone: a store may keep
+    such connections between commands; the app's own pool gets each one back."""
+    return getattr(client, "connection_pool", None) in _OWN_POOLS
+
+
 def connect(
     url: str,
     *,
@@ -119,12 +137,12 @@ def connect(
         if asyncio:
             import redis.asyncio
 
-            return redis.asyncio.from_url(url, **options)
+            return _own(redis.asyncio.from_url(url, **options))
         import redis
 
-        return redis.from_url(url, **options)
+        return _own(redis.from_url(url, **options))
     if scheme in SENTINEL_SCHEMES:
-        return _sentinel(_parse_hosts(url, scheme, 26379), asyncio, options)
+        return _own(_sentinel(_parse_hosts(url, scheme, 26379), asyncio, options))
     if scheme in CLUSTER_SCHEMES:
         return _cluster(_parse_hosts(url, scheme, 6379), asyncio, options)
     raise ValueError(
@@ -280,7 +298,7 @@ def bounded_client(
     private = type(client)(connection_pool=made)
     # The pool is the store's own: closing the store closes it.
     private.auto_close_connection_pool = True
-    return private
+    return _own(private)
 
 
 def _cap_cluster_timeouts(client: Any, timeout: float) -> None:

@@ -44,6 +44,7 @@ from ._redis_url import client_from_setting
 from ._redis_url import connect
 from ._redis_url import is_cluster
 from ._redis_url import is_sentinel
+from ._redis_url import owns_pool
 from .base import ApplyResult
 from .base import AsyncClosing
 from .base import ChangeSet
@@ -120,6 +121,8 @@ _REFUSED = (
 
 
 _BATCH = 200
+#: Keys asked for per SCAN step when listing sessions.
+_SCAN_COUNT = 500
 
 
 def _queued(client: Any, calls: list[layout.Call]) -> Any:
@@ -221,7 +224,9 @@ class RedisStore(Closing):
 
     :param client: A ``redis.Redis`` (standalone, or ``Sentinel.master_for``)
         or ``redis.cluster.RedisCluster``; its pool should hold at least
-        ``max_connections`` connections.
+        ``max_connections`` connections. Each connection goes back to that
+        pool after its command (it may be the app's own); a store made by
+        :meth:`from_url` keeps the connections of its own pool between commands.
     :param prefix: Prepended to every key.
     :param timeout: Seconds an operation may wait for a free connection.
     :param min_replicas: Replicas that must acknowledge each write (``WAIT``)
@@ -256,7 +261,7 @@ class RedisStore(Closing):
         self.revoked_ms = layout.REVOKED_MS
         self._slots = threading.BoundedSemaphore(max_connections)
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
-        self._direct = Direct(client) if _direct_path(client) else None
+        self._direct = Direct(client, keep=owns_pool(client)) if _direct_path(client) else None
 
     @classmethod
     def from_url(
@@ -377,9 +382,17 @@ class RedisStore(Closing):
 
     def _scan(self) -> Iterator[str]:
         if self._direct is not None:
-            self._direct.drain()
-        try:
-            for name in self.client.scan_iter(match=f"{self.prefix}{{*", count=500, _type="hash"):
+            # Page by page within the store's bound (SCAN takes a pool connection).
+            cursor = 0
+            while True:
+                cursor, names = self._run(layout.scan_sessions(self.prefix, cursor, _SCAN_COUNT))
+                yield from names
+                if cursor == 0:
+                    return
+        try:  # a Cluster: scan_iter visits every master
+            for name in self.client.scan_iter(
+                match=f"{self.prefix}{{*", count=_SCAN_COUNT, _type="hash"
+            ):
                 yield layout.text(name)
         except redis_errors.RedisError as exc:
             raise _mapped(exc) from exc
@@ -461,7 +474,7 @@ class AsyncRedisStore(AsyncClosing):
         # asyncio primitives belong to one event loop; test clients run several.
         self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
-        self._direct = AsyncDirect(client) if _direct_path(client) else None
+        self._direct = AsyncDirect(client, keep=owns_pool(client)) if _direct_path(client) else None
 
     @classmethod
     def from_url(
@@ -572,22 +585,33 @@ class AsyncRedisStore(AsyncClosing):
 
     async def sessions(self) -> AsyncIterator[StoredSession]:
         batch: list[str] = []
-        if self._direct is not None:
-            await self._direct.drain()
-        try:
-            async for name in self.client.scan_iter(
-                match=f"{self.prefix}{{*", count=500, _type="hash"
-            ):
-                batch.append(layout.text(name))
-                if len(batch) == _BATCH:
-                    for stored, _ in await self._run(layout.describe(self.prefix, batch)):
-                        yield stored
-                    batch = []
-        except redis_errors.RedisError as exc:
-            raise _mapped(exc) from exc
+        async for name in self._scan():
+            batch.append(name)
+            if len(batch) == _BATCH:
+                for stored, _ in await self._run(layout.describe(self.prefix, batch)):
+                    yield stored
+                batch = []
         if batch:
             for stored, _ in await self._run(layout.describe(self.prefix, batch)):
                 yield stored
+
+    async def _scan(self) -> AsyncIterator[str]:
+        if self._direct is not None:  # see RedisStore._scan
+            cursor = 0
+            while True:
+                page = layout.scan_sessions(self.prefix, cursor, _SCAN_COUNT)
+                cursor, names = await self._run(page)
+                for name in names:
+                    yield name
+                if cursor == 0:
+                    return
+        try:
+            async for name in self.client.scan_iter(
+                match=f"{self.prefix}{{*", count=_SCAN_COUNT, _type="hash"
+            ):
+                yield layout.text(name)
+        except redis_errors.RedisError as exc:
+            raise _mapped(exc) from exc
 
     async def session(self, handle: str) -> tuple[StoredSession, Record] | None:
         return await self._run(layout.session(self.prefix, handle))
