@@ -143,7 +143,7 @@ def test_a_timed_out_read_never_hands_its_reply_to_the_next_request(
 
 
 def test_on_a_client_the_app_shares_connections_go_back_after_each_command(
-    redis_server: RedisServer,
+    redis_server: RedisServer, redis_client: Any
 ) -> None:
     # The app's own client, with a bounded pool that the app uses too.
     pool = redis.BlockingConnectionPool(
@@ -178,9 +178,13 @@ def test_on_a_client_the_app_shares_connections_go_back_after_each_command(
 def test_listing_sessions_while_every_connection_is_busy(
     redis_server: RedisServer, redis_client: Any
 ) -> None:
+    # Three requests in a loop hold the three connections nearly all the time;
+    # a listing waits its turn for one (first come, first served: with
+    # threading.Semaphore it waited out its whole timeout), never for a
+    # connection beyond the bound.
     store = RedisStore.from_url(redis_server.url, max_connections=3)
     app, _ = make_app(SESSION_TYPE="redis", store=store)
-    cookies = [session_cookie(app) for _ in range(6)]
+    cookies = [session_cookie(app) for _ in range(3)]
     stop = threading.Event()
     failures: list[str] = []
 
@@ -202,5 +206,5 @@ def test_listing_sessions_while_every_connection_is_busy(
         for thread in threads:
             thread.join()
     assert failures == []
-    assert listed == [6] * 30
+    assert listed == [3] * 30
     store.close()

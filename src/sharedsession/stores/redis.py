@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -45,6 +44,7 @@ from ._redis_url import connect
 from ._redis_url import is_cluster
 from ._redis_url import is_sentinel
 from ._redis_url import owns_pool
+from ._slots import Slots
 from .base import ApplyResult
 from .base import AsyncClosing
 from .base import ChangeSet
@@ -259,7 +259,7 @@ class RedisStore(Closing):
         #: How long a revoked handle is remembered (ms); longer while migrating,
         #: so that an old copy of the session is never adopted back.
         self.revoked_ms = layout.REVOKED_MS
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self._slots = Slots(max_connections)
         self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
         self._direct = Direct(client, keep=owns_pool(client)) if _direct_path(client) else None
 
