@@ -123,16 +123,19 @@ def test_a_timed_out_read_never_hands_its_reply_to_the_next_request(
     master = next(s for s in (sentinel.master, sentinel.replica) if s.port == port)
     assert master.process is not None
     seen: list[tuple[int, str]] = []
+    # Frozen for well under Sentinel's down-after (1 s): no failover.
+    thaw = threading.Timer(0.1, os.kill, (master.process.pid, signal.SIGCONT))
     os.kill(master.process.pid, signal.SIGSTOP)
     try:
         seen.append(visit(app, alice, "/get/owner")[:2])  # times out: 503
         # Bob's read goes out while the master is still frozen; the master
         # wakes up within its timeout and answers Alice's read first.
-        threading.Timer(0.1, os.kill, (master.process.pid, signal.SIGCONT)).start()
+        thaw.start()
         seen.append(visit(app, bob, "/get/owner")[:2])
     finally:
-        time.sleep(0.2)
+        thaw.cancel()
         os.kill(master.process.pid, signal.SIGCONT)
+    time.sleep(0.2)
     assert seen[0][0] == 503
     assert seen[1] == (200, "'bob'") or seen[1][0] == 503, seen  # never Alice's
     # Once all is quiet, each gets their own session, whatever came before.
@@ -146,7 +149,7 @@ def test_on_a_client_the_app_shares_connections_go_back_after_each_command(
     redis_server: RedisServer, redis_client: Any
 ) -> None:
     # The app's own client, with a bounded pool that the app uses too.
-    pool = redis.BlockingConnectionPool(
+    pool: Any = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
         host="127.0.0.1", port=redis_server.port, max_connections=2, timeout=0.5
     )
     shared = redis.Redis(connection_pool=pool)

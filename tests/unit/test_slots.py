@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from sharedsession.stores import _slots
 from sharedsession.stores._slots import Slots
 
 
@@ -61,6 +62,41 @@ def test_a_wait_that_times_out_takes_nothing() -> None:
     assert slots.acquire(0.05) is False
     assert slots._waiters == type(slots._waiters)()  # the timed-out waiter left the queue
     slots.release()
+    assert slots.acquire(0) is True
+    assert slots.acquire(0) is False
+
+
+class _InterruptedWait:
+    """A waiter's lock whose wait is interrupted (a signal, ``KeyboardInterrupt``)."""
+
+    def __init__(self) -> None:
+        self.inner = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout != -1:
+            raise KeyboardInterrupt
+        return self.inner.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.inner.release()
+
+
+def test_an_interrupted_wait_leaves_no_waiter_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    slots = Slots(1)
+    assert slots.acquire(0)
+    monkeypatch.setattr(_slots, "_new_lock", _InterruptedWait)
+    with pytest.raises(KeyboardInterrupt):
+        slots.acquire(5)
+    monkeypatch.undo()
+    slots.release()
+    # The slot came back, not handed to the waiter that was interrupted.
+    assert slots.acquire(0) is True
+
+
+def test_releasing_a_slot_never_taken_is_an_error() -> None:
+    slots = Slots(1)
+    with pytest.raises(ValueError, match="never taken"):
+        slots.release()
     assert slots.acquire(0) is True
     assert slots.acquire(0) is False
 

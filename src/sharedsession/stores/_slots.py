@@ -12,6 +12,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 
+#: Makes the lock a waiter blocks on (a test interrupts that wait).
+_new_lock = threading.Lock
+
 
 class Slots:
     """At most ``size`` holders; waiters are served in the order they came.
@@ -22,6 +25,7 @@ class Slots:
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size!r}")
+        self._size = size
         self._free = size
         self._lock = threading.Lock()
         self._waiters: deque[threading.Lock] = deque()
@@ -32,22 +36,39 @@ class Slots:
             if self._free and not self._waiters:
                 self._free -= 1
                 return True
-            handed = threading.Lock()
+            handed = _new_lock()
             handed.acquire()
             self._waiters.append(handed)
-        if handed.acquire(timeout=max(0.0, timeout)):
-            return True  # release() handed its slot over
+        try:
+            if handed.acquire(timeout=max(0.0, timeout)):
+                return True  # release() handed its slot over
+        except BaseException:
+            # Interrupted while waiting: leave the queue, and pass on a slot
+            # handed over meanwhile, or a later release would hand it to nobody.
+            with self._lock:
+                if not self._leave(handed):
+                    self._pass_on()
+            raise
         with self._lock:
-            try:
-                self._waiters.remove(handed)
-            except ValueError:  # handed over just as the wait ended: keep it
-                return True
-            return False
+            return not self._leave(handed)  # handed over just as the wait ended: keep it
 
     def release(self) -> None:
         """Give the slot back: to the longest waiter, if any."""
         with self._lock:
-            if self._waiters:
-                self._waiters.popleft().release()
-            else:
-                self._free += 1
+            self._pass_on()
+
+    def _leave(self, handed: threading.Lock) -> bool:
+        """Take ``handed`` out of the queue; ``False`` if a slot was handed to it."""
+        try:
+            self._waiters.remove(handed)
+        except ValueError:
+            return False
+        return True
+
+    def _pass_on(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().release()
+        elif self._free < self._size:
+            self._free += 1
+        else:
+            raise ValueError("a slot was released that was never taken")
