@@ -1,6 +1,6 @@
 """The HTTP driver: each variant served by real servers on loopback, loaded by wrk.
 
-Flask variants run under gunicorn (2 workers, 4 threads each), Starlette
+Flask variants run under gunicorn (2 workers, 4 threads and 8 connections each), Starlette
 variants under uvicorn (2 workers). Every variant's server runs for the whole
 benchmark and rounds interleave the variants, so drift in the machine's speed
 spreads over all of them. Loads go to 127.0.0.1 only, bounded in time.
@@ -80,7 +80,11 @@ def start(kind: str, variant: str, redis_url: str, sqlite_path: str) -> tuple[in
     if kind == "wsgi":
         command = [
             sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
-            "--threads", "4", "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+            # Each worker takes at most half of wrk's 16 connections: gthread
+            # workers accept greedily, and one worker holding all 16 halved a
+            # cell's requests/s in some rounds.
+            "--threads", "4", "--worker-connections", "8",
+            "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
             "bench.apps:flask_app()",
         ]  # fmt: skip
     else:
