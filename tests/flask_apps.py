@@ -177,3 +177,8 @@ def sent_by(app: Flask, path: str, cookie: str | None, take: Callable[[], list[s
     take()
     assert client.get(path).status_code == 200
     return take()
+
+
+def trips(sent: list[str], app: Flask, path: str, cookie: str | None = None) -> list[str]:
+    """What a client recording into ``sent`` saw reach the store for one GET of ``path``."""
+    return sent_by(app, path, cookie, drained(sent))

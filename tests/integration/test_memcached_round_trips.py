@@ -11,10 +11,9 @@ from flask import Flask
 from pymemcache.client.base import Client
 
 from sharedsession.ids import new_id
-from tests.flask_apps import drained
 from tests.flask_apps import make_app
-from tests.flask_apps import sent_by
 from tests.flask_apps import session_cookie
+from tests.flask_apps import trips
 from tests.servers import MemcachedServer
 
 pytestmark = pytest.mark.integration
@@ -49,10 +48,6 @@ def counted_app(memcached: MemcachedServer, **config: Any) -> Flask:
 @pytest.fixture
 def counted(memcached_flushed: MemcachedServer) -> Iterator[tuple[Flask, list[str]]]:
     yield counted_app(memcached_flushed), CountingClient.sent
-
-
-def trips(sent: list[str], app: Flask, path: str, cookie: str | None = None) -> list[str]:
-    return sent_by(app, path, cookie, drained(sent))
 
 
 def test_no_cookie_and_not_written_is_free(counted: tuple[Flask, list[str]]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+from flask import Flask
 
 from sharedsession.stores.redis import RedisStore
 from tests.flask_apps import make_app
@@ -29,28 +30,32 @@ def named(redis_client: Any, name: str) -> int:
     return sum(1 for client in redis_client.client_list() if client.get("name") == name)
 
 
-def test_kept_connections_stay_within_the_bound_and_leave_the_pool_usable(
-    redis_server: RedisServer, redis_client: Any
-) -> None:
-    store = RedisStore.from_url(f"{redis_server.url}?client_name=kept", max_connections=3)
-    app, _ = make_app(SESSION_TYPE="redis", store=store)
-    cookies = [session_cookie(app) for _ in range(8)]
+def writes_in_threads(app: Flask, cookies: list[str], count: int) -> list[str]:
+    """Each cookie's session written ``count`` times in a thread of its own, all at
+    once; the answers that were not 200."""
     failures: list[str] = []
 
     def busy(cookie: str) -> None:
-        client = app.test_client()
-        client.set_cookie("session", cookie)
-        for i in range(40):
-            response = client.get(f"/set/n/{i}")
-            if response.status_code != 200:
-                failures.append(f"{response.status_code} {response.text[:80]}")
+        for i in range(count):
+            status, text, _ = visit(app, cookie, f"/set/n/{i}")
+            if status != 200:
+                failures.append(f"{status} {text[:80]}")
 
     threads = [threading.Thread(target=busy, args=(cookie,)) for cookie in cookies]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert failures == []
+    return failures
+
+
+def test_kept_connections_stay_within_the_bound_and_leave_the_pool_usable(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    store = RedisStore.from_url(f"{redis_server.url}?client_name=kept", max_connections=3)
+    app, _ = make_app(SESSION_TYPE="redis", store=store)
+    cookies = [session_cookie(app) for _ in range(8)]
+    assert writes_in_threads(app, cookies, 40) == []
     assert 1 <= named(redis_client, "kept") <= 3
     # What takes connections from the pool itself (SCAN, a login's pipeline)
     # finds one, however many the hot path kept.
@@ -156,20 +161,7 @@ def test_on_a_client_the_app_shares_connections_go_back_after_each_command(
     store = RedisStore(shared, max_connections=2)
     app, _ = make_app(SESSION_TYPE="redis", store=store)
     cookies = [session_cookie(app) for _ in range(4)]
-    failures: list[str] = []
-
-    def busy(cookie: str) -> None:
-        for i in range(20):
-            status, text, _ = visit(app, cookie, f"/set/n/{i}")
-            if status != 200:
-                failures.append(f"{status} {text[:80]}")
-
-    threads = [threading.Thread(target=busy, args=(cookie,)) for cookie in cookies]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert failures == []
+    assert writes_in_threads(app, cookies, 20) == []
     # Both of the pool's connections are free for the app again.
     held = [pool.get_connection(), pool.get_connection()]
     for conn in held:

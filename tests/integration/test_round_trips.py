@@ -11,10 +11,9 @@ from flask import Flask
 
 from sharedsession.ids import new_id
 from sharedsession.stores.redis import RedisStore
-from tests.flask_apps import drained
 from tests.flask_apps import make_app
-from tests.flask_apps import sent_by
 from tests.flask_apps import session_cookie
+from tests.flask_apps import trips
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -43,10 +42,6 @@ def counted(redis_server: RedisServer, redis_client: Any) -> Iterator[tuple[Flas
     CountingConnection.sent.clear()
     yield app, CountingConnection.sent
     client.close()
-
-
-def trips(sent: list[str], app: Flask, path: str, cookie: str | None = None) -> list[str]:
-    return sent_by(app, path, cookie, drained(sent))
 
 
 def test_no_cookie_and_not_written_is_free(counted: tuple[Flask, list[str]]) -> None:
