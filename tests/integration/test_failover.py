@@ -164,3 +164,57 @@ def test_a_sentinel_store_never_reads_from_a_demoted_master(sentinel: SentinelSe
     replica.close()
     on_replica.close()
     store.close()
+
+
+def test_a_demoted_master_that_still_takes_itself_for_master_is_never_read(
+    fresh_sentinel: SentinelSetup,
+) -> None:
+    """After a failover Sentinel reconfigures the old master only seconds later;
+    until then it answers as a master, with its own copy. There, a logout
+    refused for want of a replica had deleted the session: read from it, the
+    session looks logged out while the new master still has it (it comes back
+    when the old master resyncs). With MIN_REPLICAS, reads end with WAIT too:
+    the old master has no replica left and is refused, and the store reconnects."""
+    import asyncio
+
+    from sharedsession.errors import StoreUnavailable
+    from sharedsession.ids import new_id
+    from sharedsession.ids import store_key
+    from sharedsession.stores.base import ChangeSet
+    from sharedsession.stores.redis import AsyncRedisStore
+    from sharedsession.stores.redis import RedisStore
+
+    url = fresh_sentinel.url
+
+    async def scenario() -> None:
+        store = RedisStore.from_url(url, min_replicas=1, timeout=1)
+        twin = AsyncRedisStore.from_url(url, min_replicas=1, timeout=1)
+        k, now = store_key(new_id()), time.time()
+        store.apply(k, ChangeSet(now, now + 600, {"a": "1"}, created=now))
+        for record in (store.load(k), await twin.load(k)):  # both keep a connection to it
+            assert record is not None and record.data == {"a": "1"}
+        old = fresh_sentinel.master_port()
+        await asyncio.to_thread(fresh_sentinel.failover)
+        stale = redis.Redis(port=old)
+        # What a logout refused there (503: no replica acknowledged) leaves behind.
+        stale.delete(f"session:{{{k}}}")
+        with pytest.raises(StoreUnavailable, match="NOREPLICAS"):
+            store.load(k)
+        with pytest.raises(StoreUnavailable, match="NOREPLICAS"):
+            await twin.load(k)
+        # Still inside the window, or the reads above proved nothing.
+        assert stale.info("replication")["role"] == "master"
+        await asyncio.to_thread(
+            wait_until, lambda: demoted(old), "the old master to be demoted and resynced", 60
+        )
+        # Played out: the session was never logged out, and both stores find it.
+        for record in (store.load(k), await twin.load(k)):
+            assert record is not None and record.data == {"a": "1"}
+        store.delete(k)
+        assert store.load(k) is None and await twin.load(k) is None
+        wait_until(lambda: stale.exists(f"session:{{{k}}}") == 0, "the old master to follow")
+        stale.close()
+        store.close()
+        await twin.aclose()
+
+    asyncio.run(scenario())

@@ -102,6 +102,17 @@ def _own(client: Any) -> Any:
     return client
 
 
+#: The Sentinel managers this module made from a URL (their clients are the store's).
+_OWN_SENTINELS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def own_sentinels(client: Any) -> list[Any]:
+    """The clients asking Sentinels for ``client``'s master when this module
+    made them for a store alone (closed with it); ``[]`` otherwise."""
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    return list(manager.sentinels) if manager in _OWN_SENTINELS else []
+
+
 def owns_pool(client: Any) -> bool:
     """Whether ``client``'s pool was made here for a store alone: a store may keep
     such connections between commands; the app's own pool gets each one back."""
@@ -175,6 +186,7 @@ def _sentinel(parsed: _Parsed, asyncio: bool, options: dict[str, Any]) -> Any:
         from redis.sentinel import Sentinel
 
         found = Sentinel(parsed.hosts, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    _OWN_SENTINELS.add(found)
     return found.master_for(service, **server)
 
 

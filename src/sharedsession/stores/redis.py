@@ -43,6 +43,7 @@ from ._redis_url import client_from_setting
 from ._redis_url import connect
 from ._redis_url import is_cluster
 from ._redis_url import is_sentinel
+from ._redis_url import own_sentinels
 from ._redis_url import owns_pool
 from ._slots import Slots
 from .base import ApplyResult
@@ -218,6 +219,25 @@ class _Options:
         # WAIT gets half the timeout, so its reply arrives before the socket gives up.
         self.wait_ms = max(1, int(timeout * 500))
 
+    def confirmed(self, op: layout.Call | layout.Script | layout.Pipeline) -> bool:
+        """Whether ``op``'s round trip ends with ``WAIT``: every write with
+        ``min_replicas``, and on Sentinel every read too. After a failover the
+        demoted master takes itself for the master until Sentinel reconfigures
+        it (about 10 s) and answers reads with its stale copy (a session
+        already logged out on the new master); it has no replica left, so its
+        ``WAIT`` answers 0 and the read is refused."""
+        return bool(self.min_replicas) and (op.write or self.sentinel)
+
+    def wait(self) -> tuple[Any, ...]:
+        """The ``WAIT`` command that ends a confirmed round trip."""
+        return ("WAIT", self.min_replicas, self.wait_ms)
+
+    def acknowledged(self, replies: list[Any]) -> list[Any]:
+        """The replies of a confirmed round trip without ``WAIT``'s, which is checked."""
+        *replies, acknowledged = replies
+        layout.check_acknowledged(acknowledged, self.min_replicas)
+        return replies
+
 
 class RedisStore(Closing):
     """Sessions in Redis through a blocking redis-py client.
@@ -317,8 +337,8 @@ class RedisStore(Closing):
     def _do(self, op: layout.Op) -> Any:
         if isinstance(op, layout.Pause):
             return time.sleep(op.seconds)
-        replicas = self.options.min_replicas
-        if not (replicas and op.write) and not isinstance(op, layout.Pipeline):
+        confirm = self.options.confirmed(op)
+        if not confirm and not isinstance(op, layout.Pipeline):
             direct = self._direct
             if isinstance(op, layout.Script):
                 if direct is not None:
@@ -332,9 +352,15 @@ class RedisStore(Closing):
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
         direct = self._direct
         if direct is not None:
-            raw = None if replicas and op.write else _direct_commands(calls, self._scripts)
+            raw = _direct_commands(calls, self._scripts)
             if raw is not None:
-                replies = direct.pipeline(*raw)
+                commands, used = raw
+                if confirm:
+                    replies = self.options.acknowledged(
+                        direct.pipeline([*commands, self.options.wait()], used)
+                    )
+                else:
+                    replies = direct.pipeline(commands, used)
                 return replies if isinstance(op, layout.Pipeline) else replies[0]
             direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
@@ -350,10 +376,9 @@ class RedisStore(Closing):
                 self._scripts[call.name](keys=call.keys, args=call.args, client=pipe)
             else:
                 getattr(pipe, call.name)(*call.args)
-        if replicas and op.write:
-            pipe.execute_command("WAIT", replicas, self.options.wait_ms)
-            *replies, acknowledged = pipe.execute()
-            layout.check_acknowledged(acknowledged, replicas)
+        if confirm:
+            pipe.execute_command(*self.options.wait())
+            replies = self.options.acknowledged(pipe.execute())
         else:
             replies = pipe.execute()
         return replies if isinstance(op, layout.Pipeline) else replies[0]
@@ -437,6 +462,8 @@ class RedisStore(Closing):
         if self._direct is not None:
             self._direct.drain(disconnect=True)
         self.client.close()
+        for sentinel in own_sentinels(self.client):
+            sentinel.close()
 
 
 class AsyncRedisStore(AsyncClosing):
@@ -527,8 +554,8 @@ class AsyncRedisStore(AsyncClosing):
     async def _do(self, op: layout.Op) -> Any:
         if isinstance(op, layout.Pause):
             return await asyncio.sleep(op.seconds)
-        replicas = self.options.min_replicas
-        if not (replicas and op.write) and not isinstance(op, layout.Pipeline):
+        confirm = self.options.confirmed(op)
+        if not confirm and not isinstance(op, layout.Pipeline):
             direct = self._direct
             if isinstance(op, layout.Script):
                 if direct is not None:
@@ -542,9 +569,15 @@ class AsyncRedisStore(AsyncClosing):
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
         direct = self._direct
         if direct is not None:
-            raw = None if replicas and op.write else _direct_commands(calls, self._scripts)
+            raw = _direct_commands(calls, self._scripts)
             if raw is not None:
-                replies = await direct.pipeline(*raw)
+                commands, used = raw
+                if confirm:
+                    replies = self.options.acknowledged(
+                        await direct.pipeline([*commands, self.options.wait()], used)
+                    )
+                else:
+                    replies = await direct.pipeline(commands, used)
                 return replies if isinstance(op, layout.Pipeline) else replies[0]
             await direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
@@ -558,10 +591,9 @@ class AsyncRedisStore(AsyncClosing):
                 await self._scripts[call.name](keys=call.keys, args=call.args, client=pipe)
             else:
                 getattr(pipe, call.name)(*call.args)
-        if replicas and op.write:
-            pipe.execute_command("WAIT", replicas, self.options.wait_ms)
-            *replies, acknowledged = await pipe.execute()
-            layout.check_acknowledged(acknowledged, replicas)
+        if confirm:
+            pipe.execute_command(*self.options.wait())
+            replies = self.options.acknowledged(await pipe.execute())
         else:
             replies = await pipe.execute()
         return replies if isinstance(op, layout.Pipeline) else replies[0]
@@ -647,6 +679,8 @@ class AsyncRedisStore(AsyncClosing):
         if self._direct is not None:
             await self._direct.drain(disconnect=True)
         await self.client.aclose()
+        for sentinel in own_sentinels(self.client):
+            await sentinel.aclose()
 
 
 def from_settings(settings: Settings, *, asyncio: bool) -> RedisStore | AsyncRedisStore:
