@@ -109,7 +109,7 @@ _OWN_SENTINELS: weakref.WeakSet[Any] = weakref.WeakSet()
 def own_sentinels(client: Any) -> list[Any]:
     """The clients asking Sentinels for ``client``'s master when this module
     made them for a store alone (closed with it); ``[]`` otherwise."""
-    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    manager: Any = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     return list(manager.sentinels) if manager in _OWN_SENTINELS else []
 
 
