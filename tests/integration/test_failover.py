@@ -18,6 +18,8 @@ import pytest
 import redis
 
 from tests.flask_apps import make_app
+from tests.flask_apps import session_cookie
+from tests.flask_apps import visit
 from tests.servers import SentinelSetup
 from tests.servers import wait_until
 
@@ -166,55 +168,49 @@ def test_a_sentinel_store_never_reads_from_a_demoted_master(sentinel: SentinelSe
     store.close()
 
 
-def test_a_demoted_master_that_still_takes_itself_for_master_is_never_read(
+def test_a_logout_answers_200_only_once_it_is_durable_even_on_a_stale_master(
     fresh_sentinel: SentinelSetup,
 ) -> None:
     """After a failover Sentinel reconfigures the old master only seconds later;
-    until then it answers as a master, with its own copy. There, a logout
-    refused for want of a replica had deleted the session: read from it, the
-    session looks logged out while the new master still has it (it comes back
-    when the old master resyncs). With MIN_REPLICAS, reads end with WAIT too:
-    the old master has no replica left and is refused, and the store reconnects."""
-    import asyncio
-
-    from sharedsession.errors import StoreUnavailable
-    from sharedsession.ids import new_id
-    from sharedsession.ids import store_key
-    from sharedsession.stores.base import ChangeSet
-    from sharedsession.stores.redis import AsyncRedisStore
+    until then it answers as a master, with its own copy, to the connections
+    still open to it. A logout refused there (503: no replica acknowledged)
+    had deleted the session on that copy only. The retried logout read "no
+    session" there and, with nothing to delete, answered 200; the new master
+    still had the session, and the old master took it back when it
+    resynchronized. Ending a session the store did not find deletes its key
+    anyway, a write confirmed like any other: 503 until it is durable."""
     from sharedsession.stores.redis import RedisStore
 
-    url = fresh_sentinel.url
-
-    async def scenario() -> None:
-        store = RedisStore.from_url(url, min_replicas=1, timeout=1)
-        twin = AsyncRedisStore.from_url(url, min_replicas=1, timeout=1)
-        k, now = store_key(new_id()), time.time()
-        store.apply(k, ChangeSet(now, now + 600, {"a": "1"}, created=now))
-        for record in (store.load(k), await twin.load(k)):  # both keep a connection to it
-            assert record is not None and record.data == {"a": "1"}
-        old = fresh_sentinel.master_port()
-        await asyncio.to_thread(fresh_sentinel.failover)
-        stale = redis.Redis(port=old)
-        # What a logout refused there (503: no replica acknowledged) leaves behind.
-        stale.delete(f"session:{{{k}}}")
-        with pytest.raises(StoreUnavailable, match="NOREPLICAS"):
-            store.load(k)
-        with pytest.raises(StoreUnavailable, match="NOREPLICAS"):
-            await twin.load(k)
-        # Still inside the window, or the reads above proved nothing.
-        assert stale.info("replication")["role"] == "master"
-        await asyncio.to_thread(
-            wait_until, lambda: demoted(old), "the old master to be demoted and resynced", 60
-        )
-        # Played out: the session was never logged out, and both stores find it.
-        for record in (store.load(k), await twin.load(k)):
-            assert record is not None and record.data == {"a": "1"}
-        store.delete(k)
-        assert store.load(k) is None and await twin.load(k) is None
-        wait_until(lambda: stale.exists(f"session:{{{k}}}") == 0, "the old master to follow")
-        stale.close()
+    # Two instances; each keeps a connection to the master (one logs out with
+    # destroy(), the other with clear()): a refusal makes an instance reconnect.
+    stores = [RedisStore.from_url(fresh_sentinel.url, min_replicas=1, timeout=1) for _ in "ab"]
+    app, _ = make_app("a", store=stores[0])
+    other, _ = make_app("b", store=stores[1])
+    alice = session_cookie(app, "/login/alice")
+    carol = session_cookie(other, "/set/user/carol")
+    assert visit(app, alice, "/get/user")[:2] == (200, "'alice'")
+    assert visit(other, carol, "/get/user")[:2] == (200, "'carol'")
+    old = fresh_sentinel.master_port()
+    fresh_sentinel.failover()
+    stale = redis.Redis(port=old)
+    keys = [k for k in stale.keys("session:{*") if stale.type(k) == b"hash"]
+    assert len(keys) == 2
+    # What a logout refused there leaves behind: the session gone on this copy only.
+    stale.delete(*keys)
+    assert visit(app, alice, "/logout")[0] == 503
+    assert visit(other, carol, "/clear")[0] == 503
+    # Still inside the window, or the logouts above proved nothing.
+    assert stale.info("replication")["role"] == "master"
+    wait_until(lambda: demoted(old), "the old master to be demoted and resynced", timeout=60)
+    # Played out: neither logout happened, and now both do, for good.
+    assert visit(app, alice, "/get/user")[:2] == (200, "'alice'")
+    assert visit(other, carol, "/get/user")[:2] == (200, "'carol'")
+    assert visit(app, alice, "/logout")[0] == 200
+    assert visit(other, carol, "/clear")[0] == 200
+    for instance in (app, other):
+        for cookie in (alice, carol):
+            assert visit(instance, cookie, "/get/user")[:2] == (200, "None")
+    wait_until(lambda: stale.keys("session:{*") == [], "the old master to follow")
+    stale.close()
+    for store in stores:
         store.close()
-        await twin.aclose()
-
-    asyncio.run(scenario())

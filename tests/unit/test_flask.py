@@ -176,6 +176,22 @@ def test_clear_ends_the_session(client: FlaskClient, counting: CountingStore) ->
     assert client.get("/get/a").text == "None"
 
 
+@pytest.mark.parametrize("path", ["/logout", "/clear"])
+def test_ending_a_session_the_store_did_not_find_deletes_its_key(
+    client: FlaskClient, counting: CountingStore, path: str
+) -> None:
+    # "Not found" may come from a stale copy (a Redis master that a failover
+    # demoted): the delete, confirmed like any write, is what makes it so.
+    unknown = new_id()
+    client.set_cookie("session", unknown)
+    assert client.get(path).status_code == 200
+    assert counting.calls["load"] == 1 and counting.calls["delete"] == 1
+    assert cookie(client) is None
+    client.set_cookie("session", new_id())
+    client.get("/get/a")  # only reading a dead cookie deletes nothing
+    assert counting.calls["delete"] == 1
+
+
 def test_sid_is_exposed(client: FlaskClient) -> None:
     client.get("/set/a/1")
     assert client.get("/sid").text == cookie(client)

@@ -252,7 +252,7 @@ def refusal(message: str) -> str | None:
 
 
 def check_acknowledged(acknowledged: int, wanted: int) -> None:
-    """Raise when fewer replicas than ``wanted`` acknowledged (``WAIT``'s reply)."""
+    """Raise when fewer replicas than ``wanted`` acknowledged a write (``WAIT``'s reply)."""
     if acknowledged < wanted:
         raise NotReplicated(acknowledged, wanted)
 
@@ -262,7 +262,7 @@ class NotReplicated(Exception):
 
     def __init__(self, acknowledged: int, wanted: int) -> None:
         super().__init__(
-            f"NOREPLICAS only {acknowledged} of {wanted} replicas acknowledged in time"
+            f"NOREPLICAS only {acknowledged} of {wanted} replicas acknowledged the write in time"
         )
 
 

@@ -220,13 +220,8 @@ class _Options:
         self.wait_ms = max(1, int(timeout * 500))
 
     def confirmed(self, op: layout.Call | layout.Script | layout.Pipeline) -> bool:
-        """Whether ``op``'s round trip ends with ``WAIT``: every write with
-        ``min_replicas``, and on Sentinel every read too. After a failover the
-        demoted master takes itself for the master until Sentinel reconfigures
-        it (about 10 s) and answers reads with its stale copy (a session
-        already logged out on the new master); it has no replica left, so its
-        ``WAIT`` answers 0 and the read is refused."""
-        return bool(self.min_replicas) and (op.write or self.sentinel)
+        """Whether ``op``'s round trip ends with ``WAIT``: every write, with ``min_replicas``."""
+        return bool(self.min_replicas) and op.write
 
     def wait(self) -> tuple[Any, ...]:
         """The ``WAIT`` command that ends a confirmed round trip."""
