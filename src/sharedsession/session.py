@@ -167,10 +167,15 @@ class Session(dict[str, Any]):
         Keys set afterwards start a new session with a new ID.
         """
         st = self._load_to_change_identity()
-        # A cookie whose session the store did not find is deleted too: "not
-        # found" may come from a stale copy (a Redis master that a failover
-        # demoted), and only the delete, confirmed like any write, can tell.
-        st.destroyed_sid = st.stored_sid if st.record is not None else st.incoming_sid
+        if st.record is not None:
+            st.destroyed_sid = st.stored_sid
+        elif st.destroyed_sid is None:
+            # A cookie whose session the store did not find is deleted too:
+            # "not found" may come from a stale copy (a Redis master that a
+            # failover demoted), and only the delete, confirmed like any
+            # write, can tell. (Not after an earlier end in this request:
+            # that one knew where the session was stored.)
+            st.destroyed_sid = st.incoming_sid
         dict.clear(self)
         reset(st, None)
         st.sid = new_id(st.id_bytes)
@@ -308,7 +313,7 @@ class Session(dict[str, Any]):
         if self.user_id is not None:
             self.destroy()
             return
-        if st.record is None:  # see destroy()
+        if st.record is None and st.destroyed_sid is None:  # see destroy()
             st.destroyed_sid = st.incoming_sid
         dict.clear(self)
         st.raw.clear()

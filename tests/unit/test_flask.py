@@ -192,6 +192,35 @@ def test_ending_a_session_the_store_did_not_find_deletes_its_key(
     assert counting.calls["delete"] == 1
 
 
+def test_a_second_end_in_one_request_keeps_the_stored_id_to_delete() -> None:
+    # An old cookie within the renewal grace loads the renewed session: the
+    # cookie's ID is not where it is stored. Flask-Login's logout (destroy())
+    # followed by the app's own clear() must still end the renewed session.
+    app, ext = make_app(SESSION_RENEWAL_INTERVAL=0.3)
+
+    @app.get("/logout-twice")
+    def logout_twice() -> str:
+        from sharedsession.flask import session
+
+        session.destroy()
+        session.clear()
+        return "ok"
+
+    phone = app.test_client()
+    phone.get("/login/ann")
+    old = cookie(phone)
+    time.sleep(0.35)
+    assert phone.get("/get/user").text == "'ann'"  # renewed: a new ID
+    renewed = cookie(phone)
+    assert old is not None and renewed not in (None, old)
+    stale_tab = app.test_client()
+    stale_tab.set_cookie("session", old)
+    assert stale_tab.get("/logout-twice").status_code == 200
+    assert phone.get("/get/user").text == "None"
+    with app.app_context():
+        assert ext.sessions_for_user("ann") == []
+
+
 def test_sid_is_exposed(client: FlaskClient) -> None:
     client.get("/set/a/1")
     assert client.get("/sid").text == cookie(client)
