@@ -21,6 +21,7 @@ from tests.flask_apps import make_app
 from tests.flask_apps import session_cookie
 from tests.flask_apps import visit
 from tests.servers import SentinelSetup
+from tests.servers import acknowledges
 from tests.servers import wait_until
 
 pytestmark = pytest.mark.integration
@@ -73,20 +74,6 @@ def demoted(port: int) -> bool:
     finally:
         client.close()
     return info["role"] == "slave" and info.get("master_link_status") == "up"
-
-
-def replicated(port: int) -> bool:
-    """Whether the master on ``port`` has a replica online (one that acknowledges writes)."""
-    client = redis.Redis(port=port)
-    try:
-        info = client.info("replication")
-    finally:
-        client.close()
-    return any(
-        isinstance(value, dict) and value.get("state") == "online"
-        for name, value in info.items()
-        if name.startswith("slave")
-    )
 
 
 def run_failover(setup: SentinelSetup, **config: Any) -> tuple[list[User], Any]:
@@ -217,7 +204,7 @@ def test_a_logout_answers_200_only_once_it_is_durable_even_on_a_stale_master(
     assert stale.info("replication")["role"] == "master"
     wait_until(lambda: demoted(old), "the old master to be demoted and resynced", timeout=60)
     new = fresh_sentinel.master_port()
-    wait_until(lambda: replicated(new), "the new master to see its replica online")
+    wait_until(lambda: acknowledges(new), "the new master's replica to acknowledge writes")
     # Played out: neither logout happened, and now both do, for good.
     assert visit(app, alice, "/get/user")[:2] == (200, "'alice'")
     assert visit(other, carol, "/get/user")[:2] == (200, "'carol'")
