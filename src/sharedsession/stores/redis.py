@@ -227,8 +227,14 @@ class _Options:
         """The ``WAIT`` command that ends a confirmed round trip."""
         return ("WAIT", self.min_replicas, self.wait_ms)
 
-    def acknowledged(self, replies: list[Any]) -> list[Any]:
-        """The replies of a confirmed round trip without ``WAIT``'s, which is checked."""
+    def sent(self, commands: list[Any], confirm: bool) -> list[Any]:
+        """``commands``, ended with ``WAIT`` when ``confirm``."""
+        return [*commands, self.wait()] if confirm else commands
+
+    def received(self, replies: list[Any], confirm: bool) -> list[Any]:
+        """The replies of :meth:`sent` commands; ``WAIT``'s is checked and dropped."""
+        if not confirm:
+            return replies
         *replies, acknowledged = replies
         layout.check_acknowledged(acknowledged, self.min_replicas)
         return replies
@@ -349,13 +355,8 @@ class RedisStore(Closing):
         if direct is not None:
             raw = _direct_commands(calls, self._scripts)
             if raw is not None:
-                commands, used = raw
-                if confirm:
-                    replies = self.options.acknowledged(
-                        direct.pipeline([*commands, self.options.wait()], used)
-                    )
-                else:
-                    replies = direct.pipeline(commands, used)
+                sent = self.options.sent(raw[0], confirm)
+                replies = self.options.received(direct.pipeline(sent, raw[1]), confirm)
                 return replies if isinstance(op, layout.Pipeline) else replies[0]
             direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
@@ -373,9 +374,7 @@ class RedisStore(Closing):
                 getattr(pipe, call.name)(*call.args)
         if confirm:
             pipe.execute_command(*self.options.wait())
-            replies = self.options.acknowledged(pipe.execute())
-        else:
-            replies = pipe.execute()
+        replies = self.options.received(pipe.execute(), confirm)
         return replies if isinstance(op, layout.Pipeline) else replies[0]
 
     def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
@@ -566,13 +565,8 @@ class AsyncRedisStore(AsyncClosing):
         if direct is not None:
             raw = _direct_commands(calls, self._scripts)
             if raw is not None:
-                commands, used = raw
-                if confirm:
-                    replies = self.options.acknowledged(
-                        await direct.pipeline([*commands, self.options.wait()], used)
-                    )
-                else:
-                    replies = await direct.pipeline(commands, used)
+                sent = self.options.sent(raw[0], confirm)
+                replies = self.options.received(await direct.pipeline(sent, raw[1]), confirm)
                 return replies if isinstance(op, layout.Pipeline) else replies[0]
             await direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
@@ -588,9 +582,7 @@ class AsyncRedisStore(AsyncClosing):
                 getattr(pipe, call.name)(*call.args)
         if confirm:
             pipe.execute_command(*self.options.wait())
-            replies = self.options.acknowledged(await pipe.execute())
-        else:
-            replies = await pipe.execute()
+        replies = self.options.received(await pipe.execute(), confirm)
         return replies if isinstance(op, layout.Pipeline) else replies[0]
 
     async def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
