@@ -13,10 +13,12 @@ from typing import TypeVar
 from sharedsession.stores.base import ApplyResult
 from sharedsession.stores.base import AsyncSessionStore
 from sharedsession.stores.base import ChangeSet
+from sharedsession.stores.base import KeyWrites
 from sharedsession.stores.base import Record
 from sharedsession.stores.base import Refresh
 from sharedsession.stores.base import SessionInfo
 from sharedsession.stores.base import SessionStore
+from sharedsession.stores.base import Written
 from sharedsession.stores.base import user_index
 
 T = TypeVar("T")
@@ -40,6 +42,12 @@ class CountingStore:
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         self.calls["apply"] += 1
         return self.store.apply(key, changes)
+
+    def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        self.calls["write_keys"] += 1
+        write = getattr(self.store, "write_keys", None)
+        written: Written | None = None if write is None else write(key, writes)
+        return written
 
     def delete(self, key: str) -> None:
         self.calls["delete"] += 1

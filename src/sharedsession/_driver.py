@@ -19,6 +19,7 @@ from ._flows import Delete
 from ._flows import FlaskSessionOp
 from ._flows import Flow
 from ._flows import Load
+from ._flows import WriteKeys
 from ._state import degrade
 from ._state import fail_on_use
 from ._state import preload
@@ -81,6 +82,9 @@ def run(store: SessionStore, flow: Flow[T]) -> T:
             reply = store.load(op.key, refresh=op.refresh)
         elif isinstance(op, Apply):
             reply = store.apply(op.key, op.changes)
+        elif isinstance(op, WriteKeys):
+            write_keys = getattr(store, "write_keys", None)
+            reply = None if write_keys is None else write_keys(op.key, op.writes)
         elif isinstance(op, Delete):
             store.delete(op.key)
             reply = None
@@ -104,6 +108,9 @@ async def arun(store: AsyncSessionStore, flow: Flow[T]) -> T:
             reply = await store.load(op.key, refresh=op.refresh)
         elif isinstance(op, Apply):
             reply = await store.apply(op.key, op.changes)
+        elif isinstance(op, WriteKeys):
+            write_keys = getattr(store, "write_keys", None)
+            reply = None if write_keys is None else await write_keys(op.key, op.writes)
         elif isinstance(op, Delete):
             await store.delete(op.key)
             reply = None

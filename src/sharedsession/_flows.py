@@ -1,7 +1,7 @@
 """The store conversations of a request, written once as generators.
 
 A flow yields the store operations it needs (:class:`Load`, :class:`Apply`,
-:class:`Delete`, :class:`Pause`) and receives their results; it returns what
+:class:`WriteKeys`, :class:`Delete`, :class:`Pause`) and receives their results; it returns what
 the adapter needs. :func:`sharedsession._driver.run` drives a flow with a
 blocking store and :func:`sharedsession._driver.arun` with an async one, so
 the logic exists once (httpx's auth-flow technique). Decisions stay in
@@ -11,9 +11,12 @@ calls around them.
 - :func:`load` reads a session, following a renewal's forwarding marker to
   its successor (a request that raced a renewal, or carried the old cookie
   for a moment, is served by the renewed session).
-- :func:`save` writes a session; when its renewal lost a race with a
-  concurrent request's renewal, it writes its changes to the winner's
-  successor and sends that cookie, instead of logging the user out.
+- :func:`save` writes a session. Keys a request set without ever reading
+  the session go out in one :class:`WriteKeys`; if the store has no live
+  session there, the flow loads it and saves the usual way. When a renewal
+  lost a race with a concurrent request's renewal, it writes its changes to
+  the winner's successor and sends that cookie, instead of logging the user
+  out.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from typing import Any
 from typing import TypeVar
 
 from ._state import adopt
+from ._state import preload
+from ._state import state
 from .flask_session import Migration
 from .ids import is_well_formed
 from .ids import store_key
@@ -35,8 +40,10 @@ from .manager import SessionManager
 from .session import Session
 from .stores.base import ApplyResult
 from .stores.base import ChangeSet
+from .stores.base import KeyWrites
 from .stores.base import Record
 from .stores.base import Refresh
+from .stores.base import Written
 
 T = TypeVar("T")
 logger = logging.getLogger("sharedsession")
@@ -56,6 +63,14 @@ class Apply:
 
     key: str
     changes: ChangeSet
+
+
+@dataclass(frozen=True)
+class WriteKeys:
+    """``store.write_keys(key, writes)`` (``None`` from a store without it)."""
+
+    key: str
+    writes: KeyWrites
 
 
 @dataclass(frozen=True)
@@ -83,7 +98,7 @@ class Pause:
     seconds: float
 
 
-Op = Load | Apply | Delete | FlaskSessionOp | Pause
+Op = Load | Apply | WriteKeys | Delete | FlaskSessionOp | Pause
 Flow = Generator[Op, Any, T]
 #: A loaded session: the checked record (or ``None``), keys to rewrite, and the
 #: ID it is stored under (the successor's, when a marker was followed).
@@ -180,6 +195,17 @@ def _from_flask_session(
 def save(manager: SessionManager, session: Session) -> Flow[Cookie | None]:
     """Save ``session``; return the cookie to send."""
     plan = manager.save_plan(session)
+    if plan.writes is not None and plan.key is not None:
+        # Keys set without loading the session: one round trip when it lives.
+        written: Written | None = yield WriteKeys(plan.key, plan.writes)
+        if written is not None:
+            return manager.cookie_after_writes(session, written)
+        # No live session there (or near a limit): load it now, save as usual.
+        sid = state(session).incoming_sid
+        assert sid is not None
+        record, stale, stored = yield from load(manager, sid)
+        preload(session, record, stale=stale, sid=stored)
+        plan = manager.save_plan(session)
     result = yield from _carry_out(plan)
     if result is ApplyResult.GONE and plan.renewal_of is not None:
         # Another request renewed this session first: join its successor.

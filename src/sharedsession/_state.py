@@ -14,6 +14,7 @@ from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+from typing import Any
 from typing import overload
 
 from . import serialization
@@ -62,6 +63,7 @@ class SessionState:
         "incoming_sid",
         "loaded",
         "loader",
+        "pending",
         "raw",
         "record",
         "resign",
@@ -83,6 +85,8 @@ class SessionState:
     used: bool
     accessed: bool
     degraded_by: StoreUnavailable | None  # the outage a degraded session is serving through
+    # Keys set before any load, when the manager writes them unread (else None):
+    pending: dict[str, Any] | None
     # Set when loaded (preload):
     sid: str
     stored_sid: str | None  # the ID the loaded record is stored under
@@ -119,6 +123,7 @@ class SessionState:
         self.used = False
         self.accessed = False
         self.degraded_by = None
+        self.pending = None
         self.record = None
         self.stored_sid = None
         self.bind = None
@@ -215,6 +220,11 @@ def preload(
     else:
         # An ID the store does not know is never adopted.
         st.sid = new_id(st.id_bytes)
+    pending, st.pending = st.pending, None
+    if pending:
+        # Keys the request set before this load: its own changes, on top.
+        dict.update(session, pending)
+        st.touched.update(pending)
 
 
 def adopt(session: Session, record: Record, sid: str) -> None:

@@ -46,12 +46,15 @@ from .ids import CookieSigner
 from .ids import is_well_formed
 from .ids import seal_successor
 from .ids import store_key
+from .session import PERMANENT_KEY
 from .session import Session
 from .stores.base import ApplyResult
 from .stores.base import ChangeSet
+from .stores.base import KeyWrites
 from .stores.base import Record
 from .stores.base import Refresh
 from .stores.base import SessionInfo
+from .stores.base import Written
 
 logger = logging.getLogger("sharedsession")
 
@@ -94,6 +97,9 @@ class SavePlan:
         (a migrated session ended or changed ID).
     :param flask_session_write: Then write Flask-Session's copy of this ID from
         what is stored (a rolling deploy).
+    :param writes: Instead of ``changes``: ``store.write_keys(key, writes)``,
+        keys set without loading the session; the cookie then comes from
+        :meth:`SessionManager.cookie_after_writes`.
     """
 
     delete: str | None = None
@@ -103,6 +109,7 @@ class SavePlan:
     renewal_of: str | None = None
     flask_session_delete: str | None = None
     flask_session_write: str | None = None
+    writes: KeyWrites | None = None
 
     def cookie_after(self, result: ApplyResult | None) -> Cookie | None:
         """The cookie to send once ``store.apply`` returned ``result``."""
@@ -370,8 +377,27 @@ class SessionManager:
             # Nothing to load: loaded (empty) now, at no store cost, so that code
             # reading the dict directly (orjson, unbound dict methods) sees it as is.
             preload(session, None)
+        elif loader is not None and self.writes_unread:
+            state(session).pending = {}
         state(session).resign = found is not None and not found[1]
         return session
+
+    @property
+    def writes_unread(self) -> bool:
+        """Whether keys a request only sets are written without loading the
+        session (:class:`~sharedsession.stores.base.KeyWrites`).
+
+        Not when a save needs what is stored: encryption seals the metadata,
+        a renewal needs the ID's age, ``max_size`` counts every key, and a
+        rolling migration writes the whole session to Flask-Session's copy.
+        """
+        rolling = self.migration is not None and self.migration.rolling
+        return (
+            self.encryptor is None
+            and self.renewal is None
+            and self.max_size is None
+            and (not rolling)
+        )
 
     # -- request end -----------------------------------------------------
 
@@ -408,7 +434,9 @@ class SessionManager:
         :raises SessionTooLarge: The session exceeds ``max_size``; nothing is written.
         """
         st = state(session)
-        if not (st.used and st.loaded) or st.degraded:
+        if not st.loaded:
+            return _NOTHING if not st.pending else self._key_writes(session)
+        if not st.used or st.degraded:
             return _NOTHING  # untouched, or its load failed: nothing to say
         now = self.clock()
         record = st.record
@@ -497,6 +525,35 @@ class SessionManager:
         # The last key is gone: the store drops the empty record, and so do we.
         final = Cookie(None) if empty else cookie
         return SavePlan(key=key, changes=changes, cookie=final, renewal_of=renewal_of)
+
+    def _key_writes(self, session: Session) -> SavePlan:
+        """The plan of a session that was only given keys, never loaded."""
+        st = state(session)
+        assert st.pending is not None and st.incoming_sid is not None
+        texts = {key: serialization.dumps(key, value) for key, value in st.pending.items()}
+        if self.max_keys is not None and len(texts) > self.max_keys:
+            raise SessionTooLarge(len(texts), self.max_keys, unit="keys")
+        read = () if PERMANENT_KEY in texts else (PERMANENT_KEY,)
+        policy = self.policy
+        writes = KeyWrites(self.clock(), policy.idle, policy.absolute, texts, self.max_keys, read)
+        return SavePlan(key=store_key(st.incoming_sid), writes=writes)
+
+    def cookie_after_writes(self, session: Session, written: Written) -> Cookie:
+        """The cookie to send once ``store.write_keys`` wrote a session's keys."""
+        st = state(session)
+        assert st.pending is not None and st.incoming_sid is not None
+        if PERMANENT_KEY in st.pending:
+            permanent = bool(st.pending[PERMANENT_KEY])
+        else:
+            permanent = self.permanent
+            stored = written.values.get(PERMANENT_KEY)
+            if stored is not None:
+                try:
+                    permanent = bool(serialization.loads(stored))
+                except ValueError:
+                    pass  # undecodable: the default, as for a session without it
+        expires = written.expires if permanent else None
+        return Cookie(self.cookie_value(st.incoming_sid), expires)
 
 
 def ends_or_rotates(session: Session) -> bool:

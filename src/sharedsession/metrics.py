@@ -21,9 +21,11 @@ from .errors import StoreError
 from .errors import StoreUnavailable
 from .stores.base import ApplyResult
 from .stores.base import ChangeSet
+from .stores.base import KeyWrites
 from .stores.base import Record
 from .stores.base import Refresh
 from .stores.base import SessionInfo
+from .stores.base import Written
 
 _SIZES = (256, 1024, 4096, 16384, 65536, 262144)
 
@@ -103,6 +105,11 @@ class Metrics:
             if changes.replaces is not None:
                 self.regenerated.inc()
 
+    def wrote(self, written: Written | None) -> None:
+        # Nothing written: the load and the apply that follow are counted.
+        if written is not None:
+            self.saves.labels(ApplyResult.APPLIED.value).inc()
+
 
 _default: Metrics | None = None
 
@@ -145,6 +152,14 @@ class InstrumentedStore:
         result: ApplyResult = self._call("apply", self.store.apply, key, changes)
         self.metrics.applied(changes, result)
         return result
+
+    def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        write = getattr(self.store, "write_keys", None)
+        if write is None:  # a store without it: the caller loads and applies
+            return None
+        written: Written | None = self._call("write_keys", write, key, writes)
+        self.metrics.wrote(written)
+        return written
 
     def delete(self, key: str) -> None:
         self._call("delete", self.store.delete, key)
@@ -198,6 +213,14 @@ class AsyncInstrumentedStore:
         result: ApplyResult = await self._call("apply", self.store.apply, key, changes)
         self.metrics.applied(changes, result)
         return result
+
+    async def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        write = getattr(self.store, "write_keys", None)
+        if write is None:
+            return None
+        written: Written | None = await self._call("write_keys", write, key, writes)
+        self.metrics.wrote(written)
+        return written
 
     async def delete(self, key: str) -> None:
         await self._call("delete", self.store.delete, key)

@@ -124,7 +124,7 @@ class Session(dict[str, Any]):
         """Whether a save has something to write. Setting it forces a save."""
         st = self._state
         if not st.loaded:
-            return False
+            return bool(st.pending)
         return bool(
             st.forced or st.cleared or st.bind or st.regenerated or removed(self) or changed(self)
         )
@@ -212,6 +212,13 @@ class Session(dict[str, Any]):
             raise TypeError(f"session keys must be str, not {type(key).__name__}")
         if key[:1] == "\x00":
             raise ValueError(f"session keys starting with NUL are reserved, got {key!r}")
+        st = self._state
+        if st.pending is not None and not st.loaded:
+            # Not loaded for a key that is only set: the save writes it without
+            # loading (one round trip), and a later load puts it on top.
+            st.used = True
+            st.pending[key] = value
+            return
         self._load().touched.add(key)
         _set(self, key, value)
 

@@ -10,6 +10,7 @@ import redis
 from flask import Flask
 
 from sharedsession.ids import new_id
+from sharedsession.ids import store_key
 from sharedsession.stores.redis import RedisStore
 from tests.flask_apps import make_app
 from tests.flask_apps import session_cookie
@@ -39,6 +40,7 @@ def counted(redis_server: RedisServer, redis_client: Any) -> Iterator[tuple[Flas
     warm = app.test_client()  # first use loads the Lua scripts into the server
     warm.get("/set/a/1")
     warm.get("/get/a")
+    warm.get("/set/a/2")
     CountingConnection.sent.clear()
     yield app, CountingConnection.sent
     client.close()
@@ -104,9 +106,22 @@ def test_read_without_refresh_is_one_round_trip(
 def test_write_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:
     app, sent = counted
     cookie = session_cookie(app)
-    assert trips(sent, app, "/set/theme/dark", cookie) == ["HGETALL", "EVALSHA"]
     assert trips(sent, app, "/append/apple", cookie) == ["HGETALL", "EVALSHA"]
-    assert trips(sent, app, "/del/theme", cookie) == ["HGETALL", "EVALSHA"]
+    assert trips(sent, app, "/del/user", cookie) == ["HGETALL", "EVALSHA"]
+
+
+def test_write_without_a_read_is_one_round_trip(
+    counted: tuple[Flask, list[str]], redis_client: Any
+) -> None:
+    app, sent = counted
+    cookie = session_cookie(app)
+    assert trips(sent, app, "/set/theme/dark", cookie) == ["EVALSHA"]
+    assert trips(sent, app, "/get/theme", cookie) == ["HGETALL"]
+    assert redis_client.hget(f"session:{{{store_key(cookie)}}}", "theme") == b'"dark"'
+    # A session bound to a user: its user index is kept alive as long as it,
+    # in a second round trip (the script learns of the binding).
+    bound = session_cookie(app, "/login/ann")
+    assert trips(sent, app, "/set/theme/light", bound) == ["EVALSHA", "PEXPIRE"]
 
 
 def test_clear_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:
@@ -142,8 +157,11 @@ def test_scripts_are_loaded_once_per_server(redis_server: RedisServer, redis_cli
     handshake = {"HELLO", "CLIENT"}  # once per new connection
     first = [command for command in sent if command not in handshake]
     assert first == ["EVALSHA", "SCRIPT", "EVALSHA"]  # NOSCRIPT, load, retry: first use only
-    assert trips(sent, app, "/set/b/2", cookie) == ["HGETALL", "EVALSHA"]
-    assert trips(sent, app, "/set/c/3", cookie) == ["HGETALL", "EVALSHA"]
+    assert trips(sent, app, "/append/b", cookie) == ["HGETALL", "EVALSHA"]
+    assert trips(sent, app, "/append/c", cookie) == ["HGETALL", "EVALSHA"]
+    # A write that never reads has a script of its own, loaded on its first use.
+    assert trips(sent, app, "/set/b/2", cookie) == ["EVALSHA", "SCRIPT", "EVALSHA"]
+    assert trips(sent, app, "/set/c/3", cookie) == ["EVALSHA"]
 
 
 def test_login_round_trips(counted: tuple[Flask, list[str]], redis_server: RedisServer) -> None:

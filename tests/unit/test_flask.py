@@ -74,7 +74,10 @@ def test_round_trip_budget(client: FlaskClient, counting: CountingStore) -> None
     client.get("/get/a")
     assert dict(counting.calls) == {"load": 1}
     counting.calls.clear()
-    client.get("/set/a/2")
+    client.get("/set/a/2")  # sets without reading: written without a load
+    assert dict(counting.calls) == {"write_keys": 1}
+    counting.calls.clear()
+    client.get("/append/x")  # reads, then writes
     assert dict(counting.calls) == {"load": 1, "apply": 1}
     counting.calls.clear()
     client.get("/clear")

@@ -162,7 +162,7 @@ def test_save_after_concurrent_delete_deletes_cookie(clock: FakeClock) -> None:
     manager, store = make(clock)
     sid = saved(manager, store, a=1)
     session = open_(manager, store, sid)
-    session["b"] = 2
+    session["b"] = session["a"] + 1  # loaded before the delete
     store.delete(store_key(sid))
     assert run(manager, store, session) == Cookie(None)
     assert len(store) == 0

@@ -8,11 +8,14 @@ from .base import AsyncSessionStore as AsyncSessionStore
 from .base import AsyncUserIndex as AsyncUserIndex
 from .base import ChangeSet as ChangeSet
 from .base import Closing as Closing
+from .base import KeyWriter as KeyWriter
+from .base import KeyWrites as KeyWrites
 from .base import Record as Record
 from .base import Refresh as Refresh
 from .base import SessionInfo as SessionInfo
 from .base import SessionStore as SessionStore
 from .base import UserIndex as UserIndex
+from .base import Written as Written
 from .memory import MemoryStore as MemoryStore
 
 __all__ = [
@@ -22,10 +25,13 @@ __all__ = [
     "AsyncUserIndex",
     "ChangeSet",
     "Closing",
+    "KeyWriter",
+    "KeyWrites",
     "MemoryStore",
     "Record",
     "Refresh",
     "SessionInfo",
     "SessionStore",
     "UserIndex",
+    "Written",
 ]

@@ -31,10 +31,12 @@ from typing import TypeVar
 from ..expiry import cap
 from .base import ApplyResult
 from .base import ChangeSet
+from .base import KeyWrites
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .base import StoredSession
+from .base import Written
 
 logger = logging.getLogger("sharedsession")
 
@@ -111,6 +113,40 @@ end
 return 'applied'
 """
 
+# KEYS[1] the hash; ARGV[1] now, ARGV[2] idle seconds, ARGV[3] the absolute
+# lifetime in seconds ('' if none), ARGV[4] the most fields the hash may then
+# hold ('' if no limit), ARGV[5] a field to return ('' if none), then
+# field/value pairs. Sets fields of a live session without reading it first;
+# false, with nothing written, when there is none (deleted, expired, past its
+# absolute deadline, a marker) or it may hold too many: the caller loads.
+WRITE_KEYS = """
+local key = KEYS[1]
+local m = redis.call('HMGET', key, ':created', ':forward', ':absolute', ':user', ':handle', ARGV[5])
+local created, absolute = tonumber(m[1]), math.huge
+if m[3] then absolute = tonumber(m[3]) end
+-- Unreadable metadata too: the caller's load says what is wrong with it.
+if not created or not absolute or m[2] then return false end
+local now = tonumber(ARGV[1])
+local deadline = math.min(now + tonumber(ARGV[2]), absolute)
+if ARGV[3] ~= '' then deadline = math.min(deadline, created + tonumber(ARGV[3])) end
+local ms = math.floor((deadline - now) * 1000)
+if ms <= 0 then return false end
+-- An upper bound (metadata fields count too): near the limit the caller counts.
+if ARGV[4] ~= '' and redis.call('HLEN', key) + (#ARGV - 5) / 2 > tonumber(ARGV[4]) then
+  return false
+end
+local expires = string.format('%.17g', deadline)
+redis.call('HSET', key, ':seen', ARGV[1], ':expires', expires)
+local i = 6
+while i <= #ARGV do
+  local j = math.min(i + 999, #ARGV)
+  redis.call('HSET', key, unpack(ARGV, i, j))
+  i = j + 1
+end
+redis.call('PEXPIRE', key, ms)
+return {expires, m[4] or '', m[5] or '', m[6] or false}
+"""
+
 # KEYS[1] the hash: read it and delete it in one step (regeneration's first
 # half); with ARGV[1] (a renewal), leave a forwarding marker holding it for
 # ARGV[2] ms. A marker is never taken: the reply is empty.
@@ -182,6 +218,7 @@ SCRIPTS = {
     "read_master": READ_MASTER,
     "touch": TOUCH,
     "apply": APPLY,
+    "write_keys": WRITE_KEYS,
     "take": TAKE,
     "index_add": INDEX_ADD,
     "extend": EXTEND,
@@ -419,6 +456,35 @@ def apply(
         handle = changes.handle or key
         yield from _index(prefix, changes.user_id, handle, changes, max_per_user)
     return (yield from _write(prefix, key, changes))
+
+
+def write_keys(prefix: str, key: str, writes: KeyWrites) -> Flow[Written | None]:
+    """Set keys of a live session without loading it (see :class:`KeyWrites`)."""
+    name = session_key(prefix, key)
+    read = writes.read[0] if writes.read else ""  # (one key at most: all the manager asks)
+    args: list[Any] = [
+        repr(writes.now),
+        repr(writes.idle),
+        "" if writes.lifetime is None else repr(writes.lifetime),
+        "" if writes.max_keys is None else writes.max_keys,
+        _field(read) if read else "",
+    ]
+    for field_name, value in writes.set.items():
+        args += [_field(field_name), value]
+    reply = yield Script("write_keys", [name], args, write=True)
+    if not reply:
+        return None
+    expires, user, handle, value = reply
+    deadline = float(text(expires))
+    # What finds a bound or re-IDed session lives as long as it may, as after
+    # any write: one round trip more, only for those.
+    found_by = [user_key(prefix, text(user))] if user else []
+    if handle and text(handle) != key:
+        found_by.append(handle_key(prefix, text(handle)))
+    if found_by:
+        idle_ms = max(1, int(writes.idle * 1000))
+        yield Pipeline([Call("pexpire", (found, idle_ms)) for found in found_by], write=True)
+    return Written(deadline, {read: text(value)} if read and value is not None else {})
 
 
 def _index(

@@ -168,6 +168,42 @@ class ChangeSet:
     idle: float = 0.0
 
 
+@dataclass(frozen=True)
+class KeyWrites:
+    """Keys written into a stored record that was not loaded (a handler that
+    only set keys), by :meth:`KeyWriter.write_keys`, in one atomic step.
+
+    :param now: The application's time of the save.
+    :param idle: The idle lifetime: the record then lives until ``now + idle``,
+        never past its absolute deadline, nor past ``created + lifetime``.
+    :param lifetime: The configured absolute lifetime, or ``None``.
+    :param set: Serialized values of the keys to set.
+    :param max_keys: Write nothing when the record could then hold more keys
+        than this; a store may refuse earlier (with an upper bound), the
+        caller then loads and counts. ``None``: no limit.
+    :param read: Keys whose stored text, as before the write, to return.
+    """
+
+    now: float
+    idle: float
+    lifetime: float | None
+    set: Mapping[str, str]
+    max_keys: int | None = None
+    read: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Written:
+    """What :meth:`KeyWriter.write_keys` wrote.
+
+    :param expires: The record's deadline now.
+    :param values: The stored text of the keys asked for that exist.
+    """
+
+    expires: float
+    values: Mapping[str, str] = field(default_factory=dict)
+
+
 class ApplyResult(enum.Enum):
     """What :meth:`SessionStore.apply` did."""
 
@@ -234,6 +270,27 @@ class AsyncSessionStore(Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class KeyWriter(Protocol):
+    """A store that writes keys into a record without loading it first: a
+    request that only sets keys costs one round trip instead of two.
+
+    Optional: without it, such a request loads and then applies, as any write.
+    """
+
+    def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        """Set ``writes.set`` in the live record at ``key`` and move its deadline.
+
+        :param key: The store key of the session.
+        :param writes: What to write; see :class:`KeyWrites`.
+        :returns: ``None``, with nothing written, when there is no live
+            session at ``key`` (unknown, expired, past its absolute deadline,
+            a renewal's forwarding marker) or it could exceed ``max_keys``:
+            the caller then loads the session and saves it the usual way.
+        """
+        ...
 
 
 @runtime_checkable

@@ -19,10 +19,12 @@ from ..expiry import cap
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Closing
+from .base import KeyWrites
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .base import StoredSession
+from .base import Written
 from .offload import AsyncOffloadStore
 
 if TYPE_CHECKING:
@@ -142,6 +144,26 @@ class MemoryStore(Closing):
                 self._cap(changes.user_id, key, self.max_per_user)
             return ApplyResult.APPLIED
 
+    def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        with self._lock:
+            entry = self._live(key)
+            if entry is None or entry.forward is not None:
+                return None
+            deadline = cap(writes.now + writes.idle, entry.absolute)
+            if writes.lifetime is not None:
+                deadline = min(deadline, entry.created + writes.lifetime)
+            if deadline <= writes.now:
+                return None
+            if writes.max_keys is not None and len(entry.data.keys() | writes.set.keys()) > (
+                writes.max_keys
+            ):
+                return None
+            values = {name: entry.data[name] for name in writes.read if name in entry.data}
+            entry.data = {**entry.data, **writes.set}
+            entry.expires = deadline
+            entry.seen = writes.now
+            return Written(deadline, values)
+
     def _cap(self, user_id: str, current: str, limit: int) -> None:
         # The sessions bound longest ago go; the one logging in now stays.
         others = [
@@ -224,7 +246,11 @@ class AsyncMemoryStore(AsyncOffloadStore):
         self, *, clock: Callable[[], float] = time.time, max_per_user: int | None = None
     ) -> None:
         # Memory operations never block: no thread hop needed.
-        super().__init__(MemoryStore(clock=clock, max_per_user=max_per_user), thread=False)
+        self._memory = MemoryStore(clock=clock, max_per_user=max_per_user)
+        super().__init__(self._memory, thread=False)
+
+    async def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        return self._memory.write_keys(key, writes)
 
 
 def from_settings(settings: Settings, *, asyncio: bool) -> MemoryStore | AsyncMemoryStore:

@@ -50,10 +50,12 @@ from .base import ApplyResult
 from .base import AsyncClosing
 from .base import ChangeSet
 from .base import Closing
+from .base import KeyWrites
 from .base import Record
 from .base import Refresh
 from .base import SessionInfo
 from .base import StoredSession
+from .base import Written
 from .base import reach_of
 
 if TYPE_CHECKING:
@@ -388,6 +390,9 @@ class RedisStore(Closing):
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         return self._run(layout.apply(self.prefix, key, changes, self.options.max_per_user))
 
+    def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        return self._run(layout.write_keys(self.prefix, key, writes))
+
     def delete(self, key: str) -> None:
         self._run(layout.delete(self.prefix, key))
 
@@ -595,6 +600,9 @@ class AsyncRedisStore(AsyncClosing):
 
     async def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
         return await self._run(layout.apply(self.prefix, key, changes, self.options.max_per_user))
+
+    async def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        return await self._run(layout.write_keys(self.prefix, key, writes))
 
     async def delete(self, key: str) -> None:
         await self._run(layout.delete(self.prefix, key))

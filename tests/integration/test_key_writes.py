@@ -1,0 +1,216 @@
+"""``write_keys`` (keys set without loading the session), one suite over every
+store that has it, blocking and async: the store side of a write that never reads."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio
+
+from sharedsession.ids import new_id
+from sharedsession.ids import store_key
+from sharedsession.stores.base import ApplyResult
+from sharedsession.stores.base import ChangeSet
+from sharedsession.stores.base import KeyWriter
+from sharedsession.stores.base import KeyWrites
+from sharedsession.stores.base import Record
+from sharedsession.stores.base import Refresh
+from sharedsession.stores.base import Written
+from sharedsession.stores.memory import AsyncMemoryStore
+from sharedsession.stores.memory import MemoryStore
+from sharedsession.stores.redis import AsyncRedisStore
+from sharedsession.stores.redis import RedisStore
+from tests.conftest import FakeClock
+from tests.helpers import BlockingFacade
+from tests.servers import RedisServer
+from tests.servers import SentinelSetup
+
+STORES = [
+    "memory",
+    "memory-async",
+    pytest.param("redis", marks=pytest.mark.integration),
+    pytest.param("redis-async", marks=pytest.mark.integration),
+    pytest.param("redis-cluster", marks=pytest.mark.integration),
+    pytest.param("redis-cluster-async", marks=pytest.mark.integration),
+    pytest.param("redis-sentinel-acknowledged", marks=pytest.mark.integration),
+]
+
+
+class RealClock:
+    """Real time for the Redis stores, whose TTLs the server keeps."""
+
+    def __call__(self) -> float:
+        return time.time()
+
+
+@pytest.fixture(params=STORES)
+def kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def clock(kind: str) -> FakeClock | RealClock:
+    return RealClock() if kind.startswith("redis") else FakeClock()
+
+
+@pytest.fixture
+def store(
+    kind: str, clock: FakeClock | RealClock, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Any]:
+    if kind == "memory":
+        made: Any = MemoryStore(clock=clock)
+    elif kind == "memory-async":
+        made = BlockingFacade(AsyncMemoryStore(clock=clock))
+    elif kind.startswith("redis-cluster"):
+        url: str = request.getfixturevalue("cluster_url")
+        made = (
+            RedisStore.from_url(url)
+            if kind == "redis-cluster"
+            else BlockingFacade(AsyncRedisStore.from_url(url))
+        )
+    elif kind == "redis-sentinel-acknowledged":
+        sentinel: SentinelSetup = request.getfixturevalue("sentinel")
+        made = RedisStore.from_url(sentinel.url, min_replicas=1)
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        request.getfixturevalue("redis_client")  # empties the server after the test
+        if kind == "redis":
+            made = RedisStore(server.client())
+        else:
+            made = BlockingFacade(AsyncRedisStore(redis.asyncio.Redis(port=server.port)))
+    with made:
+        yield made
+
+
+def create(
+    store: Any, clock: Any, data: dict[str, str], *, ttl: float = 60, absolute: float | None = None
+) -> str:
+    k = store_key(new_id())
+    now = clock()
+    result = store.apply(k, ChangeSet(now, now + ttl, data, created=now, absolute=absolute))
+    assert result is ApplyResult.APPLIED
+    return k
+
+
+def write(store: Any, k: str, writes: KeyWrites) -> Written | None:
+    written: Written | None = store.write_keys(k, writes)
+    return written
+
+
+def load(store: Any, k: str) -> Record | None:
+    record: Record | None = store.load(k)
+    return record
+
+
+def test_the_built_in_stores_that_have_it_are_key_writers(store: Any) -> None:
+    inner = store.store if isinstance(store, BlockingFacade) else store
+    assert callable(inner.write_keys)
+    if not isinstance(store, BlockingFacade):
+        assert isinstance(store, KeyWriter)
+
+
+def test_keys_are_set_beside_the_others_and_the_deadline_moves(store: Any, clock: Any) -> None:
+    k = create(store, clock, {"a": "1", "b": "2"}, ttl=30)
+    now = clock()
+    written = write(store, k, KeyWrites(now, 600, None, {"b": "20", "c": "3"}))
+    assert written is not None
+    assert written.expires == pytest.approx(now + 600)
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {"a": "1", "b": "20", "c": "3"}
+    # The deadline moved: a refresh asking for less than it has writes nothing.
+    again = store.load(k, refresh=Refresh(clock(), 500, step=0))
+    assert again is not None and not again.refreshed
+
+
+def test_the_stored_text_of_keys_asked_for_is_returned(store: Any, clock: Any) -> None:
+    k = create(store, clock, {"_permanent": "false", ":odd": "1"})
+    writes = KeyWrites(clock(), 60, None, {":odd": "2", "x": "1"}, read=("_permanent",))
+    written = write(store, k, writes)
+    assert written is not None and dict(written.values) == {"_permanent": "false"}
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {"_permanent": "false", ":odd": "2", "x": "1"}
+    missing = write(store, k, KeyWrites(clock(), 60, None, {"y": "1"}, read=("nothing",)))
+    assert missing is not None and dict(missing.values) == {}
+
+
+def test_the_new_deadline_never_passes_the_absolute_one(store: Any, clock: Any) -> None:
+    now = clock()
+    k = create(store, clock, {"a": "1"}, absolute=now + 100)
+    written = write(store, k, KeyWrites(clock(), 3600, None, {"b": "2"}))
+    assert written is not None and written.expires == pytest.approx(now + 100)
+
+
+def test_the_configured_lifetime_caps_a_session_created_without_one(
+    store: Any, clock: Any
+) -> None:
+    k = create(store, clock, {"a": "1"})
+    record = load(store, k)
+    assert record is not None
+    written = write(store, k, KeyWrites(clock(), 3600, 200, {"b": "2"}))
+    assert written is not None and written.expires == pytest.approx(record.created + 200)
+
+
+def test_nothing_is_written_where_no_session_lives(store: Any, clock: Any) -> None:
+    unknown = store_key(new_id())
+    assert write(store, unknown, KeyWrites(clock(), 60, None, {"a": "1"})) is None
+    assert load(store, unknown) is None
+    ended = create(store, clock, {"user": '"ann"'})
+    store.delete(ended)  # a logout: a request that only sets keys never brings it back
+    assert write(store, ended, KeyWrites(clock(), 60, None, {"a": "1"})) is None
+    assert load(store, ended) is None
+
+
+def test_nothing_is_written_past_the_absolute_deadline(store: Any, clock: Any) -> None:
+    k = create(store, clock, {"a": "1"})
+    record = load(store, k)
+    assert record is not None
+    # The configured lifetime (0.001 s from creation) has passed by now.
+    if isinstance(clock, FakeClock):
+        clock.advance(1)
+    else:
+        time.sleep(0.01)
+    assert write(store, k, KeyWrites(clock(), 60, 0.001, {"b": "2"})) is None
+    record = load(store, k)
+    assert record is not None and dict(record.data) == {"a": "1"}
+
+
+def test_a_renewals_forwarding_marker_is_never_written(store: Any, clock: Any) -> None:
+    old = create(store, clock, {"a": "1"})
+    new = store_key(new_id())
+    now = clock()
+    moved = ChangeSet(now, now + 60, replaces=old, forward="sealed", forward_until=now + 30)
+    assert store.apply(new, moved) is ApplyResult.APPLIED
+    assert write(store, old, KeyWrites(clock(), 60, None, {"b": "2"})) is None
+    marker = load(store, old)
+    assert marker is not None and marker.forward == "sealed" and dict(marker.data) == {}
+
+
+def test_nothing_is_written_when_the_keys_could_exceed_the_limit(store: Any, clock: Any) -> None:
+    k = create(store, clock, {str(n): "1" for n in range(20)})
+    assert write(store, k, KeyWrites(clock(), 60, None, {"x": "1"}, max_keys=20)) is None
+    record = load(store, k)
+    assert record is not None and "x" not in record.data
+    # Far from the limit: written (a store may count its metadata against it).
+    assert write(store, k, KeyWrites(clock(), 60, None, {"x": "1"}, max_keys=40)) is not None
+
+
+def test_many_keys_in_one_write(store: Any, clock: Any) -> None:
+    k = create(store, clock, {"a": "1"})
+    many = {f"k{n}": str(n) for n in range(2500)}
+    assert write(store, k, KeyWrites(clock(), 60, None, many)) is not None
+    record = load(store, k)
+    assert record is not None and len(record.data) == 2501 and record.data["k2499"] == "2499"
+
+
+def test_a_bound_session_stays_listed_for_its_user(store: Any, clock: Any) -> None:
+    k = store_key(new_id())
+    now = clock()
+    login = ChangeSet(now, now + 60, {"a": "1"}, created=now, bind=True, user_id="ann", idle=60)
+    assert store.apply(k, login) is ApplyResult.APPLIED
+    assert write(store, k, KeyWrites(clock(), 600, None, {"b": "2"})) is not None
+    assert [info.handle for info in store.sessions_for_user("ann")] == [k]
