@@ -12,8 +12,8 @@ calls around them.
   its successor (a request that raced a renewal, or carried the old cookie
   for a moment, is served by the renewed session).
 - :func:`save` writes a session. Keys a request set without ever reading
-  the session go out in one :class:`WriteKeys`; if the store has no live
-  session there, the flow loads it and saves the usual way. When a renewal
+  the session go out in one :class:`WriteKeys`; if the store wrote nothing,
+  the flow loads the session and saves the usual way. When a renewal
   lost a race with a concurrent request's renewal, it writes its changes to
   the winner's successor and sends that cookie, instead of logging the user
   out.
@@ -200,7 +200,10 @@ def save(manager: SessionManager, session: Session) -> Flow[Cookie | None]:
         written: Written | None = yield WriteKeys(plan.key, plan.writes)
         if written is not None:
             return manager.cookie_after_writes(session, written)
-        # No live session there (or near a limit): load it now, save as usual.
+        # Not written: load it now and save as usual, as if the handler had
+        # loaded it (a renewal's successor, Flask-Session's copy, a session
+        # near its key limit). One that ended is never written again: the
+        # keys go to a new session with a new ID, as for any unknown cookie.
         sid = state(session).incoming_sid
         assert sid is not None
         record, stale, stored = yield from load(manager, sid)

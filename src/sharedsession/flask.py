@@ -43,6 +43,7 @@ from .errors import StoreUnavailable
 from .manager import SessionManager
 from .stores.base import SessionInfo
 from .stores.base import SessionStore
+from .stores.base import writes_keys
 
 
 class FlaskSession(_session.Session, SessionMixin):  # type: ignore[override]
@@ -74,13 +75,16 @@ class SessionInterface(FlaskSessionInterface):
         self.store = store
         self.track_client = track_client
         self._loader = loader(manager, store)
+        self._unread = writes_keys(store)
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
         cookie = read_cookie(request.environ.get("HTTP_COOKIE"), self.get_cookie_name(app))
         client = None
         if self.track_client:
             client = client_info(request.user_agent.string, request.remote_addr)
-        return self.manager.open(cookie, self._loader, session_class=FlaskSession, client=client)
+        return self.manager.open(
+            cookie, self._loader, session_class=FlaskSession, client=client, unread=self._unread
+        )
 
     def regenerate(self, session: SessionMixin) -> None:
         """Give ``session`` a new ID at the end of this request (Flask-Session's API)."""

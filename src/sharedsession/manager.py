@@ -354,6 +354,7 @@ class SessionManager:
         *,
         session_class: type[S] = Session,  # type: ignore[assignment]
         client: Mapping[str, str] | None = None,
+        unread: bool = False,
     ) -> S:
         """Return the session for a request; nothing is loaded until it is used.
 
@@ -362,6 +363,9 @@ class SessionManager:
             :func:`~sharedsession.session.preload` later.
         :param session_class: The class to make, a subclass of :class:`Session`.
         :param client: What to remember about the client if a user is bound.
+        :param unread: The store writes keys without a load
+            (:func:`~sharedsession.stores.base.writes_keys`): keys that are
+            only set are saved that way, when :attr:`writes_unread` allows.
         """
         found = self.unsign(cookie_value)
         sid = None if found is None else found[0]
@@ -377,7 +381,7 @@ class SessionManager:
             # Nothing to load: loaded (empty) now, at no store cost, so that code
             # reading the dict directly (orjson, unbound dict methods) sees it as is.
             preload(session, None)
-        elif loader is not None and self.writes_unread:
+        elif unread and loader is not None and self.writes_unread:
             state(session).pending = {}
         state(session).resign = found is not None and not found[1]
         return session

@@ -12,6 +12,7 @@ Needs ``prometheus_client`` (``pip install 'sharedsession[metrics]'``).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -153,10 +154,7 @@ class InstrumentedStore:
         self.metrics.applied(changes, result)
         return result
 
-    def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
-        write = getattr(self.store, "write_keys", None)
-        if write is None:  # a store without it: the caller loads and applies
-            return None
+    def _write_keys(self, write: Any, key: str, writes: KeyWrites) -> Written | None:
         written: Written | None = self._call("write_keys", write, key, writes)
         self.metrics.wrote(written)
         return written
@@ -181,8 +179,10 @@ class InstrumentedStore:
         self.store.close()
 
     def __getattr__(self, name: str) -> Any:
-        # Administration and Flask-Session access pass through, uncounted.
-        return getattr(self.store, name)
+        # Administration and Flask-Session access pass through, uncounted;
+        # write_keys is counted, and only there where the store has it.
+        found = getattr(self.store, name)
+        return functools.partial(self._write_keys, found) if name == "write_keys" else found
 
 
 class AsyncInstrumentedStore:
@@ -214,10 +214,7 @@ class AsyncInstrumentedStore:
         self.metrics.applied(changes, result)
         return result
 
-    async def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
-        write = getattr(self.store, "write_keys", None)
-        if write is None:
-            return None
+    async def _write_keys(self, write: Any, key: str, writes: KeyWrites) -> Written | None:
         written: Written | None = await self._call("write_keys", write, key, writes)
         self.metrics.wrote(written)
         return written
@@ -242,7 +239,8 @@ class AsyncInstrumentedStore:
         await self.store.aclose()
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.store, name)
+        found = getattr(self.store, name)
+        return functools.partial(self._write_keys, found) if name == "write_keys" else found
 
 
 def instrument(store: Any, metrics: Metrics | None = None) -> Any:

@@ -112,6 +112,10 @@ class Session(dict[str, Any]):
 
     @permanent.setter
     def permanent(self, value: bool) -> None:
+        # Loads first: apps set it on every request (a ``before_request``
+        # hook), and a load finds it unchanged where a write unread would
+        # write it every time.
+        self._load()
         self[PERMANENT_KEY] = bool(value)
 
     @property

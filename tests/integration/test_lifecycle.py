@@ -19,6 +19,7 @@ from sharedsession.crypto import generate_key
 from sharedsession.errors import ConfigurationError
 from sharedsession.flask import Session
 from sharedsession.ids import store_key
+from sharedsession.stores.base import writes_keys
 from sharedsession.stores.memcached import MemcachedStore
 from sharedsession.stores.memory import MemoryStore
 from sharedsession.stores.sqlalchemy import SQLAlchemyStore
@@ -142,11 +143,14 @@ def test_client_info_is_listed_when_enabled(config: dict[str, Any]) -> None:
     assert time.time() - 60 < info.created <= info.last_seen <= time.time()
 
 
-def test_revoked_session_stays_dead_with_a_request_in_flight(app: Flask) -> None:
+@pytest.mark.parametrize("reads", [True, False], ids=["reads", "only-sets"])
+def test_revoked_session_stays_dead_with_a_request_in_flight(app: Flask, reads: bool) -> None:
     started, release = threading.Event(), threading.Event()
 
     @app.get("/slow")
     def slow() -> str:
+        if reads:
+            session.get("user")  # most handlers look at the session first
         session["late"] = "write"
         started.set()
         release.wait(10)
@@ -154,6 +158,7 @@ def test_revoked_session_stays_dead_with_a_request_in_flight(app: Flask) -> None
 
     victim, admin = app.test_client(), app.test_client()
     victim.get("/login/erin")
+    ended = cookie_of(victim)
     thread = threading.Thread(target=victim.get, args=("/slow",))
     thread.start()
     assert started.wait(10)
@@ -163,7 +168,15 @@ def test_revoked_session_stays_dead_with_a_request_in_flight(app: Flask) -> None
     thread.join()
     assert admin.get("/untouched").status_code == 200
     assert store_of(app).sessions_for_user("erin") == []
-    assert victim.get("/get/late").text == "None"
+    assert victim.get("/get/user").text == "None"
+    assert as_cookie(app, ended).get("/get/late").text == "None"
+    # A handler that only set keys never loaded the session: its keys are
+    # written without a load where the store can, and finding the session
+    # ended, they start a new unbound session with a new ID, as for a
+    # request that came just after the revocation.
+    unread = not reads and writes_keys(store_of(app))
+    assert victim.get("/get/late").text == ("'write'" if unread else "None")
+    assert cookie_of(victim) != ended
 
 
 def test_renewal_rotates_the_id_of_a_live_session(config: dict[str, Any]) -> None:

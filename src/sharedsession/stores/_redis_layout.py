@@ -121,7 +121,9 @@ return 'applied'
 # absolute deadline, a marker) or it may hold too many: the caller loads.
 WRITE_KEYS = """
 local key = KEYS[1]
-local m = redis.call('HMGET', key, ':created', ':forward', ':absolute', ':user', ':handle', ARGV[5])
+local m = redis.pcall('HMGET', key, ':created', ':forward', ':absolute', ':user', ':handle',
+  ARGV[5])
+if m.err then return false end  -- not a hash: the caller's load says what it is
 local created, absolute = tonumber(m[1]), math.huge
 if m[3] then absolute = tonumber(m[3]) end
 -- Unreadable metadata too: the caller's load says what is wrong with it.

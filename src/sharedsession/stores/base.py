@@ -363,6 +363,12 @@ def revoke_handle(store: Any, handle: str) -> Any:
     return True
 
 
+def writes_keys(store: Any) -> bool:
+    """Whether ``store`` writes keys without loading (:class:`KeyWriter` or its
+    async twin, also behind a wrapper that passes attributes through)."""
+    return callable(getattr(store, "write_keys", None))
+
+
 def user_index(store: Any) -> Any:
     """``store``, if it indexes users (:class:`UserIndex` or its async twin).
 

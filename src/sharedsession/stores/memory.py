@@ -51,6 +51,12 @@ def _stored(key: str, entry: _Entry) -> StoredSession:
     return StoredSession(entry.handle, key, entry.created, entry.seen, entry.user_id, client, size)
 
 
+def _readable(entry: _Entry) -> bool:
+    """Whether the entry's times are numbers (a test may damage them; the load says more)."""
+    times = (entry.created,) if entry.absolute is None else (entry.created, entry.absolute)
+    return all(type(t) in (int, float) for t in times)
+
+
 def _marker(old: _Entry, changes: ChangeSet) -> _Entry:
     """A renewal's forwarding marker at the old key."""
     until = changes.forward_until
@@ -147,7 +153,7 @@ class MemoryStore(Closing):
     def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
         with self._lock:
             entry = self._live(key)
-            if entry is None or entry.forward is not None:
+            if entry is None or entry.forward is not None or not _readable(entry):
                 return None
             deadline = cap(writes.now + writes.idle, entry.absolute)
             if writes.lifetime is not None:
