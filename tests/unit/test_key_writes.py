@@ -83,8 +83,8 @@ def test_the_cookie_follows_the_stored_permanent_flag(clock: FakeClock) -> None:
     store.calls.clear()
     session = open_(manager, store, sid)
     session.permanent = True
-    assert save(store, manager, session) == Cookie(sid, clock.now + 3600)
-    assert dict(store.calls) == {"load": 1}  # unchanged: nothing written
+    assert save(store, manager, session) is None  # unchanged: nothing written, nothing sent
+    assert dict(store.calls) == {"load": 1}
 
 
 def test_the_cookie_never_outlives_the_absolute_deadline(clock: FakeClock) -> None:
