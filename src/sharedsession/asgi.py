@@ -55,7 +55,6 @@ from .manager import DEFAULT_MAX_KEYS
 from .manager import DEFAULT_RENEWAL_GRACE
 from .session import Session
 from .stores.base import AsyncSessionStore
-from .stores.base import writes_keys
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -180,7 +179,6 @@ class SessionMiddleware:
         self.cookie = settings.cookie
         self.autoload = autoload
         self.track_client = settings.track_client
-        self._unread = writes_keys(self.store)
         settings.log_warnings(debug=debug, store=store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -222,9 +220,7 @@ class SessionMiddleware:
             address = (scope.get("client") or ("",))[0]
             client = client_info(agent.decode("latin-1"), address)
         # Sync handlers run in a worker thread: they may load on first use.
-        session: Session = self.manager.open(
-            cookie, self._load_from_thread, client=client, unread=self._unread
-        )
+        session: Session = self.manager.open(cookie, self._load_from_thread, client=client)
         return session
 
     def _load_from_thread(self, sid: str) -> Loaded:

@@ -27,6 +27,7 @@ from .stores.base import Record
 from .stores.base import Refresh
 from .stores.base import SessionInfo
 from .stores.base import Written
+from .stores.base import writes_keys
 
 _SIZES = (256, 1024, 4096, 16384, 65536, 262144)
 
@@ -133,6 +134,8 @@ class InstrumentedStore:
     def __init__(self, store: Any, metrics: Metrics | None = None) -> None:
         self.store = store
         self.metrics = metrics or default_metrics()
+        if writes_keys(store):  # only where the store has it (counted)
+            self.write_keys = functools.partial(self._write_keys, store.write_keys)
 
     def _call(self, operation: str, function: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         started = self.metrics.started(operation)
@@ -179,10 +182,8 @@ class InstrumentedStore:
         self.store.close()
 
     def __getattr__(self, name: str) -> Any:
-        # Administration and Flask-Session access pass through, uncounted;
-        # write_keys is counted, and only there where the store has it.
-        found = getattr(self.store, name)
-        return functools.partial(self._write_keys, found) if name == "write_keys" else found
+        # Administration and Flask-Session access pass through, uncounted.
+        return getattr(self.store, name)
 
 
 class AsyncInstrumentedStore:
@@ -191,6 +192,8 @@ class AsyncInstrumentedStore:
     def __init__(self, store: Any, metrics: Metrics | None = None) -> None:
         self.store = store
         self.metrics = metrics or default_metrics()
+        if writes_keys(store):  # only where the store has it (counted)
+            self.write_keys = functools.partial(self._write_keys, store.write_keys)
 
     async def _call(
         self, operation: str, function: Callable[..., Any], *args: Any, **kw: Any
@@ -239,8 +242,7 @@ class AsyncInstrumentedStore:
         await self.store.aclose()
 
     def __getattr__(self, name: str) -> Any:
-        found = getattr(self.store, name)
-        return functools.partial(self._write_keys, found) if name == "write_keys" else found
+        return getattr(self.store, name)
 
 
 def instrument(store: Any, metrics: Metrics | None = None) -> Any:

@@ -121,7 +121,11 @@ def test_write_without_a_read_is_one_round_trip(
     # A session bound to a user: its user index is kept alive as long as it,
     # in a second round trip (the script learns of the binding).
     bound = session_cookie(app, "/login/ann")
+    index = "session:user:ann"
+    redis_client.pexpire(index, 5000)  # as if written long ago
     assert trips(sent, app, "/set/theme/light", bound) == ["EVALSHA", "PEXPIRE"]
+    hash_ttl = redis_client.pttl(f"session:{{{store_key(bound)}}}")
+    assert hash_ttl > 5000 and redis_client.pttl(index) >= hash_ttl
 
 
 def test_clear_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:

@@ -240,3 +240,46 @@ def test_a_store_without_write_keys_loads_and_applies() -> None:
 def test_a_wrapped_store_writes_keys_only_where_the_store_does() -> None:
     assert writes_keys(instrument(MemoryStore()))
     assert not writes_keys(instrument(PlainStore(MemoryStore())))
+
+
+class PassThrough:
+    """A wrapper as users write them: its own load/apply, the rest passed through."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.applied = 0
+
+    def load(self, key: str, *, refresh: Refresh | None = None) -> Record | None:
+        record: Record | None = self.store.load(key, refresh=refresh)
+        return record
+
+    def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
+        self.applied += 1
+        result: ApplyResult = self.store.apply(key, changes)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_pass_through_wrapper_sees_every_write() -> None:
+    wrapper = PassThrough(MemoryStore())
+    assert not writes_keys(wrapper)  # its __getattr__ would let writes bypass its apply
+    app, _ = make_app(store=wrapper)
+    client = app.test_client()
+    client.get("/set/a/1")
+    client.get("/set/b/2")
+    assert wrapper.applied == 2
+    assert client.get("/get/b").text == "'2'"
+
+
+def test_damaged_times_are_not_written_unread(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    sid = saved(manager, store, a=1)
+    entry = store.store._entries[store_key(sid)]  # type: ignore[attr-defined]
+    entry.issued = "x"
+    session = open_(manager, store, sid)
+    session["b"] = 2
+    cookie = save(store, manager, session)  # the load finds it invalid: a new session
+    assert cookie is not None and cookie.value not in (None, sid)
+    assert entry.data == {"a": "1"}

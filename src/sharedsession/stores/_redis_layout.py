@@ -122,12 +122,12 @@ return 'applied'
 WRITE_KEYS = """
 local key = KEYS[1]
 local m = redis.pcall('HMGET', key, ':created', ':forward', ':absolute', ':user', ':handle',
-  ARGV[5])
+  ':issued', ARGV[5])
 if m.err then return false end  -- not a hash: the caller's load says what it is
 local created, absolute = tonumber(m[1]), math.huge
 if m[3] then absolute = tonumber(m[3]) end
 -- Unreadable metadata too: the caller's load says what is wrong with it.
-if not created or not absolute or m[2] then return false end
+if not created or not absolute or m[2] or (m[6] and not tonumber(m[6])) then return false end
 local now = tonumber(ARGV[1])
 local deadline = math.min(now + tonumber(ARGV[2]), absolute)
 if ARGV[3] ~= '' then deadline = math.min(deadline, created + tonumber(ARGV[3])) end
@@ -138,15 +138,17 @@ if ARGV[4] ~= '' and redis.call('HLEN', key) + (#ARGV - 5) / 2 > tonumber(ARGV[4
   return false
 end
 local expires = string.format('%.17g', deadline)
-redis.call('HSET', key, ':seen', ARGV[1], ':expires', expires)
-local i = 6
+-- In chunks (unpack() of thousands of arguments overflows Lua's stack).
+redis.call('HSET', key, ':seen', ARGV[1], ':expires', expires,
+  unpack(ARGV, 6, math.min(#ARGV, 1005)))
+local i = 1006
 while i <= #ARGV do
   local j = math.min(i + 999, #ARGV)
   redis.call('HSET', key, unpack(ARGV, i, j))
   i = j + 1
 end
 redis.call('PEXPIRE', key, ms)
-return {expires, m[4] or '', m[5] or '', m[6] or false}
+return {expires, m[4] or '', m[5] or '', m[7] or false}
 """
 
 # KEYS[1] the hash: read it and delete it in one step (regeneration's first

@@ -287,8 +287,9 @@ class KeyWriter(Protocol):
         :param writes: What to write; see :class:`KeyWrites`.
         :returns: ``None``, with nothing written, when there is no live
             session at ``key`` (unknown, expired, past its absolute deadline,
-            a renewal's forwarding marker) or it could exceed ``max_keys``:
-            the caller then loads the session and saves it the usual way.
+            a renewal's forwarding marker) or it could exceed ``max_keys``,
+            or the store does not write unread in its configuration: the
+            caller then loads the session and saves it the usual way.
         """
         ...
 
@@ -365,8 +366,9 @@ def revoke_handle(store: Any, handle: str) -> Any:
 
 def writes_keys(store: Any) -> bool:
     """Whether ``store`` writes keys without loading (:class:`KeyWriter` or its
-    async twin, also behind a wrapper that passes attributes through)."""
-    return callable(getattr(store, "write_keys", None))
+    async twin). Looked up statically: a wrapper that passes unknown attributes
+    through (``__getattr__``) would otherwise let writes bypass it."""
+    return callable(inspect.getattr_static(store, "write_keys", None))
 
 
 def user_index(store: Any) -> Any:

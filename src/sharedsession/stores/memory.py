@@ -53,7 +53,7 @@ def _stored(key: str, entry: _Entry) -> StoredSession:
 
 def _readable(entry: _Entry) -> bool:
     """Whether the entry's times are numbers (a test may damage them; the load says more)."""
-    times = (entry.created,) if entry.absolute is None else (entry.created, entry.absolute)
+    times = [entry.created, entry.issued] + ([] if entry.absolute is None else [entry.absolute])
     return all(type(t) in (int, float) for t in times)
 
 

@@ -391,6 +391,8 @@ class RedisStore(Closing):
         return self._run(layout.apply(self.prefix, key, changes, self.options.max_per_user))
 
     def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        if self.options.min_replicas:
+            return None  # the save loads (see docs/decisions.md)
         return self._run(layout.write_keys(self.prefix, key, writes))
 
     def delete(self, key: str) -> None:
@@ -602,6 +604,8 @@ class AsyncRedisStore(AsyncClosing):
         return await self._run(layout.apply(self.prefix, key, changes, self.options.max_per_user))
 
     async def write_keys(self, key: str, writes: KeyWrites) -> Written | None:
+        if self.options.min_replicas:
+            return None
         return await self._run(layout.write_keys(self.prefix, key, writes))
 
     async def delete(self, key: str) -> None:
