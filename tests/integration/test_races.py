@@ -14,6 +14,7 @@ from flask import request as flask_request
 
 from sharedsession.flask import session
 from tests.flask_apps import make_app
+from tests.flask_apps import session_cookie
 from tests.integration.conftest import KINDS
 from tests.integration.conftest import store_config
 
@@ -189,3 +190,38 @@ def test_a_write_overlapping_a_logout_never_brings_it_back(
     assert value(calls["L"].set_cookie) == ""  # the logout expires the cookie
     assert calls["W"].status == 200
     assert read(app, cookie, "user")[0] == "None" and read(app, cookie, "x")[0] == "None"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_overlapping_writes_that_never_read_keep_every_key(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # Where the store writes keys unread (Redis, memory), each request is one
+    # script setting its key; elsewhere a load and an apply of the changed key.
+    config = store_config(kind, request, tmp_path)
+    first, ext = make_app("a", **config)
+    second, _ = make_app("b", store=ext.store if kind == "memory" else None, **config)
+    cookie = session_cookie(first)
+    statuses: list[int] = []
+    cookies: set[str | None] = set()
+
+    def writer(app: Flask, n: int) -> None:
+        client = app.test_client()
+        client.set_cookie("session", cookie)
+        for i in range(15):
+            statuses.append(client.get(f"/set/k{n}.{i}/{i}").status_code)
+        found = client.get_cookie("session")
+        cookies.add(None if found is None else found.value)
+
+    threads = [
+        threading.Thread(target=writer, args=(app, n)) for n, app in enumerate([first, second] * 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(statuses) == {200} and cookies == {cookie}
+    reader = first.test_client()
+    reader.set_cookie("session", cookie)
+    assert reader.get("/count").text == str(1 + 4 * 15)  # "user", and every key set
+    assert reader.get("/get/k3.14").text == "'14'"
