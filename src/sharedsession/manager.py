@@ -537,7 +537,7 @@ class SessionManager:
         texts = {key: serialization.dumps(key, value) for key, value in st.pending.items()}
         if self.max_keys is not None and len(texts) > self.max_keys:
             raise SessionTooLarge(len(texts), self.max_keys, unit="keys")
-        read = () if PERMANENT_KEY in texts else (PERMANENT_KEY,)
+        read = None if PERMANENT_KEY in texts else PERMANENT_KEY
         policy = self.policy
         writes = KeyWrites(self.clock(), policy.idle, policy.absolute, texts, self.max_keys, read)
         return SavePlan(key=store_key(st.incoming_sid), writes=writes)
@@ -550,7 +550,7 @@ class SessionManager:
             permanent = bool(st.pending[PERMANENT_KEY])
         else:
             permanent = self.permanent
-            stored = written.values.get(PERMANENT_KEY)
+            stored = written.value
             if stored is not None:
                 try:
                     permanent = bool(serialization.loads(stored))

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio
 
 from sharedsession.ids import new_id
 from sharedsession.ids import store_key
@@ -21,12 +20,11 @@ from sharedsession.stores.base import Record
 from sharedsession.stores.base import Refresh
 from sharedsession.stores.base import Written
 from sharedsession.stores.base import writes_keys
-from sharedsession.stores.memory import AsyncMemoryStore
-from sharedsession.stores.memory import MemoryStore
-from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.redis import RedisStore
-from tests.conftest import FakeClock
 from tests.helpers import BlockingFacade
+from tests.integration.contract_stores import Clock
+from tests.integration.contract_stores import clock_for
+from tests.integration.contract_stores import make_store
 from tests.servers import RedisServer
 from tests.servers import SentinelSetup
 
@@ -41,13 +39,6 @@ STORES = [
 ]
 
 
-class RealClock:
-    """Real time for the Redis stores, whose TTLs the server keeps."""
-
-    def __call__(self) -> float:
-        return time.time()
-
-
 @pytest.fixture(params=STORES)
 def kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
@@ -55,36 +46,13 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def clock(kind: str) -> FakeClock | RealClock:
-    return RealClock() if kind.startswith("redis") else FakeClock()
+def clock(kind: str) -> Clock:
+    return clock_for(kind)
 
 
 @pytest.fixture
-def store(
-    kind: str, clock: FakeClock | RealClock, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Any]:
-    if kind == "memory":
-        made: Any = MemoryStore(clock=clock)
-    elif kind == "memory-async":
-        made = BlockingFacade(AsyncMemoryStore(clock=clock))
-    elif kind.startswith("redis-cluster"):
-        url: str = request.getfixturevalue("cluster_url")
-        made = (
-            RedisStore.from_url(url)
-            if kind == "redis-cluster"
-            else BlockingFacade(AsyncRedisStore.from_url(url))
-        )
-    elif kind == "redis-sentinel":
-        sentinel: SentinelSetup = request.getfixturevalue("sentinel")
-        made = RedisStore.from_url(sentinel.url)
-    else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        request.getfixturevalue("redis_client")  # empties the server after the test
-        if kind == "redis":
-            made = RedisStore(server.client())
-        else:
-            made = BlockingFacade(AsyncRedisStore(redis.asyncio.Redis(port=server.port)))
-    with made:
+def store(kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    with make_store(kind, clock, request, tmp_path) as made:
         yield made
 
 
@@ -128,16 +96,18 @@ def test_keys_are_set_beside_the_others_and_the_deadline_moves(store: Any, clock
     assert again is not None and not again.refreshed
 
 
-def test_the_stored_text_of_keys_asked_for_is_returned(store: Any, clock: Any) -> None:
+def test_the_stored_text_of_the_key_asked_for_is_returned(store: Any, clock: Any) -> None:
     k = create(store, clock, {"_permanent": "false", ":odd": "1"})
-    writes = KeyWrites(clock(), 60, None, {":odd": "2", "x": "1"}, read=("_permanent",))
+    writes = KeyWrites(clock(), 60, None, {":odd": "2", "x": "1"}, read="_permanent")
     written = write(store, k, writes)
-    assert written is not None and dict(written.values) == {"_permanent": "false"}
+    assert written is not None and written.value == "false"
     record = load(store, k)
     assert record is not None
     assert dict(record.data) == {"_permanent": "false", ":odd": "2", "x": "1"}
-    missing = write(store, k, KeyWrites(clock(), 60, None, {"y": "1"}, read=("nothing",)))
-    assert missing is not None and dict(missing.values) == {}
+    missing = write(store, k, KeyWrites(clock(), 60, None, {"y": "1"}, read="nothing"))
+    assert missing is not None and missing.value is None
+    escaped = write(store, k, KeyWrites(clock(), 60, None, {}, read=":odd"))
+    assert escaped is not None and escaped.value == "2"
 
 
 def test_the_new_deadline_never_passes_the_absolute_one(store: Any, clock: Any) -> None:
@@ -165,15 +135,11 @@ def test_nothing_is_written_where_no_session_lives(store: Any, clock: Any) -> No
     assert load(store, ended) is None
 
 
-def test_nothing_is_written_past_the_absolute_deadline(store: Any, clock: Any) -> None:
+def test_nothing_is_written_past_the_absolute_deadline(store: Any, clock: Clock) -> None:
     k = create(store, clock, {"a": "1"})
     record = load(store, k)
     assert record is not None
-    # The configured lifetime (0.001 s from creation) has passed by now.
-    if isinstance(clock, FakeClock):
-        clock.advance(1)
-    else:
-        time.sleep(0.01)
+    clock.advance(0.01)  # past the configured lifetime of 0.001 s from creation
     assert write(store, k, KeyWrites(clock(), 60, 0.001, {"b": "2"})) is None
     record = load(store, k)
     assert record is not None and dict(record.data) == {"a": "1"}

@@ -217,3 +217,28 @@ def test_connections_the_server_dropped_are_replaced_on_the_async_hot_path(
         await store.aclose()
 
     asyncio.run(main())
+
+
+def test_scans_walk_every_page_sync_and_async(redis_server: RedisServer, redis_client: Any) -> None:
+    # Flask-Session's keys (what `sharedsession migrate` walks) beside our own
+    # hashes: each scan finds all of its own kind, over many SCAN pages.
+    sids = {new_id() for _ in range(120)}
+    for sid in sids:
+        redis_client.set(f"session:{sid}", b"\x80", ex=60)
+    with RedisStore.from_url(redis_server.url) as store:
+        keys = set()
+        for _ in range(30):
+            k = store_key(new_id())
+            now = time.time()
+            store.apply(k, ChangeSet(now, now + 60, {"a": "1"}, created=now))
+            keys.add(k)
+        assert set(store.flask_session_ids(count=7)) == sids
+        assert {stored.key for stored in store.sessions()} == keys
+
+    async def main() -> tuple[set[str], set[str]]:
+        async with AsyncRedisStore.from_url(redis_server.url) as store:
+            found = {sid async for sid in store.flask_session_ids(count=7)}
+            listed = {stored.key async for stored in store.sessions()}
+            return found, listed
+
+    assert asyncio.run(main()) == (sids, keys)

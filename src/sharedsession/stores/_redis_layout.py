@@ -465,13 +465,12 @@ def apply(
 def write_keys(prefix: str, key: str, writes: KeyWrites) -> Flow[Written | None]:
     """Set keys of a live session without loading it (see :class:`KeyWrites`)."""
     name = session_key(prefix, key)
-    read = writes.read[0] if writes.read else ""  # (one key at most: all the manager asks)
     args: list[Any] = [
         repr(writes.now),
         repr(writes.idle),
         "" if writes.lifetime is None else repr(writes.lifetime),
         "" if writes.max_keys is None else writes.max_keys,
-        _field(read) if read else "",
+        "" if writes.read is None else _field(writes.read),
     ]
     for field_name, value in writes.set.items():
         args += [_field(field_name), value]
@@ -488,7 +487,7 @@ def write_keys(prefix: str, key: str, writes: KeyWrites) -> Flow[Written | None]
     if found_by:
         idle_ms = max(1, int(writes.idle * 1000))
         yield Pipeline([Call("pexpire", (found, idle_ms)) for found in found_by], write=True)
-    return Written(deadline, {read: text(value)} if read and value is not None else {})
+    return Written(deadline, None if value is None else text(value))
 
 
 def _index(

@@ -181,7 +181,7 @@ class KeyWrites:
     :param max_keys: Write nothing when the record could then hold more keys
         than this; a store may refuse earlier (with an upper bound), the
         caller then loads and counts. ``None``: no limit.
-    :param read: Keys whose stored text, as before the write, to return.
+    :param read: A key whose stored text, as before the write, to return.
     """
 
     now: float
@@ -189,7 +189,7 @@ class KeyWrites:
     lifetime: float | None
     set: Mapping[str, str]
     max_keys: int | None = None
-    read: tuple[str, ...] = ()
+    read: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,11 +197,11 @@ class Written:
     """What :meth:`KeyWriter.write_keys` wrote.
 
     :param expires: The record's deadline now.
-    :param values: The stored text of the keys asked for that exist.
+    :param value: The stored text of the key asked for (``read``), if it has one.
     """
 
     expires: float
-    values: Mapping[str, str] = field(default_factory=dict)
+    value: str | None = None
 
 
 class ApplyResult(enum.Enum):

@@ -164,11 +164,11 @@ class MemoryStore(Closing):
                 writes.max_keys
             ):
                 return None
-            values = {name: entry.data[name] for name in writes.read if name in entry.data}
+            value = None if writes.read is None else entry.data.get(writes.read)
             entry.data = {**entry.data, **writes.set}
             entry.expires = deadline
             entry.seen = writes.now
-            return Written(deadline, values)
+            return Written(deadline, value)
 
     def _cap(self, user_id: str, current: str, limit: int) -> None:
         # The sessions bound longest ago go; the one logging in now stays.

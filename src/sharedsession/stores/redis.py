@@ -21,6 +21,7 @@ import logging
 import time
 import weakref
 from collections.abc import AsyncIterator
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -409,12 +410,10 @@ class RedisStore(Closing):
     def _scan(self) -> Iterator[str]:
         if self._direct is not None:
             # Page by page within the store's bound (SCAN takes a pool connection).
-            cursor = 0
-            while True:
-                cursor, names = self._run(layout.scan_sessions(self.prefix, cursor, _SCAN_COUNT))
-                yield from names
-                if cursor == 0:
-                    return
+            yield from self._pages(
+                lambda cursor: layout.scan_sessions(self.prefix, cursor, _SCAN_COUNT)
+            )
+            return
         try:  # a Cluster: scan_iter visits every master
             for name in self.client.scan_iter(
                 match=f"{self.prefix}{{*", count=_SCAN_COUNT, _type="hash"
@@ -452,10 +451,14 @@ class RedisStore(Closing):
     def flask_session_ids(self, *, count: int = 500) -> Iterator[str]:
         """Every session ID Flask-Session has a key for (SCAN, never KEYS; standalone
         and Sentinel; on a Cluster, SCAN each master's client)."""
+        return self._pages(lambda cursor: layout.flask_session_scan(self.prefix, cursor, count))
+
+    def _pages(self, step: Callable[[int], layout.Flow[tuple[int, list[str]]]]) -> Iterator[str]:
+        """What a SCAN walks, one ``step(cursor)`` round trip per page."""
         cursor = 0
         while True:
-            cursor, sids = self._run(layout.flask_session_scan(self.prefix, cursor, count))
-            yield from sids
+            cursor, names = self._run(step(cursor))
+            yield from names
             if cursor == 0:
                 return
 
@@ -628,14 +631,12 @@ class AsyncRedisStore(AsyncClosing):
 
     async def _scan(self) -> AsyncIterator[str]:
         if self._direct is not None:  # see RedisStore._scan
-            cursor = 0
-            while True:
-                page = layout.scan_sessions(self.prefix, cursor, _SCAN_COUNT)
-                cursor, names = await self._run(page)
-                for name in names:
-                    yield name
-                if cursor == 0:
-                    return
+            pages = self._pages(
+                lambda cursor: layout.scan_sessions(self.prefix, cursor, _SCAN_COUNT)
+            )
+            async for name in pages:
+                yield name
+            return
         try:
             async for name in self.client.scan_iter(
                 match=f"{self.prefix}{{*", count=_SCAN_COUNT, _type="hash"
@@ -666,11 +667,20 @@ class AsyncRedisStore(AsyncClosing):
         await self._run(layout.flask_session_delete(self.prefix, sid))
 
     async def flask_session_ids(self, *, count: int = 500) -> AsyncIterator[str]:
+        async for sid in self._pages(
+            lambda cursor: layout.flask_session_scan(self.prefix, cursor, count)
+        ):
+            yield sid
+
+    async def _pages(
+        self, step: Callable[[int], layout.Flow[tuple[int, list[str]]]]
+    ) -> AsyncIterator[str]:
+        """See :meth:`RedisStore._pages`."""
         cursor = 0
         while True:
-            cursor, sids = await self._run(layout.flask_session_scan(self.prefix, cursor, count))
-            for sid in sids:
-                yield sid
+            cursor, names = await self._run(step(cursor))
+            for name in names:
+                yield name
             if cursor == 0:
                 return
 
