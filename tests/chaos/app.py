@@ -1,4 +1,5 @@
-"""The app the chaos suite runs as a fleet: log in, write a tab's counter, read, log out.
+"""The app the chaos suite runs as a fleet: log in, write a tab's counter (after
+reading the session, or without reading it), read, log out.
 
 Configured from the environment: ``CHAOS_CONFIG`` is the Flask config as
 JSON; ``CHAOS_BROKEN=1`` puts a store in front that acknowledges some writes
@@ -67,6 +68,12 @@ def create_app(instance: str) -> Flask:
         if user is None:
             return {"instance": instance, "error": "not logged in"}, 409
         session[f"{user}.{request.form['tab']}"] = int(request.form["seq"])
+        return {"instance": instance}, 200
+
+    @app.post("/set")
+    def set_unread() -> tuple[dict[str, Any], int]:
+        # Only sets a key, reads nothing: on Redis, a write that never loads.
+        session[f"{request.form['user']}.{request.form['tab']}"] = int(request.form["seq"])
         return {"instance": instance}, 200
 
     @app.get("/read")

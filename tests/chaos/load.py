@@ -1,7 +1,8 @@
 """Simulated users against a fleet, and a checker of everything acknowledged.
 
 Each user logs in, writes from several tabs at once (each tab its own key,
-a counter that only goes up), reads, logs out and starts over, until the load
+a counter that only goes up; every other write only sets the key, without
+reading the session first), reads, logs out and starts over, until the load
 window ends. The checker holds the fleet to what a 200 promised:
 
 - **lost write**: a read (or the user's last read) shows a tab's counter below
@@ -45,6 +46,7 @@ class Report:
     logins: int = 0
     logouts: int = 0
     writes: int = 0
+    unread_writes: int = 0  # of ``writes``: the ones that only set the key
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -191,11 +193,14 @@ class User:
             while time.monotonic() < end:
                 seq += 1
                 self.sent[tab].add(seq)
-                form = {"tab": tab, "seq": str(seq)}
-                status, _, _ = client.request("POST", "/write", self.cookie, form)
+                form = {"tab": tab, "seq": str(seq), "user": self.name}
+                unread = seq % 2 == 0
+                path = "/set" if unread else "/write"
+                status, _, _ = client.request("POST", path, self.cookie, form)
                 if status == 200:
                     with self.report.lock:
                         self.report.writes += 1
+                        self.report.unread_writes += unread
                     self.acked[tab].append((time.monotonic(), seq))
                 self.read(client)
         finally:

@@ -173,7 +173,8 @@ FAULTS: dict[str, Fault] = {
 def row(scenario: Scenario, report: Report) -> str:
     statuses = " ".join(f"{code or 'none'}:{n}" for code, n in sorted(report.statuses.items()))
     return (
-        f"| {scenario.name} | {report.requests} | {statuses} | {report.writes} |"
+        f"| {scenario.name} | {report.requests} | {statuses} |"
+        f" {report.writes} ({report.unread_writes} unread) |"
         f" {report.logins}/{report.logouts} | {len(report.lost)} | {len(report.resurrected)} |"
         f" {len(report.foreign)} | {report.percentile(0.5):.1f} | {report.percentile(0.99):.1f} |"
     )
@@ -232,6 +233,7 @@ def test_scenario(scenario: Scenario, tmp_path: Path) -> None:
         recheck_logouts(fleet.port, people, report)
     record(row(scenario, report))
     assert report.writes > 0 and report.logouts > 0, "the load did nothing"
+    assert report.unread_writes > 0, "no write that only sets a key was acknowledged"
     if scenario.broken:
         assert report.lost, "the checker missed writes the broken store dropped"
         return
