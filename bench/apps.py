@@ -30,6 +30,7 @@ FLASK_VARIANTS = {
     "flask-session": "Flask-Session 0.8.0, Redis, default config",
     "flask-session-norefresh": "Flask-Session 0.8.0, Redis, SESSION_REFRESH_EACH_REQUEST=False",
     "sharedsession-redis": "sharedsession, Redis",
+    "bare-redis": "the least a Redis session can do, keeping no promise (bench/bare.py)",
     "sharedsession-sqlite": "sharedsession, SQLite",
     "sharedsession-postgres": "sharedsession, PostgreSQL (SQLAlchemy store)",
     "sharedsession-memcached": "sharedsession, memcached",
@@ -66,6 +67,10 @@ def flask_app(variant: str | None = None, redis_url: str | None = None) -> Flask
 
         app.config.update(SESSION_TYPE="redis", SESSION_REDIS=redis_url)
         Session(app)
+    elif variant == "bare-redis":
+        from bench.bare import BareInterface
+
+        app.session_interface = BareInterface(redis_url)
     elif variant == "sharedsession-sqlite":
         from sharedsession.flask import Session
 

@@ -1,11 +1,12 @@
 """`make profile`: where the time of one request goes, per component.
 
 Starts a private redis-server, builds the benchmark's Flask apps (no
-session, sharedsession on Redis, Flask-Session's default) and, for each
-workload, measures the µs per request without a profiler (median of
-interleaved rounds), then runs the same requests under :mod:`cProfile` and
-splits the time by component (the file or C function each profiled function
-belongs to). The profiler slows Python code more than waiting on a socket,
+session, sharedsession on Redis, Flask-Session's default, and the bare
+Redis session of ``bench/bare.py``, timed only) and, for each workload,
+measures the µs per request without a profiler (median of interleaved
+rounds), then runs the same requests under :mod:`cProfile` and splits the
+time by component (the file or C function each profiled function belongs
+to). The profiler slows Python code more than waiting on a socket,
 so the shares are scaled to the unprofiled time: read them as "about this
 much", not to the microsecond.
 
@@ -32,6 +33,8 @@ from bench.inprocess import seed_cookie
 from tests.servers import RedisServer
 
 VARIANTS = ("none", "sharedsession-redis", "flask-session")
+#: Timed beside them, not profiled: the least a Redis session can do (bench/bare.py).
+TIMED_ONLY = ("bare-redis",)
 PROFILED = ("read", "read 2 KB", "write", "blind write")
 
 #: (component, test on the file path or C function name), first match wins.
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp) / "redis").start()
         try:
-            apps = {variant: flask_app(variant, server.url) for variant in VARIANTS}
+            apps = {variant: flask_app(variant, server.url) for variant in VARIANTS + TIMED_ONLY}
             for workload in PROFILED:
                 paths, size = WORKLOADS[workload]
                 times: dict[str, list[float]] = {}
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                     "µs per request, no profiler (median of"
                     f" {args.rounds} rounds of {args.requests}): "
                     + ", ".join(
-                        f"{v} {wall[v]:.0f} ({wall[v] - floor:+.0f} over none)" for v in VARIANTS
+                        f"{v} {wall[v]:.0f} ({wall[v] - floor:+.0f} over none)"
+                        for v in VARIANTS + TIMED_ONLY
                     ),  # fmt: skip
                     "",
                     "| component | sharedsession-redis µs | flask-session µs |",

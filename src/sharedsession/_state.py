@@ -72,6 +72,7 @@ class SessionState:
         "stored_sid",
         "touched",
         "used",
+        "values",
     )
 
     incoming_sid: str | None
@@ -92,6 +93,7 @@ class SessionState:
     stored_sid: str | None  # the ID the loaded record is stored under
     record: Record | None
     raw: dict[str, str]  # the stored text of each loaded key
+    values: dict[str, Any]  # the value each loaded key was decoded to, until assigned
     stale: set[str]  # keys to write again even if unchanged
     touched: set[str]  # keys handed out or written: compared at save
     all_touched: bool  # values were handed out in bulk: compare every key
@@ -174,6 +176,7 @@ def reset(st: SessionState, record: Record | None) -> None:
     st.record = record
     st.stored_sid = None
     st.raw = {}
+    st.values = {}
     st.stale = set()
     st.touched = set()
     st.all_touched = False
@@ -212,6 +215,7 @@ def preload(
     reset(st, record)
     if record is not None:
         st.raw = dict(record.data)
+        st.values = parsed
         st.stale = set(stale)
         st.adopted = record.adopted
         stored = sid or st.incoming_sid
@@ -225,6 +229,8 @@ def preload(
         # Keys the request set before this load: its own changes, on top.
         dict.update(session, pending)
         st.touched.update(pending)
+        for key in pending:
+            st.values.pop(key, None)
 
 
 def adopt(session: Session, record: Record, sid: str) -> None:
@@ -262,13 +268,26 @@ def changed(session: Session, *, everything: bool = False) -> dict[str, str]:
     :raises SerializationError: A value cannot be stored.
     """
     st = session._state
-    raw, stale = st.raw, st.stale
+    raw, stale, values = st.raw, st.stale, st.values
+    # A value the request did not assign may have changed in place: compared
+    # by its JSON text alone (see serialization.same_text), unless the session
+    # was marked modified, which compares it in full.
+    quick = not everything and not st.forced
     out = {}
     compare = dict.keys(session) if st.all_touched else st.touched | stale
     for key in compare:
         if not _has(session, key):
             continue
-        text = serialization.dumps(key, _get(session, key))
+        value = _get(session, key)
+        if (
+            quick
+            and key in values
+            and value is values[key]
+            and key not in stale
+            and serialization.same_text(value, raw[key])
+        ):
+            continue
+        text = serialization.dumps(key, value)
         if everything or key in stale or raw.get(key) != text:
             out[key] = text
     if everything:

@@ -71,6 +71,30 @@ def dumps(key: str, value: Any) -> str:
     return text
 
 
+def same_text(value: Any, text: str) -> bool:
+    """Whether ``value``, decoded from the stored ``text`` and perhaps changed in
+    place since, still serializes to ``text``: the quick check at save of a
+    value the request read but did not assign.
+
+    A str, int, float, bool or None cannot change in place. A list or dict
+    whose text holds no tag is written again by the C encoder alone and the
+    texts compared; that encoder writes a tuple as a list, a subclass of a
+    JSON type (``OrderedDict``, ``Markup``, an ``IntEnum``) as its base type
+    sees it, and a non-str dict key (int, float, bool, None) as a str, so an
+    in-place change that only swaps such a type for the plain one is not
+    seen. Anything else it cannot write (a datetime, a set), or whatever
+    fails in it, answers ``False``: :func:`dumps` decides, and raises.
+    """
+    if type(value) in _PLAIN:
+        return True
+    if '{" ' in text:
+        return False
+    try:
+        return bool(_ENCODER.encode(value) == text)
+    except Exception:  # a subclass's own items() may raise anything
+        return False
+
+
 def loads(text: str | bytes) -> Any:
     """Deserialize a value written by :func:`dumps`.
 

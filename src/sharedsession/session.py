@@ -223,7 +223,9 @@ class Session(dict[str, Any]):
             st.used = True
             st.pending[key] = value
             return
-        self._load().touched.add(key)
+        st = self._load()
+        st.touched.add(key)
+        st.values.pop(key, None)  # assigned: compared in full at save
         _set(self, key, value)
 
     def __delitem__(self, key: str) -> None:
@@ -328,6 +330,7 @@ class Session(dict[str, Any]):
             st.destroyed_sid = st.incoming_sid
         dict.clear(self)
         st.raw.clear()
+        st.values.clear()
         st.stale.clear()
         st.touched.clear()
         st.cleared = True

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from sharedsession import serialization
@@ -51,6 +54,62 @@ def test_nested_mutation_is_tracked() -> None:
     session["cart"].append(2)
     assert changed(session) == {"cart": "[1,2]"}
     assert session.modified
+
+
+def test_a_value_changed_in_place_is_compared_by_its_json_text() -> None:
+    import datetime as dt
+    from collections import OrderedDict
+
+    # Whatever JSON writes differently is seen: types, order, numbers.
+    changes: list[Callable[[Any], object]] = [
+        lambda cart: cart[0].update(qty=True),  # was 1
+        lambda cart: cart[0].update(qty=1.0),
+        lambda cart: cart[0].update(sku=cart[0].pop("sku")),  # key order
+        lambda cart: cart.append({" t": [1]}),  # a dict that looks like a tag
+        lambda cart: cart.append(dt.date(2026, 1, 2)),  # a type only dumps writes
+        lambda cart: cart.append({1, 2}),
+    ]
+    for change in changes:
+        session = loaded(stored(cart=[{"sku": "A", "qty": 1}]))
+        change(session["cart"])
+        assert changed(session) == {"cart": serialization.dumps("cart", session["cart"])}
+    # What the C encoder writes like a JSON type (a tuple for a list, a
+    # subclass for its base) is not seen when only swapped in place...
+    session = loaded(stored(cart=[[1, 2]], tags={"a": {"b": 2}}))
+    session["cart"][0] = (1, 2)
+    session["tags"]["a"] = OrderedDict(b=2)
+    assert changed(session) == {}
+    # ... and is once the key is assigned, or the session marked modified.
+    session["cart"] = session["cart"]
+    assert changed(session) == {"cart": '[{" t":[1,2]}]'}
+    session.modified = True
+    with pytest.raises(SerializationError, match="OrderedDict"):
+        changed(session)
+    # A stored tag inside (a tuple) is always compared in full.
+    session = loaded(stored(when={"x": (1, 2)}))
+    session["when"]["x"] = [1, 2]
+    assert changed(session) == {"when": '{"x":[1,2]}'}
+
+
+def test_same_text_answers_only_what_it_can_tell() -> None:
+    assert serialization.same_text("x", '"x"')  # a str never changes in place
+    assert serialization.same_text([1, "a"], '[1,"a"]')
+    assert not serialization.same_text([1, "a"], '[1,"b"]')
+    assert not serialization.same_text([(1, 2)], '[{" t":[1,2]}]')  # a tag: dumps decides
+    assert not serialization.same_text([b"x"], "[1]")  # cannot write it: dumps decides
+    loop: list[object] = []
+    loop.append(loop)
+    assert not serialization.same_text(loop, "[[]]")
+
+    class Lazy(dict[str, int]):
+        def items(self) -> Any:
+            raise LookupError("backend gone")
+
+    assert not serialization.same_text([Lazy(a=1)], "[{}]")  # dumps raises the error
+    session = loaded(stored(c=[{}]))
+    session["c"][0] = Lazy(a=1)
+    with pytest.raises(SerializationError, match="Lazy"):
+        changed(session)
 
 
 def test_only_changed_keys_are_written() -> None:
