@@ -466,8 +466,6 @@ class SessionManager:
         gone_keys = removed(session)
         bind = st.bind
         absolute = self.policy.absolute_deadline(now) if record is None else record.absolute
-        expires = self.policy.deadline(now, absolute)
-        cookie = Cookie(self.cookie_value(st.sid), expires if session.permanent else None)
         reseal = self.encryptor is not None and (
             record is None or regenerated or bind is not None or META in st.stale
         )
@@ -478,8 +476,10 @@ class SessionManager:
             # a concurrent login replaced would log the user out.
             refreshed = session.permanent and self.refresh_each_request and record.refreshed
             if refreshed or st.resign or st.sid != st.incoming_sid:
-                return SavePlan(cookie=cookie)
+                return SavePlan(cookie=self._cookie(session, self.policy.deadline(now, absolute)))
             return _NOTHING
+        expires = self.policy.deadline(now, absolute)
+        cookie = self._cookie(session, expires)
 
         if self.max_keys is not None and dict.__len__(session) > self.max_keys:
             raise SessionTooLarge(dict.__len__(session), self.max_keys, unit="keys")
@@ -529,6 +529,10 @@ class SessionManager:
         # The last key is gone: the store drops the empty record, and so do we.
         final = Cookie(None) if empty else cookie
         return SavePlan(key=key, changes=changes, cookie=final, renewal_of=renewal_of)
+
+    def _cookie(self, session: Session, expires: float) -> Cookie:
+        """The cookie of a session that now expires at ``expires``."""
+        return Cookie(self.cookie_value(state(session).sid), expires if session.permanent else None)
 
     def _key_writes(self, session: Session) -> SavePlan:
         """The plan of a session that was only given keys, never loaded."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Generator
+from collections.abc import Iterable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
@@ -345,16 +346,23 @@ def _field(name: str) -> str:
 
 
 def _split(flat: Sequence[bytes | str] | dict[Any, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    # On every read: one pass, no call per field (a reply is bytes, a dict
-    # comes from a pipeline of the client's own).
+    # On every read: one pass, no call per field (a RESP3 reply is a dict of
+    # bytes; a flat list comes from RESP2 or a script).
+    pairs: Iterable[tuple[Any, Any]]
     if isinstance(flat, dict):
-        flat = [part for pair in flat.items() for part in pair]
-    parts = [part.decode() if isinstance(part, bytes) else part for part in flat]
-    if len(parts) % 2:
-        raise ValueError("a hash reply with an odd number of parts")
+        pairs = flat.items()
+    else:
+        if len(flat) % 2:
+            raise ValueError("a hash reply with an odd number of parts")
+        parts = iter(flat)
+        pairs = zip(parts, parts, strict=True)  # even: checked above
     data: dict[str, str] = {}
     meta: dict[str, str] = {}
-    for name, value in zip(parts[::2], parts[1::2], strict=True):
+    for name, value in pairs:
+        if type(name) is bytes:
+            name = name.decode()
+        if type(value) is bytes:
+            value = value.decode()
         if name[:1] != ":":
             data[name] = value
         elif name[:2] == "::":
