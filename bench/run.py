@@ -34,7 +34,7 @@ from tests.servers import RedisServer
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "flask-session"
 OURS = "sharedsession-redis"
-#: The least a Redis session can do (bench/bare.py): the highest ratio there is to reach.
+#: The least a Redis session can do (bench/bare.py): how far a ratio gets without promises.
 BARE = "bare-redis"
 
 

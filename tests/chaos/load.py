@@ -8,7 +8,8 @@ window ends. The checker holds the fleet to what a 200 promised:
 - **lost write**: a read (or the user's last read) shows a tab's counter below
   a value the fleet acknowledged before that read began, or the login is gone;
 - **resurrection**: a session whose logout was acknowledged answers with data
-  again (checked at once and again when the run is over);
+  again, even after a write that only sets a key was sent with its cookie
+  (checked at once and again when the run is over);
 - **foreign data**: a session shows another user's name or keys, or a
   counter no tab ever sent.
 
@@ -253,7 +254,10 @@ class User:
                 getattr(self.report, "lost" if kind == "lost" else "foreign").append(text)
 
     def check_dead(self, client: Client, cookie: str) -> None:
-        """A logged-out session must answer as nobody's, now and later."""
+        """A logged-out session must answer as nobody's, now and later, also
+        after a write that only sets a key was sent with its cookie."""
+        form = {"user": self.name, "tab": self.tabs[0], "seq": "0"}
+        client.request("POST", "/set", cookie, form)  # whatever it answers
         deadline = time.monotonic() + PATIENCE
         while time.monotonic() < deadline:
             status, payload, _ = client.request("GET", "/read", cookie)

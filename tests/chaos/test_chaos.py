@@ -4,7 +4,7 @@
 (``CHAOS=full``) runs every scenario at full scale. Each prints a row of the
 table at the end of the run (and into ``artifacts/chaos/table.md``); any lost
 acknowledged write, resurrection or foreign data fails the scenario, except
-in the broken-store scenario, which must find losses to prove the checker can.
+in the broken-store scenarios, which must find losses to prove the checker can.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Scenario:
     store: str
     fault: str | None = None
     quick: bool = False
-    broken: bool = False
+    broken: str | None = None  # CHAOS_BROKEN: what the store drops
 
 
 SCENARIOS = [
@@ -79,7 +79,8 @@ SCENARIOS = [
     Scenario("SQLite shared by the instances", "sqlite", quick=True),
     Scenario("Sentinel failover, MIN_REPLICAS=1", "sentinel", "failover"),
     Scenario("Redis Cluster node restarted (AOF)", "cluster", "restart-node"),
-    Scenario("broken store (must be caught)", "sqlite", quick=True, broken=True),
+    Scenario("broken store (must be caught)", "sqlite", quick=True, broken="updates"),
+    Scenario("broken key writes, Redis (must be caught)", "redis", quick=True, broken="key-writes"),
 ]
 
 
@@ -205,7 +206,7 @@ def test_scenario(scenario: Scenario, tmp_path: Path) -> None:
         config["SESSION_REDIS_TIMEOUT"] = 1
         env = {"CHAOS_CONFIG": json.dumps(config)}
         if scenario.broken:
-            env["CHAOS_BROKEN"] = "1"
+            env["CHAOS_BROKEN"] = scenario.broken
         names = [chr(ord("A") + i) for i in range(SCALE.instances)]
         fleet = stack.enter_context(
             Fleet(APP, names, tmp_path / "fleet", env=env, workers=2, threads=4)
