@@ -1,8 +1,13 @@
-"""The stores the contract suites run against, by kind, and their clocks."""
+"""The stores the contract suites run against, by kind, and their clocks.
+
+A suite defines a ``kind`` fixture over the kinds it covers and imports
+:func:`contract_clock` and :func:`contract_store`: the ``clock`` and
+``store`` fixtures built from it."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +100,18 @@ def sqlalchemy_store(kind: str, clock: Clock, request: pytest.FixtureRequest, pa
     if kind == "sqlalchemy":
         return SQLAlchemyStore(url, clock=clock)
     return BlockingFacade(AsyncSQLAlchemyStore(url, clock=clock))
+
+
+@pytest.fixture(name="clock")
+def contract_clock(kind: str) -> Clock:
+    """The clock of the store of ``kind`` (see :func:`clock_for`)."""
+    return clock_for(kind)
+
+
+@pytest.fixture(name="store")
+def contract_store(
+    kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Any]:
+    """A store of ``kind``, closed after the test."""
+    with make_store(kind, clock, request, tmp_path) as made:
+        yield made

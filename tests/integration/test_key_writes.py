@@ -4,8 +4,6 @@ store that has it, blocking and async: the store side of a write that never read
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +21,8 @@ from sharedsession.stores.base import writes_keys
 from sharedsession.stores.redis import RedisStore
 from tests.helpers import BlockingFacade
 from tests.integration.contract_stores import Clock
-from tests.integration.contract_stores import clock_for
-from tests.integration.contract_stores import make_store
+from tests.integration.contract_stores import contract_clock  # noqa: F401 (the clock fixture)
+from tests.integration.contract_stores import contract_store  # noqa: F401 (the store fixture)
 from tests.servers import RedisServer
 from tests.servers import SentinelSetup
 
@@ -43,17 +41,6 @@ STORES = [
 def kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
-
-
-@pytest.fixture
-def clock(kind: str) -> Clock:
-    return clock_for(kind)
-
-
-@pytest.fixture
-def store(kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    with make_store(kind, clock, request, tmp_path) as made:
-        yield made
 
 
 def create(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +15,8 @@ from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.base import Record
 from sharedsession.stores.base import Refresh
 from tests.integration.contract_stores import Clock
-from tests.integration.contract_stores import clock_for
-from tests.integration.contract_stores import make_store
+from tests.integration.contract_stores import contract_clock  # noqa: F401 (the clock fixture)
+from tests.integration.contract_stores import contract_store  # noqa: F401 (the store fixture)
 
 STORES = [
     "memory",
@@ -41,17 +39,6 @@ STORES = [
 def kind(request: pytest.FixtureRequest) -> str:
     kind: str = request.param
     return kind
-
-
-@pytest.fixture
-def clock(kind: str) -> Clock:
-    return clock_for(kind)
-
-
-@pytest.fixture
-def store(kind: str, clock: Clock, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    with make_store(kind, clock, request, tmp_path) as made:
-        yield made
 
 
 def key() -> str:
