@@ -14,6 +14,8 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from . import serialization
 from .errors import ConfigurationError
 from .errors import SerializationError
@@ -35,16 +37,10 @@ class FlaskSessionFormat:
         or ``"json"``; the other is tried too, as Flask-Session does.
     :param allow_pickle: Unpickle data that older versions wrote. Only for a
         store nobody else can write to: unpickling runs code.
-    :raises ConfigurationError: ``msgspec`` is missing or the format is unknown.
+    :raises ConfigurationError: The format is unknown.
     """
 
     def __init__(self, serialization_format: str = "msgpack", *, allow_pickle: bool = False):
-        try:
-            import msgspec
-        except ImportError as exc:  # pragma: no cover - a dependency of the redis extra
-            raise ConfigurationError(
-                "adopting Flask-Session sessions needs msgspec: pip install 'sharedsession[redis]'"
-            ) from exc
         if serialization_format not in FORMATS:
             raise ConfigurationError(
                 f"SESSION_SERIALIZATION_FORMAT must be 'msgpack' or 'json', got"

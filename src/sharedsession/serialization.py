@@ -24,6 +24,9 @@ from typing import Any
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+import msgspec
+import orjson
+
 from .errors import SerializationError
 
 try:
@@ -77,22 +80,32 @@ def same_text(value: Any, text: str) -> bool:
     value the request read but did not assign.
 
     A str, int, float, bool or None cannot change in place. A list or dict
-    whose text holds no tag is written again by the C encoder alone and the
-    texts compared; that encoder writes a tuple as a list, a subclass of a
-    JSON type (``OrderedDict``, ``Markup``, an ``IntEnum``) as its base type
-    sees it, and a non-str dict key (int, float, bool, None) as a str, so an
-    in-place change that only swaps such a type for the plain one is not
-    seen. Anything else it cannot write (a datetime, a set), or whatever
-    fails in it, answers ``False``: :func:`dumps` decides, and raises.
+    whose text holds no tag is written again by orjson and the texts
+    compared. orjson refuses what :func:`dumps` would tag or refuse (a
+    datetime, a set, a subclass such as ``OrderedDict`` or ``Markup``, a
+    non-str dict key, an int beyond 64 bits): the answer is then ``False``,
+    and :func:`dumps` decides. It writes a tuple as a list, a
+    :class:`~uuid.UUID` as its text and an :class:`~enum.Enum` member as its
+    value, so an in-place change that only swaps a list, str or int for one
+    of those, with the same JSON, is not seen. It writes NaN and the
+    infinities as ``null``: text that holds ``null`` is confirmed by the
+    standard library's encoder.
     """
     if type(value) in _PLAIN:
         return True
     if '{" ' in text:
         return False
     try:
-        return bool(_ENCODER.encode(value) == text)
-    except Exception:  # a subclass's own items() may raise anything
+        written = orjson.dumps(value, default=_refuse, option=_ORJSON_STRICT)
+    except Exception:  # orjson's refusal, or whatever a subclass's own items() raises
         return False
+    if written != text.encode():
+        return False
+    return b"null" not in written or _ENCODER.encode(value) == text
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value))
 
 
 def loads(text: str | bytes) -> Any:
@@ -105,8 +118,13 @@ def loads(text: str | bytes) -> Any:
     try:
         if '{" ' not in text:
             # No tag can be in it (every tag is an object whose key starts with a
-            # space): the C decoder alone, without a Python hook per object.
-            return _PLAIN_DECODER.decode(text)
+            # space): msgspec alone, without a Python hook per object. It decodes
+            # what the standard library does, the same way, or refuses (NaN,
+            # the infinities, a lone surrogate): then the standard library.
+            try:
+                return _PLAIN_DECODER.decode(text)
+            except (msgspec.DecodeError, RecursionError):
+                return _STDLIB_PLAIN_DECODER.decode(text)
         return _DECODER.decode(text)
     except RecursionError as exc:
         raise ValueError("the stored value is nested too deeply to decode") from exc
@@ -315,4 +333,12 @@ _DECODERS: dict[str, tuple[type, Callable[[Any], Any]]] = {
 # Made once: json.dumps/json.loads with options build a new coder on every call.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _DECODER = json.JSONDecoder(object_hook=_decode_tag)
-_PLAIN_DECODER = json.JSONDecoder()
+_PLAIN_DECODER = msgspec.json.Decoder()
+_STDLIB_PLAIN_DECODER = json.JSONDecoder()
+# Subclasses of the JSON types, datetimes and dataclasses go to ``default``
+# (which refuses them) instead of being written as their base type.
+_ORJSON_STRICT = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)

@@ -345,3 +345,52 @@ def test_any_tag_payload_decodes_or_raises_value_error(tag: str, payload: Any) -
 def test_text_without_tags_never_reaches_the_tag_hook(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(serialization, "_DECODER", None)
     assert serialization.loads('{"a":[1,{"b":" {"}]}') == {"a": [1, {"b": " {"}]}
+
+
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.floats(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children),
+    max_leaves=20,
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1180591620717411303424",  # beyond 64 bits: msgspec keeps it an int, orjson would not
+        "-9223372036854775809",
+        "[NaN,Infinity,-Infinity]",  # msgspec refuses: the standard library reads them
+        '"\\ud800"',  # a lone surrogate, the same
+        "1E400",
+        '{"a":1,"a":2}',
+        "-0",
+        "[1.0,1e-07,-0.0]",
+        '"\\u2028\\b"',
+    ],
+)
+def test_plain_text_decodes_as_the_standard_library_does(text: str) -> None:
+    found = serialization.loads(text)
+    assert repr(found) == repr(json.loads(text))
+    assert type(found) is type(json.loads(text))
+
+
+@given(any_json)
+def test_plain_text_of_any_json_value_decodes_as_the_standard_library_does(value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert repr(serialization.loads(text)) == repr(json.loads(text))
+
+
+@given(any_json)
+def test_same_text_never_hides_a_change(value: Any) -> None:
+    # Whatever it calls unchanged, dumps writes as the stored text.
+    for stored in ([None], [0], [value], {"v": None}):
+        text = serialization.dumps("k", stored)
+        current = [value] if isinstance(stored, list) else {"v": value}
+        if serialization.same_text(current, text):
+            assert serialization.dumps("k", current) == text
+
+
+def test_same_text_confirms_null_with_the_standard_library() -> None:
+    assert serialization.same_text([None], "[null]")
+    assert not serialization.same_text([float("nan")], "[null]")  # orjson writes NaN as null
+    assert not serialization.same_text([2**70], "[null]")  # orjson refuses it: dumps decides

@@ -73,17 +73,44 @@ def test_a_value_changed_in_place_is_compared_by_its_json_text() -> None:
         session = loaded(stored(cart=[{"sku": "A", "qty": 1}]))
         change(session["cart"])
         assert changed(session) == {"cart": serialization.dumps("cart", session["cart"])}
-    # What the C encoder writes like a JSON type (a tuple for a list, a
-    # subclass for its base) is not seen when only swapped in place...
-    session = loaded(stored(cart=[[1, 2]], tags={"a": {"b": 2}}))
-    session["cart"][0] = (1, 2)
+    # What dumps tags or refuses but orjson would write as a JSON type (a
+    # subclass, a non-str key) is seen, and NaN where null was stored.
+    from markupsafe import Markup
+
+    swaps: list[tuple[int, object, str]] = [
+        (0, Markup("a"), '[{" m":"a"},null]'),
+        (0, {1: 2}, '[{" dk":[[1,2]]},null]'),
+        (1, float("nan"), '["a",NaN]'),
+    ]
+    for index, new, expected in swaps:
+        session = loaded(stored(v=["a", None]))
+        session["v"][index] = new
+        assert changed(session) == {"v": expected}
+    session = loaded(stored(tags={"a": {"b": 2}}))
     session["tags"]["a"] = OrderedDict(b=2)
+    with pytest.raises(SerializationError, match="OrderedDict"):
+        changed(session)
+    # What orjson writes like a JSON type (a tuple for a list, a UUID for its
+    # text, an Enum member for its value) is not seen when only swapped in place...
+    import enum
+    import uuid
+
+    class Size(enum.Enum):
+        M = "M"
+
+    class Count(enum.IntEnum):
+        ONE = 1
+
+    ident = uuid.uuid4()
+    session = loaded(stored(cart=[[1, 2]], tags={"id": str(ident), "size": "M", "n": 1}))
+    session["cart"][0] = (1, 2)
+    session["tags"].update(id=ident, size=Size.M, n=Count.ONE)
     assert changed(session) == {}
     # ... and is once the key is assigned, or the session marked modified.
     session["cart"] = session["cart"]
     assert changed(session) == {"cart": '[{" t":[1,2]}]'}
     session.modified = True
-    with pytest.raises(SerializationError, match="OrderedDict"):
+    with pytest.raises(SerializationError, match="Size"):
         changed(session)
     # A stored tag inside (a tuple) is always compared in full.
     session = loaded(stored(when={"x": (1, 2)}))
