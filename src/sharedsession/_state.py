@@ -93,7 +93,7 @@ class SessionState:
     stored_sid: str | None  # the ID the loaded record is stored under
     record: Record | None
     raw: dict[str, str]  # the stored text of each loaded key
-    values: dict[str, Any]  # the value each loaded key was decoded to, until assigned
+    values: dict[str, Any]  # each untagged loaded key's decoded value, until assigned
     stale: set[str]  # keys to write again even if unchanged
     touched: set[str]  # keys handed out or written: compared at save
     all_touched: bool  # values were handed out in bulk: compare every key
@@ -204,9 +204,14 @@ def preload(
     st.loader = None
     st.destroyed_sid = None
     dict.clear(session)
+    parsed: dict[str, Any] = {}
+    untagged: dict[str, Any] = {}  # what changed() may compare by text alone
     if record is not None:
         try:
-            parsed = {k: serialization.loads(v) for k, v in record.data.items()}
+            for k, v in record.data.items():
+                parsed[k], plain = serialization.decode(v)
+                if plain:
+                    untagged[k] = parsed[k]
         except ValueError:
             logger.warning("a stored session holds undecodable data; starting a new one")
             record = None
@@ -215,7 +220,7 @@ def preload(
     reset(st, record)
     if record is not None:
         st.raw = dict(record.data)
-        st.values = parsed
+        st.values = untagged
         st.stale = set(stale)
         st.adopted = record.adopted
         stored = sid or st.incoming_sid

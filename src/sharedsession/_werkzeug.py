@@ -37,8 +37,24 @@ def mark_used(response: Any, session: Session) -> None:
     if not session.accessed:
         return
     headers = response.headers
-    headers["Vary"] = vary_cookie(headers.get("Vary"))
-    headers["Cache-Control"] = private_cache_control(headers.get("Cache-Control"))
+    # One pass over the headers (werkzeug's get() and set() each scan them
+    # all): every Vary and Cache-Control line is merged, as the ASGI adapter does.
+    vary: list[str] = []
+    cache: list[str] = []
+    for name, value in headers.items():
+        low = name.lower()
+        if low == "vary":
+            vary.append(value)
+        elif low == "cache-control":
+            cache.append(value)
+    if vary:
+        headers["Vary"] = vary_cookie(", ".join(vary))
+    else:
+        headers.add("Vary", "Cookie")
+    if cache:
+        headers["Cache-Control"] = private_cache_control(", ".join(cache))
+    else:
+        headers.add("Cache-Control", "private")
 
 
 def cookie_attributes(interface: Any, app: Any) -> CookieAttributes:

@@ -79,29 +79,34 @@ def same_text(value: Any, text: str) -> bool:
     place since, still serializes to ``text``: the quick check at save of a
     value the request read but did not assign.
 
-    A str, int, float, bool or None cannot change in place. A list or dict
-    whose text holds no tag is written again by orjson and the texts
+    ``text`` must hold no tag (:func:`decode` tells): a tagged value is
+    compared by :func:`dumps`. A str, int, float, bool or None cannot change
+    in place. A list or dict is written again by orjson and the texts
     compared. orjson refuses what :func:`dumps` would tag or refuse (a
     datetime, a set, a subclass such as ``OrderedDict`` or ``Markup``, a
     non-str dict key, an int beyond 64 bits): the answer is then ``False``,
     and :func:`dumps` decides. It writes a tuple as a list, a
     :class:`~uuid.UUID` as its text and an :class:`~enum.Enum` member as its
-    value, so an in-place change that only swaps a list, str or int for one
-    of those, with the same JSON, is not seen. It writes NaN and the
-    infinities as ``null``: text that holds ``null`` is confirmed by the
-    standard library's encoder.
+    value (whatever its type), so an in-place change that only swaps a plain
+    value for one of those, with the same JSON, is not seen. It writes NaN
+    and the infinities as ``null``: a match whose text holds ``null``
+    anywhere (even inside a string) is confirmed by the standard library's
+    encoder, and is no match if that encoder cannot write the value.
     """
     if type(value) in _PLAIN:
         return True
-    if '{" ' in text:
-        return False
     try:
         written = orjson.dumps(value, default=_refuse, option=_ORJSON_STRICT)
     except Exception:  # orjson's refusal, or whatever a subclass's own items() raises
         return False
     if written != text.encode():
         return False
-    return b"null" not in written or _ENCODER.encode(value) == text
+    if b"null" not in written:
+        return True
+    try:
+        return bool(_ENCODER.encode(value) == text)
+    except Exception:  # a UUID or an Enum it cannot write: dumps decides, and raises
+        return False
 
 
 def _refuse(value: Any) -> Any:
@@ -113,19 +118,30 @@ def loads(text: str | bytes) -> Any:
 
     :raises ValueError: ``text`` is not a value :func:`dumps` writes.
     """
+    return decode(text)[0]
+
+
+def decode(text: str | bytes) -> tuple[Any, bool]:
+    """:func:`loads`, and whether ``text`` holds no tag (its value can be
+    compared by :func:`same_text`).
+
+    :raises ValueError: ``text`` is not a value :func:`dumps` writes.
+    """
     if isinstance(text, bytes):
         text = text.decode()
+    # Every tag is an object whose key starts with a space.
+    plain = '{" ' not in text
     try:
-        if '{" ' not in text:
-            # No tag can be in it (every tag is an object whose key starts with a
-            # space): msgspec alone, without a Python hook per object. It decodes
-            # what the standard library does, the same way, or refuses (NaN,
-            # the infinities, a lone surrogate): then the standard library.
+        if plain:
+            # msgspec alone, without a Python hook per object. It decodes what
+            # the standard library does, the same way, or refuses (NaN, the
+            # infinities, a lone surrogate, escaped or not): then the standard
+            # library.
             try:
-                return _PLAIN_DECODER.decode(text)
-            except (msgspec.DecodeError, RecursionError):
-                return _STDLIB_PLAIN_DECODER.decode(text)
-        return _DECODER.decode(text)
+                return _PLAIN_DECODER.decode(text), True
+            except (msgspec.DecodeError, RecursionError, UnicodeEncodeError):
+                return _STDLIB_PLAIN_DECODER.decode(text), True
+        return _DECODER.decode(text), False
     except RecursionError as exc:
         raise ValueError("the stored value is nested too deeply to decode") from exc
 

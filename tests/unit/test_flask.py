@@ -65,6 +65,27 @@ def test_no_cookie_read_costs_nothing(client: FlaskClient, counting: CountingSto
     assert response.headers["Vary"] == "Cookie"
 
 
+def test_the_apps_vary_and_cache_control_lines_are_merged_with_the_sessions() -> None:
+    app, _ = make_app(store=MemoryStore())
+
+    @app.get("/cached")
+    def cached() -> Any:
+        from flask import session
+
+        session.get("x")
+        headers = [
+            ("Vary", "Accept-Encoding"),
+            ("Vary", "Accept-Language"),
+            ("Cache-Control", "public, max-age=60"),
+            ("Cache-Control", "no-transform"),
+        ]
+        return "ok", 200, headers
+
+    response = app.test_client().get("/cached")
+    assert response.headers.getlist("Vary") == ["Accept-Encoding, Accept-Language, Cookie"]
+    assert response.headers.getlist("Cache-Control") == ["private, max-age=60, no-transform"]
+
+
 def test_round_trip_budget(client: FlaskClient, counting: CountingStore) -> None:
     client.get("/set/a/1")
     assert dict(counting.calls) == {"apply": 1}

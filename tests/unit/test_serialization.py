@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import assume
 from hypothesis import given
 from hypothesis import strategies as st
 from markupsafe import Markup
@@ -377,6 +378,7 @@ def test_plain_text_decodes_as_the_standard_library_does(text: str) -> None:
 @given(any_json)
 def test_plain_text_of_any_json_value_decodes_as_the_standard_library_does(value: Any) -> None:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assume('{" ' not in text)  # tagged text is the tag decoder's (tested above)
     assert repr(serialization.loads(text)) == repr(json.loads(text))
 
 
@@ -386,7 +388,7 @@ def test_same_text_never_hides_a_change(value: Any) -> None:
     for stored in ([None], [0], [value], {"v": None}):
         text = serialization.dumps("k", stored)
         current = [value] if isinstance(stored, list) else {"v": value}
-        if serialization.same_text(current, text):
+        if serialization.decode(text)[1] and serialization.same_text(current, text):
             assert serialization.dumps("k", current) == text
 
 
@@ -394,3 +396,23 @@ def test_same_text_confirms_null_with_the_standard_library() -> None:
     assert serialization.same_text([None], "[null]")
     assert not serialization.same_text([float("nan")], "[null]")  # orjson writes NaN as null
     assert not serialization.same_text([2**70], "[null]")  # orjson refuses it: dumps decides
+
+
+def test_same_text_never_raises_when_a_null_match_cannot_be_confirmed() -> None:
+    import enum
+    import uuid
+
+    class Color(enum.Enum):
+        RED = "red"
+
+    ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    # orjson writes these like the stored text; the standard library cannot write them.
+    assert not serialization.same_text(
+        {"id": ident, "email": None}, f'{{"id":"{ident}","email":null}}'
+    )
+    assert not serialization.same_text(["red", Color.RED, "annulled"], '["red","red","annulled"]')
+
+
+def test_a_raw_lone_surrogate_decodes_as_the_standard_library_does() -> None:
+    text = '"\ud800"'  # not escaped: only text from before dumps refused such strings
+    assert serialization.loads(text) == json.loads(text) == "\ud800"

@@ -122,7 +122,8 @@ def test_same_text_answers_only_what_it_can_tell() -> None:
     assert serialization.same_text("x", '"x"')  # a str never changes in place
     assert serialization.same_text([1, "a"], '[1,"a"]')
     assert not serialization.same_text([1, "a"], '[1,"b"]')
-    assert not serialization.same_text([(1, 2)], '[{" t":[1,2]}]')  # a tag: dumps decides
+    assert serialization.decode('[{" t":[1,2]}]') == ([(1, 2)], False)  # a tag: dumps decides
+    assert serialization.decode('[{"t":[1,2]}]') == ([{"t": [1, 2]}], True)
     assert not serialization.same_text([b"x"], "[1]")  # cannot write it: dumps decides
     loop: list[object] = []
     loop.append(loop)
