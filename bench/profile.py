@@ -8,7 +8,8 @@ rounds), then runs the same requests under :mod:`cProfile` and splits the
 time by component (the file or C function each profiled function belongs
 to). The profiler slows Python code more than waiting on a socket,
 so the shares are scaled to the unprofiled time: read them as "about this
-much", not to the microsecond.
+much", not to the microsecond. Last, the redis-server's own CPU per command
+of each command those requests send (:mod:`bench.server_cost`).
 
 ``.venv/bin/python -m bench.profile [--requests N] [--rounds N]``
 """
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import server_cost
 from bench.apps import flask_app
 from bench.inprocess import WORKLOADS
 from bench.inprocess import _caller
@@ -153,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                     out.append(f"| {label} | " + " | ".join(cells) + " |")
                 out.append("")
                 print("\n".join(out[-len(labels) - 7 :]), flush=True)
+            costs = server_cost.table(server_cost.measure(server.url))
+            out += costs
+            print("\n".join(costs), flush=True)
         finally:
             server.stop()
     path = Path(__file__).resolve().parent / "results" / "profile.md"

@@ -201,3 +201,25 @@ def test_damaged_metadata_is_not_written_unread(
         redis_client.set(name, "not a hash")
         assert write(store, k, KeyWrites(time.time(), 60, None, {"b": "2"})) is None
         assert redis_client.get(name) == b"not a hash"
+
+
+@pytest.mark.integration
+def test_the_hash_lives_until_the_deadline_it_records(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    # The idle deadline comes as text from the client; an absolute one that
+    # comes first is worked out by the script: both set the same TTL as ':expires'.
+    with RedisStore(redis_server.client()) as store:
+        for absolute, idle in ((None, 600.25), (time.time() + 100, 3600)):
+            k = create(store, time.time, {"a": "1"}, absolute=absolute)
+            now = time.time()
+            written = write(store, k, KeyWrites(now, idle, None, {"b": "2"}))
+            assert written is not None
+            expected = now + idle if absolute is None else absolute
+            assert written.expires == pytest.approx(expected, abs=1e-6)
+            name = f"session:{{{k}}}"
+            stored = redis_client.hget(name, ":expires")
+            assert float(stored) == written.expires
+            left_ms = redis_client.pttl(name)
+            assert (written.expires - time.time()) * 1000 - 1000 < left_ms
+            assert left_ms <= (written.expires - now) * 1000 + 1

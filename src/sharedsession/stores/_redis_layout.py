@@ -109,15 +109,17 @@ end
 if ms <= 0 or empty then
   redis.call('DEL', key)
 else
-  redis.call('PEXPIRE', key, ms)
+  redis.call('PEXPIRE', key, ARGV[2])  -- the text: a Lua number costs a conversion
 end
 return 'applied'
 """
 
 # KEYS[1] the hash; ARGV[1] now, ARGV[2] idle seconds, ARGV[3] the absolute
 # lifetime in seconds ('' if none), ARGV[4] the most fields the hash may then
-# hold ('' if no limit), ARGV[5] a field to return ('' if none), then
-# field/value pairs. Sets fields of a live session without reading it first;
+# hold ('' if no limit), ARGV[5] a field to return ('' if none), ARGV[6] and
+# ARGV[7] the idle deadline (now + idle) and its ms from now, as text (used
+# when no absolute deadline comes first: a Lua number costs a conversion),
+# then field/value pairs. Sets fields of a live session without reading it first;
 # false, with nothing written, when there is none (deleted, expired, past its
 # absolute deadline, a marker) or it may hold too many: the caller loads.
 WRITE_KEYS = """
@@ -130,19 +132,22 @@ if m[3] then absolute = tonumber(m[3]) end
 -- Unreadable metadata too: the caller's load says what is wrong with it.
 if not created or not absolute or m[2] or (m[6] and not tonumber(m[6])) then return false end
 local now = tonumber(ARGV[1])
-local deadline = math.min(now + tonumber(ARGV[2]), absolute)
+local idle = now + tonumber(ARGV[2])
+local deadline = math.min(idle, absolute)
 if ARGV[3] ~= '' then deadline = math.min(deadline, created + tonumber(ARGV[3])) end
-local ms = math.floor((deadline - now) * 1000)
-if ms <= 0 then return false end
+local expires, ms = ARGV[6], ARGV[7]
+if deadline ~= idle then
+  expires, ms = string.format('%.17g', deadline), math.floor((deadline - now) * 1000)
+end
+if tonumber(ms) <= 0 then return false end
 -- An upper bound (metadata fields count too): near the limit the caller counts.
-if ARGV[4] ~= '' and redis.call('HLEN', key) + (#ARGV - 5) / 2 > tonumber(ARGV[4]) then
+if ARGV[4] ~= '' and redis.call('HLEN', key) + (#ARGV - 7) / 2 > tonumber(ARGV[4]) then
   return false
 end
-local expires = string.format('%.17g', deadline)
 -- In chunks (unpack() of thousands of arguments overflows Lua's stack).
 redis.call('HSET', key, ':seen', ARGV[1], ':expires', expires,
-  unpack(ARGV, 6, math.min(#ARGV, 1005)))
-local i = 1006
+  unpack(ARGV, 8, math.min(#ARGV, 1007)))
+local i = 1008
 while i <= #ARGV do
   local j = math.min(i + 999, #ARGV)
   redis.call('HSET', key, unpack(ARGV, i, j))
@@ -479,6 +484,9 @@ def write_keys(prefix: str, key: str, writes: KeyWrites) -> Flow[Written | None]
         "" if writes.lifetime is None else repr(writes.lifetime),
         "" if writes.max_keys is None else writes.max_keys,
         "" if writes.read is None else _field(writes.read),
+        repr(writes.now + writes.idle),
+        # The same arithmetic as the script's, so both agree to the ms.
+        int(((writes.now + writes.idle) - writes.now) * 1000),
     ]
     for field_name, value in writes.set.items():
         args += [_field(field_name), value]
