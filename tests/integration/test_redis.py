@@ -242,3 +242,34 @@ def test_scans_walk_every_page_sync_and_async(redis_server: RedisServer, redis_c
             return found, listed
 
     assert asyncio.run(main()) == (sids, keys)
+
+
+def test_a_flushed_script_cache_is_reloaded_sync_and_async(
+    redis_server: RedisServer, redis_client: Any
+) -> None:
+    # A lone script (apply, write_keys) and a refresh pipeline each meet
+    # NOSCRIPT once: the script is loaded on that connection and sent again.
+    key = store_key(new_id())
+    now = time.time()
+    with RedisStore(redis.Redis(port=redis_server.port)) as store:
+        assert store.apply(key, ChangeSet(now, now + 60, {"a": "1"}, created=now)) is (
+            ApplyResult.APPLIED
+        )
+        redis_client.script_flush()
+        assert store.apply(key, ChangeSet(now, now + 60, {"b": "2"})) is ApplyResult.APPLIED
+
+    async def main() -> ApplyResult:
+        store = AsyncRedisStore(redis.asyncio.Redis(port=redis_server.port))
+        try:
+            redis_client.script_flush()
+            return await store.apply(key, ChangeSet(now, now + 60, {"c": "3"}))
+        finally:
+            await store.aclose()
+
+    assert asyncio.run(main()) is ApplyResult.APPLIED
+    stored = redis_client.hgetall(f"session:{{{key}}}")
+    assert {k: v for k, v in stored.items() if not k.startswith(b":")} == {
+        b"a": b"1",
+        b"b": b"2",
+        b"c": b"3",
+    }

@@ -115,7 +115,16 @@ class Direct:
 
     def script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered ``script`` (redis-py ``Script``) by its SHA, loading it once."""
-        return self.pipeline([evalsha(script, keys, args)], [script])[0]
+        command = evalsha(script, keys, args)
+
+        def ask(conn: Any) -> Any:
+            try:
+                return _ask(conn, command)
+            except NoScriptError:  # read whole: load it and send again, same connection
+                _ask(conn, ("SCRIPT", "LOAD", script.script))
+                return _ask(conn, command)
+
+        return self._on_connection(ask)
 
     def pipeline(self, commands: Sequence[Command], scripts: Sequence[Any]) -> list[Any]:
         """Several commands in one round trip (not a transaction); the raw replies.
@@ -202,7 +211,16 @@ class AsyncDirect:
 
     async def script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
         """Run a registered ``script`` by its SHA, loading it once."""
-        return (await self.pipeline([evalsha(script, keys, args)], [script]))[0]
+        command = evalsha(script, keys, args)
+
+        async def ask(conn: Any) -> Any:
+            try:
+                return await _aask(conn, command)
+            except NoScriptError:  # see Direct.script
+                await _aask(conn, ("SCRIPT", "LOAD", script.script))
+                return await _aask(conn, command)
+
+        return await self._on_connection(ask)
 
     async def pipeline(self, commands: Sequence[Command], scripts: Sequence[Any]) -> list[Any]:
         """Several commands in one round trip (see :meth:`Direct.pipeline`)."""
