@@ -429,6 +429,8 @@ class SessionManager:
         write = None
         if self.migration.rolling and not ended and plan.changes is not None:
             write = st.sid
+        if delete is None and write is None:
+            return plan  # (replace() costs more than the rest of this method)
         return replace(plan, flask_session_delete=delete, flask_session_write=write)
 
     def _plan(self, session: Session) -> SavePlan:
