@@ -14,6 +14,7 @@ from sharedsession.ids import new_id
 from sharedsession.ids import store_key
 from sharedsession.stores.base import ApplyResult
 from sharedsession.stores.base import ChangeSet
+from sharedsession.stores.base import KeyWrites
 from sharedsession.stores.base import Refresh
 from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.redis import RedisStore
@@ -247,8 +248,8 @@ def test_scans_walk_every_page_sync_and_async(redis_server: RedisServer, redis_c
 def test_a_flushed_script_cache_is_reloaded_sync_and_async(
     redis_server: RedisServer, redis_client: Any
 ) -> None:
-    # A lone script (apply, write_keys) and a refresh pipeline each meet
-    # NOSCRIPT once: the script is loaded on that connection and sent again.
+    # A lone script (apply, then write_keys) meets NOSCRIPT: it is loaded
+    # and sent again, and the write happens once.
     key = store_key(new_id())
     now = time.time()
     with RedisStore(redis.Redis(port=redis_server.port)) as store:
@@ -257,6 +258,9 @@ def test_a_flushed_script_cache_is_reloaded_sync_and_async(
         )
         redis_client.script_flush()
         assert store.apply(key, ChangeSet(now, now + 60, {"b": "2"})) is ApplyResult.APPLIED
+        redis_client.script_flush()
+        written = store.write_keys(key, KeyWrites(time.time(), 60, None, {"d": "4"}))
+        assert written is not None
 
     async def main() -> ApplyResult:
         store = AsyncRedisStore(redis.asyncio.Redis(port=redis_server.port))
@@ -272,4 +276,5 @@ def test_a_flushed_script_cache_is_reloaded_sync_and_async(
         b"a": b"1",
         b"b": b"2",
         b"c": b"3",
+        b"d": b"4",
     }

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Generator
 from collections.abc import Iterable
 from collections.abc import Sequence
@@ -117,8 +118,9 @@ return 'applied'
 # KEYS[1] the hash; ARGV[1] now, ARGV[2] idle seconds, ARGV[3] the absolute
 # lifetime in seconds ('' if none), ARGV[4] the most fields the hash may then
 # hold ('' if no limit), ARGV[5] a field to return ('' if none), ARGV[6] and
-# ARGV[7] the idle deadline (now + idle) and its ms from now, as text (used
-# when no absolute deadline comes first: a Lua number costs a conversion),
+# ARGV[7] the idle deadline (now + idle) and its ms from now, as text ('' if
+# endless), used when no absolute deadline comes first (a Lua number costs the
+# server a conversion),
 # then field/value pairs. Sets fields of a live session without reading it first;
 # false, with nothing written, when there is none (deleted, expired, past its
 # absolute deadline, a marker) or it may hold too many: the caller loads.
@@ -136,7 +138,7 @@ local idle = now + tonumber(ARGV[2])
 local deadline = math.min(idle, absolute)
 if ARGV[3] ~= '' then deadline = math.min(deadline, created + tonumber(ARGV[3])) end
 local expires, ms = ARGV[6], ARGV[7]
-if deadline ~= idle then
+if deadline ~= idle or expires == '' then
   expires, ms = string.format('%.17g', deadline), math.floor((deadline - now) * 1000)
 end
 if tonumber(ms) <= 0 then return false end
@@ -484,10 +486,10 @@ def write_keys(prefix: str, key: str, writes: KeyWrites) -> Flow[Written | None]
         "" if writes.lifetime is None else repr(writes.lifetime),
         "" if writes.max_keys is None else writes.max_keys,
         "" if writes.read is None else _field(writes.read),
-        repr(writes.now + writes.idle),
-        # The same arithmetic as the script's, so both agree to the ms.
-        int(((writes.now + writes.idle) - writes.now) * 1000),
     ]
+    idle = writes.now + writes.idle
+    # The same arithmetic as the script's, so both agree to the ms.
+    args += [repr(idle), int((idle - writes.now) * 1000)] if math.isfinite(idle) else ["", ""]
     for field_name, value in writes.set.items():
         args += [_field(field_name), value]
     reply = yield Script("write_keys", [name], args, write=True)
