@@ -43,6 +43,7 @@ ASGI_VARIANTS = {
     "asgi-sharedsession": "sharedsession SessionMiddleware, AsyncRedisStore",
     "asgi-sharedsession-postgres": "sharedsession SessionMiddleware, AsyncSQLAlchemyStore",
     "asgi-sharedsession-memcached": "sharedsession SessionMiddleware, AsyncMemcachedStore",
+    "asgi-bare-redis": "the least an async Redis session can do (bench/bare_asgi.py)",
 }
 
 
@@ -174,6 +175,10 @@ def asgi_app(variant: str | None = None, redis_url: str | None = None) -> Any:
 
         address = os.environ.get("BENCH_MEMCACHED", "127.0.0.1:11211")
         middleware = [Middleware(Shared, store=AsyncMemcachedStore(address))]
+    elif variant == "asgi-bare-redis":
+        from bench.bare_asgi import BareMiddleware
+
+        middleware = [Middleware(BareMiddleware, url=redis_url)]
     elif variant != "asgi-none":
         raise ValueError(f"unknown variant {variant!r}")
 

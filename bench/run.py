@@ -36,6 +36,8 @@ BASELINE = "flask-session"
 OURS = "sharedsession-redis"
 #: The least a Redis session can do (bench/bare.py): how far a ratio gets without promises.
 BARE = "bare-redis"
+#: Its ASGI twin (bench/bare_asgi.py).
+ASGI_BARE = "asgi-bare-redis"
 
 
 def machine() -> dict[str, Any]:
@@ -127,13 +129,16 @@ HTTP_RATIOS = [
 
 def ratios(report: dict[str, Any], ours: str = OURS) -> dict[str, tuple[float, float]]:
     """Every target ratio of ``report``: name -> (ratio, goal); with ``ours``, the
-    ratios of that Flask variant in place of sharedsession's, where it ran."""
+    ratios of that Flask variant in place of sharedsession's, where it ran (for
+    :data:`BARE`, the ASGI ratios are :data:`ASGI_BARE`'s)."""
     found: dict[str, tuple[float, float]] = {}
     cells = [(*ratio, "inprocess") for ratio in RATIOS] + HTTP_RATIOS
     for name, mine, peer, workload, goal, where in cells:
-        if mine != OURS:
-            if ours != OURS:
-                continue  # an ASGI ratio: the variant is a Flask one
+        if mine != OURS:  # an ASGI ratio: the bare session has an ASGI twin
+            if ours == BARE:
+                mine = ASGI_BARE
+            elif ours != OURS:
+                continue
         else:
             mine = ours
         results = report.get(where, {})
@@ -142,11 +147,15 @@ def ratios(report: dict[str, Any], ours: str = OURS) -> dict[str, tuple[float, f
     return found
 
 
+def _bare_of(name: str) -> str:
+    return ASGI_BARE if name.startswith("ASGI") else BARE
+
+
 def targets(report: dict[str, Any]) -> list[str]:
     bare = ratios(report, ours=BARE)
     lines = [
         f"- {'met' if ratio >= goal else 'MISSED'}: {name}: {ratio:.2f}x (goal {goal}x"
-        + (f"; {BARE}: {bare[name][0]:.2f}x)" if name in bare else ")")
+        + (f"; {_bare_of(name)}: {bare[name][0]:.2f}x)" if name in bare else ")")
         for name, (ratio, goal) in ratios(report).items()
     ]
     inproc = report["inprocess"]
