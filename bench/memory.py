@@ -1,6 +1,7 @@
 """Bytes per session in Redis: sharedsession's hash against Flask-Session's blob.
 
-Both libraries store the same session through their real Flask integration
+Both libraries, and the bare session of ``bench/bare.py`` (a hash of the
+values alone), store the same session through their real Flask integration
 into one private redis-server; ``MEMORY USAGE`` then reports what each key
 costs. Run with ``make bench`` (or ``.venv/bin/python -m bench.memory``).
 """
@@ -22,6 +23,9 @@ from bench.workloads import SMALL
 from tests.servers import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The row of bench/bare.py: a hash of the values alone, no metadata (the
+#: least a hash with a field per key holds).
+BARE = "bare-redis (values only)"
 
 
 def store_session(app: Flask, data: dict[str, Any]) -> None:
@@ -49,6 +53,16 @@ def flask_session_app(client: redis.Redis) -> Flask:
     app = Flask("flask_session")
     app.config.update(SECRET_KEY="k", SESSION_TYPE="redis", SESSION_REDIS=client)
     Session(app)
+    return app
+
+
+def bare_app(client: redis.Redis) -> Flask:
+    from bench.bare import BareInterface
+
+    options = client.connection_pool.connection_kwargs
+    app = Flask("bare")
+    app.config.update(SECRET_KEY="k")
+    app.session_interface = BareInterface(f"redis://{options['host']}:{options['port']}")
     return app
 
 
@@ -83,6 +97,7 @@ def main() -> int:
                     ("Flask-Session 0.8.0", flask_session_app, 64),
                     ("sharedsession", sharedsession_app, 64),
                     ("sharedsession, hash-max-listpack-value 4096", sharedsession_app, 4096),
+                    (BARE, bare_app, 64),
                 ):
                     # 64 is Redis's default: a hash with a longer value leaves the
                     # compact listpack encoding.

@@ -179,10 +179,13 @@ def targets(report: dict[str, Any]) -> list[str]:
     for size in dict.fromkeys(row["session"] for row in rows):
         used = {r["library"]: r["memory_usage_bytes"] for r in rows if r["session"] == size}
         mine, theirs = used.get("sharedsession"), used.get("Flask-Session 0.8.0")
+        values_only = used.get(memory.BARE)
         if mine is not None and theirs is not None:
             lines.append(
                 f"- {'met' if mine <= theirs else 'MISSED'}: bytes per session in Redis, {size}:"
-                f" {mine} (Flask-Session: {theirs}; `MEMORY USAGE`)"
+                f" {mine} (Flask-Session: {theirs}"
+                + (f"; {BARE}, values only: {values_only}" if values_only is not None else "")
+                + "; `MEMORY USAGE`)"
             )
     return lines
 
