@@ -43,14 +43,25 @@ class Target:
     settings: Settings
 
 
-def _from_url(url: str, prefix: str, keys: tuple[str, ...]) -> Target:
+def _store_config(url: str) -> dict[str, Any]:
+    """The Flask-style config of the store ``--store URL`` names."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]  # sqlite:////var/x is /var/x; sqlite:///x is ./x
         if not path or not os.path.isfile(path):
             raise click.ClickException(f"no SQLite session file at {path or '(none given)'}")
-        config: dict[str, Any] = {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": path}
-    else:
-        config = {"SESSION_TYPE": "redis", "SESSION_REDIS": url}
+        return {"SESSION_TYPE": "sqlite", "SESSION_SQLITE_PATH": path}
+    if url.startswith(("postgresql://", "postgresql+")):
+        return {"SESSION_TYPE": "sqlalchemy", "SESSION_SQLALCHEMY": url}
+    if url.startswith("memcached://"):
+        address = url[len("memcached://") :].rstrip("/")
+        if not address:
+            raise click.BadParameter("memcached:// needs an address: memcached://host:port")
+        return {"SESSION_TYPE": "memcached", "SESSION_MEMCACHED": address}
+    return {"SESSION_TYPE": "redis", "SESSION_REDIS": url}  # a bad scheme: its store says so
+
+
+def _from_url(url: str, prefix: str, keys: tuple[str, ...]) -> Target:
+    config = _store_config(url)
     if keys:
         config["SESSION_ENCRYPTION_KEYS"] = list(keys)
     settings = Settings.from_mapping(
@@ -307,7 +318,11 @@ def _add_commands(group: click.Group) -> None:
     "url",
     envvar="SHAREDSESSION_STORE",
     required=True,
-    help="A Redis URL (any form the README lists) or sqlite:///path.",
+    help=(
+        "A Redis URL (any form the README lists), sqlite:///path, a PostgreSQL URL"
+        " (postgresql://... or postgresql+driver://..., as SQLAlchemy takes it)"
+        " or memcached://host:port."
+    ),
 )
 @click.option("--prefix", default="session:", show_default=True, help="SESSION_KEY_PREFIX.")
 @click.option(
