@@ -119,11 +119,11 @@ return 'applied'
 # lifetime in seconds ('' if none), ARGV[4] the most fields the hash may then
 # hold ('' if no limit), ARGV[5] a field to return ('' if none), ARGV[6] and
 # ARGV[7] the idle deadline (now + idle) and its ms from now, as text ('' if
-# endless), used when no absolute deadline comes first (a Lua number costs the
-# server a conversion),
-# then field/value pairs. Sets fields of a live session without reading it first;
-# false, with nothing written, when there is none (deleted, expired, past its
-# absolute deadline, a marker) or it may hold too many: the caller loads.
+# endless; used when no absolute deadline comes first: a Lua number costs the
+# server a conversion), then field/value pairs. Sets fields of a live session
+# without reading it first; false, with nothing written, when there is none
+# (deleted, expired, past its absolute deadline, a marker) or it may hold too
+# many: the caller loads.
 WRITE_KEYS = """
 local key = KEYS[1]
 local m = redis.pcall('HMGET', key, ':created', ':forward', ':absolute', ':user', ':handle',
