@@ -185,6 +185,12 @@ def _store_errors(run_command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+#: A handle is URL-safe base64 and may start with ``-``: such a word is taken
+#: as the handle, not refused as an unknown option (these commands have no
+#: short options).
+_TAKES_HANDLE = {"ignore_unknown_options": True}
+
+
 def _add_admin_commands(group: click.Group) -> None:
     @group.command("list")
     @click.option("--user", "user_id", help="Only this user's sessions.")
@@ -210,7 +216,7 @@ def _add_admin_commands(group: click.Group) -> None:
         if not rows:
             ctx.exit(1)
 
-    @group.command("show")
+    @group.command("show", context_settings=_TAKES_HANDLE)
     @click.argument("handle")
     @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
     @click.pass_context
@@ -257,7 +263,7 @@ def _add_admin_commands(group: click.Group) -> None:
         for label, number in found.by_age.items():
             click.echo(f"  age {label}: {number}")
 
-    @group.command("revoke")
+    @group.command("revoke", context_settings=_TAKES_HANDLE)
     @click.argument("handle")
     @click.pass_context
     @_store_errors

@@ -166,6 +166,9 @@ def test_every_command(kind: str, request: pytest.FixtureRequest, tmp_path: Path
     assert cli(url, "revoke-user", "eve", "--keep", eve[1]).exit_code == 1
     assert cli(url, "purge").exit_code == 0
     assert cli(url, "show", "nope").exit_code == 1
+    # A handle may start with "-" (URL-safe base64): taken as the handle, not an option.
+    assert cli(url, "show", "-Anope", "--json").exit_code == 1
+    assert "No such option" not in cli(url, "revoke", "-Anope").output
     assert cli(url, "frobnicate").exit_code == 2
     everything = "".join(cli(url, c).output for c in ("list", "count", "stats"))
     assert not any(cookie in everything + listed.output for cookie in cookies)  # no IDs
