@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,11 @@ from pathlib import Path
 import pytest
 import redis
 from flask import Flask
+from starlette.testclient import TestClient
 
+from sharedsession.errors import StoreUnavailable
+from sharedsession.stores.redis import AsyncRedisStore
+from tests.asgi_apps import starlette_app
 from tests.flask_apps import make_app
 from tests.flask_apps import visit
 from tests.servers import RedisServer
@@ -76,6 +82,76 @@ def test_a_frozen_server_fails_within_the_timeout(server: RedisServer, form: str
     assert status == 503
     assert elapsed < 0.5 * 2  # one timeout (timeouts are not retried), plus slack
     assert visit(app, cookie, "/get/user")[:2] == (200, "'alice'")
+
+
+def test_an_async_store_on_a_frozen_server_fails_within_the_timeout(server: RedisServer) -> None:
+    # One connection, so Bob's request gets the very connection whose read of
+    # Alice's session timed out; Alice's reply arrives while Bob waits.
+    store = AsyncRedisStore.from_url(server.url, timeout=0.3, max_connections=1)
+    assert server.process is not None
+    pid = server.process.pid
+    with TestClient(starlette_app(store)) as client:
+
+        def visit(cookie: str | None, path: str) -> tuple[int, str]:
+            client.cookies.clear()
+            if cookie is not None:
+                client.cookies.set("session", cookie)
+            response = client.get(path)
+            return response.status_code, response.text
+
+        def login(owner: str) -> str:
+            assert visit(None, f"/set/owner/{owner}") == (200, "ok")
+            return str(client.cookies["session"])
+
+        alice, bob = login("alice"), login("bob")
+        thaw = threading.Timer(0.1, os.kill, (pid, signal.SIGCONT))
+        # Should a call wait for ever, the server wakes up after 3 s and the test fails.
+        rescue = threading.Timer(3, os.kill, (pid, signal.SIGCONT))
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            rescue.start()
+            started = time.monotonic()
+            first = visit(alice, "/get/owner")
+            elapsed = time.monotonic() - started
+            thaw.start()
+            second = visit(bob, "/get/owner")
+        finally:
+            thaw.cancel()
+            rescue.cancel()
+            os.kill(pid, signal.SIGCONT)
+        assert first[0] == 503
+        assert elapsed < 0.3 * 2  # one timeout for the whole call, plus slack
+        assert second == (200, "'bob'") or second[0] == 503, second  # never Alice's
+        time.sleep(0.3)
+        for _ in range(5):
+            assert visit(bob, "/get/owner") == (200, "'bob'")
+            assert visit(alice, "/get/owner") == (200, "'alice'")
+
+        # The connection goes back to the pool with its socket timeout: a
+        # listing (through redis-py's client, not the kept connection) on a
+        # frozen server still fails within it rather than waiting for ever.
+        async def listing() -> str:
+            try:
+                await asyncio.wait_for(_listed(store), 5)
+            except StoreUnavailable:
+                return "unavailable"
+            except asyncio.TimeoutError:
+                return "still waiting after 5 s"
+            return "listed"
+
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert client.portal is not None
+            outcome = client.portal.call(listing)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert outcome == "unavailable"
+        assert visit(alice, "/get/owner") == (200, "'alice'")
+        client.portal.call(store.aclose)
+
+
+async def _listed(store: AsyncRedisStore) -> int:
+    return len([found async for found in store.sessions()])
 
 
 def test_degrade_serves_an_empty_unsaved_session(

@@ -24,29 +24,66 @@ leave a reply on its way, which the next command would read as its own);
 after a fork the parent's connections are forgotten, as the pool forgets
 them.
 
+On asyncio, redis-py bounds each send and each read by the socket timeout on
+its own (a task and a timer for the send, a timer for the read), which costs
+more than the rest of a command. :class:`AsyncDirect` instead bounds the whole
+exchange (the retry included) by one timer of the same length, and clears the
+timeout of a connection for as long as it holds it: a frozen server still
+fails the call within the timeout, with redis-py's ``TimeoutError``.
+
 Cluster clients route by slot and are not driven this way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
+from redis.exceptions import DataError
 from redis.exceptions import NoScriptError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# asyncio.timeout before 3.11.3 can raise a stray CancelledError; redis-py
+# depends on async-timeout there and makes the same choice.
+if sys.version_info >= (3, 11, 3):
+    from asyncio import timeout as _deadline  # type: ignore[attr-defined,unused-ignore]
+else:
+    from async_timeout import timeout as _deadline  # type: ignore[import-not-found,unused-ignore]
 
 Command = tuple[Any, ...]
 
+_pack: Callable[[Command], bytes] | None = None
+try:
+    from hiredis import pack_command as _pack
+except ImportError:  # redis[hiredis] brings it
+    pass
+
+
+def _packed(conn: Any, commands: Sequence[Command]) -> Any:
+    """``commands`` in the wire format: by hiredis when it is there (as redis-py's
+    blocking connection packs; its asyncio one packs in Python, slower), else by
+    the connection."""
+    if _pack is None:
+        return conn.pack_commands(commands)
+    try:
+        return [b"".join([_pack(command) for command in commands])]
+    except TypeError as exc:  # what redis-py raises for an argument it cannot send
+        raise DataError(str(exc)) from exc
+
 
 def _ask(conn: Any, args: Command) -> Any:
-    conn.send_command(*args)
+    conn.send_packed_command(_packed(conn, (args,)))
     return conn.read_response()
 
 
 def _ask_all(conn: Any, commands: Sequence[Command]) -> list[Any]:
     """Every command in one write, then every reply (an error reply as its exception)."""
-    conn.send_packed_command(conn.pack_commands(commands))
+    conn.send_packed_command(_packed(conn, commands))
     replies: list[Any] = []
     for _ in commands:
         try:
@@ -155,12 +192,12 @@ class Direct:
 
 
 async def _aask(conn: Any, args: Command) -> Any:
-    await conn.send_command(*args)
+    await conn.send_packed_command(_packed(conn, (args,)))
     return await conn.read_response()
 
 
 async def _aask_all(conn: Any, commands: Sequence[Command]) -> list[Any]:
-    await conn.send_packed_command(conn.pack_commands(commands))
+    await conn.send_packed_command(_packed(conn, commands))
     replies: list[Any] = []
     for _ in commands:
         try:
@@ -177,30 +214,44 @@ class AsyncDirect:
         self.pool = client.connection_pool
         self.keep = keep
         self._idle: list[Any] = []
+        #: The pool's socket timeout, which bounds each exchange as a whole.
+        self.timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
+
+    async def _take(self) -> Any:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            conn = await self.pool.get_connection()
+        conn.socket_timeout = None  # bounded by the exchange's timer while held
+        return conn
+
+    async def _release(self, conn: Any) -> None:
+        conn.socket_timeout = self.timeout
+        await self.pool.release(conn)
 
     async def _put_back(self, conn: Any) -> None:
         if self.keep:
             self._idle.append(conn)
         else:
-            await self.pool.release(conn)
+            await self._release(conn)
 
     async def _on_connection(self, ask: Any) -> Any:
+        conn = await self._take()
         try:
-            conn = self._idle.pop()
-        except IndexError:
-            conn = await self.pool.get_connection()
-        try:
-            reply = await conn.retry.call_with_retry(
-                lambda: ask(conn), lambda error: conn.disconnect()
-            )
+            async with _deadline(self.timeout):
+                reply = await conn.retry.call_with_retry(
+                    lambda: ask(conn), lambda error: conn.disconnect()
+                )
         except ResponseError:
             await self._put_back(conn)
             raise
-        except BaseException:
+        except BaseException as exc:
             try:
                 await conn.disconnect(nowait=True)  # see Direct._on_connection
             finally:
-                await self.pool.release(conn)
+                await self._release(conn)
+            if isinstance(exc, asyncio.TimeoutError):  # the timer's: as redis-py's own
+                raise RedisTimeoutError(f"Timeout talking to Redis ({self.timeout} s)") from None
             raise
         await self._put_back(conn)
         return reply
@@ -241,4 +292,4 @@ class AsyncDirect:
         for conn in idle:
             if disconnect:
                 await conn.disconnect()
-            await self.pool.release(conn)
+            await self._release(conn)

@@ -535,10 +535,13 @@ class AsyncRedisStore(AsyncClosing):
     async def _run(self, flow: layout.Flow[T]) -> T:
         loop = asyncio.get_running_loop()
         slots = self._slots.setdefault(loop, asyncio.Semaphore(self.options.max_connections))
-        try:
-            await asyncio.wait_for(slots.acquire(), self.options.timeout)
-        except asyncio.TimeoutError:
-            raise _busy(self.options.max_connections, self.options.timeout) from None
+        if slots.locked():  # wait_for costs a task: only when it has to wait
+            try:
+                await asyncio.wait_for(slots.acquire(), self.options.timeout)
+            except asyncio.TimeoutError:
+                raise _busy(self.options.max_connections, self.options.timeout) from None
+        else:
+            await slots.acquire()  # returns at once
         reply: Any = None
         try:
             while True:
