@@ -217,11 +217,8 @@ class AsyncDirect:
         #: The pool's socket timeout, which bounds each exchange as a whole.
         self.timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
 
-    async def _take(self) -> Any:
-        try:
-            return self._idle.pop()
-        except IndexError:
-            conn = await self.pool.get_connection()
+    async def _new(self) -> Any:
+        conn = await self.pool.get_connection()
         conn.socket_timeout = None  # bounded by the exchange's timer while held
         return conn
 
@@ -236,7 +233,7 @@ class AsyncDirect:
             await self._release(conn)
 
     async def _on_connection(self, ask: Any) -> Any:
-        conn = await self._take()
+        conn = self._idle.pop() if self._idle else await self._new()
         try:
             async with _deadline(self.timeout):
                 reply = await conn.retry.call_with_retry(

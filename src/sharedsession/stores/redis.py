@@ -534,7 +534,9 @@ class AsyncRedisStore(AsyncClosing):
 
     async def _run(self, flow: layout.Flow[T]) -> T:
         loop = asyncio.get_running_loop()
-        slots = self._slots.setdefault(loop, asyncio.Semaphore(self.options.max_connections))
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.options.max_connections)
         if slots.locked():  # wait_for costs a task: only when it has to wait
             try:
                 await asyncio.wait_for(slots.acquire(), self.options.timeout)
