@@ -4,6 +4,12 @@ Flask variants run under gunicorn (2 workers, 4 threads and 8 connections each),
 variants under uvicorn (2 workers). Every variant's server runs for the whole
 benchmark and rounds interleave the variants, so drift in the machine's speed
 spreads over all of them. Loads go to 127.0.0.1 only, bounded in time.
+
+Besides requests/s, each cell has the app server's CPU per request (its
+processes' user and system time in ``/proc``, over the requests wrk
+completed): wrk, Redis and the app share the machine's cores, so requests/s
+moves with what the others take, while the app's CPU per request is its own
+cost, and steadier.
 """
 
 from __future__ import annotations
@@ -137,6 +143,29 @@ def wrk(
     }
 
 
+def app_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by the app server ``pid`` and every process under
+    it (its workers), from ``/proc``."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return sum(used.get(member, 0.0) for member in tree)
+
+
 def _server_commands(client: redis.Redis) -> int:
     """Commands Redis and memcached have served (memcached: keys read, stores,
     touches and deletes, as its ``stats`` counts them)."""
@@ -180,9 +209,12 @@ def run(
                     port = servers[variant][0]
                     for workload, (target, size) in WORKLOADS.items():
                         cookie = cookies[variant][size] if size else None
-                        before = _server_commands(client)
+                        process = servers[variant][1]
+                        before, cpu_before = _server_commands(client), app_cpu_seconds(process.pid)
                         result = wrk(port, target, cookie, seconds, script_dir)
                         used = _server_commands(client) - before
+                        cpu = app_cpu_seconds(process.pid) - cpu_before
+                        result["app_cpu_us"] = cpu / result["requests"] * 1e6
                         samples.setdefault((variant, workload), []).append(result)
                         commands.setdefault((variant, workload), []).append(
                             used / result["requests"]
@@ -199,6 +231,7 @@ def run(
             "rps": statistics.median(r["rps"] for r in runs),
             "p50_us": statistics.median(r["p50_us"] for r in runs),
             "p99_us": statistics.median(r["p99_us"] for r in runs),
+            "app_cpu_us": statistics.median(r["app_cpu_us"] for r in runs),
             "server_commands": statistics.median(commands[(variant, workload)]),
         }
     return results

@@ -74,11 +74,15 @@ def _table(
     results: dict[str, Any], floor_variant: str, trips_key: str, labels: dict[str, str]
 ) -> list[str]:
     trips = trips_key.replace("_", " ")
-    server = "server_us" in next(iter(next(iter(results.values())).values()))
+    first = next(iter(next(iter(results.values())).values()))
+    server, app = "server_us" in first, "app_cpu_us" in first
     lines = [
         f"| variant | workload | req/s | p50 µs | p99 µs | µs over floor | {trips} |"
-        + (" Redis server CPU µs |" if server else ""),
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if server else ""),
+        + (" Redis server CPU µs |" if server else "")
+        + (" app server CPU µs |" if app else ""),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        + (" ---: |" if server else "")
+        + (" ---: |" if app else ""),
     ]
     for variant in labels:
         for workload, cell in results[variant].items():
@@ -88,6 +92,7 @@ def _table(
                 f"| {variant} | {workload} | {cell['rps']:.0f} | {cell['p50_us']:.0f}"
                 f" | {cell['p99_us']:.0f} | {overhead:+.0f} | {cell[trips_key]:.2f} |"
                 + (f" {cell['server_us']:.1f} |" if server else "")
+                + (f" {cell['app_cpu_us']:.0f} |" if app else "")
             )
     return lines
 
