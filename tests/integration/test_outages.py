@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 from flask import Flask
 from starlette.testclient import TestClient
 
@@ -148,6 +149,49 @@ def test_an_async_store_on_a_frozen_server_fails_within_the_timeout(server: Redi
         assert outcome == "unavailable"
         assert visit(alice, "/get/owner") == (200, "'alice'")
         client.portal.call(store.aclose)
+
+
+def test_an_async_store_on_the_apps_own_client_keeps_its_timeouts(server: RedisServer) -> None:
+    # The app's client names no socket timeout (redis-py's default, 5 s, applies)
+    # and has a pool of one connection, which the store hands back after each
+    # command: the app's next call gets that very connection.
+    pool = redis.asyncio.BlockingConnectionPool(
+        host="127.0.0.1", port=server.port, max_connections=1
+    )
+    apps = redis.asyncio.Redis(connection_pool=pool)
+    store = AsyncRedisStore(apps)
+    assert server.process is not None
+    pid = server.process.pid
+
+    async def scenario() -> list[str]:
+        await apps.set("the-apps-own", "1")
+        assert await store.load("no-such-session") is None
+        outcomes = []
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for call in (apps.get("the-apps-own"), store.load("no-such-session")):
+                started = time.monotonic()
+                try:
+                    await asyncio.wait_for(call, 9)
+                except redis.exceptions.TimeoutError:
+                    outcomes.append("timed out")
+                except StoreUnavailable:
+                    outcomes.append("unavailable")
+                except asyncio.TimeoutError:
+                    outcomes.append("still waiting")
+                else:
+                    outcomes.append("answered")
+                outcomes[-1] += f" after {round(time.monotonic() - started)} s"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert await apps.get("the-apps-own") == b"1"
+        assert await store.load("no-such-session") is None
+        await apps.aclose()
+        await pool.disconnect()
+        return outcomes
+
+    # The app's call keeps its own timeout, and the store's call is bounded by it too.
+    assert asyncio.run(scenario()) == ["timed out after 5 s", "unavailable after 5 s"]
 
 
 async def _listed(store: AsyncRedisStore) -> int:

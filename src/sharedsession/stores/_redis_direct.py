@@ -214,16 +214,19 @@ class AsyncDirect:
         self.pool = client.connection_pool
         self.keep = keep
         self._idle: list[Any] = []
-        #: The pool's socket timeout, which bounds each exchange as a whole.
-        self.timeout: float | None = self.pool.connection_kwargs.get("socket_timeout")
+        #: The socket timeout of each connection held (by ``id``): it bounds
+        #: each exchange on it as a whole, and goes back with it to the pool.
+        self._timeouts: dict[int, float | None] = {}
 
     async def _new(self) -> Any:
         conn = await self.pool.get_connection()
+        # What redis-py set (its default when the client named none).
+        self._timeouts[id(conn)] = conn.socket_timeout
         conn.socket_timeout = None  # bounded by the exchange's timer while held
         return conn
 
     async def _release(self, conn: Any) -> None:
-        conn.socket_timeout = self.timeout
+        conn.socket_timeout = self._timeouts.pop(id(conn))
         await self.pool.release(conn)
 
     async def _put_back(self, conn: Any) -> None:
@@ -234,8 +237,9 @@ class AsyncDirect:
 
     async def _on_connection(self, ask: Any) -> Any:
         conn = self._idle.pop() if self._idle else await self._new()
+        timeout = self._timeouts[id(conn)]
         try:
-            async with _deadline(self.timeout):
+            async with _deadline(timeout):
                 reply = await conn.retry.call_with_retry(
                     lambda: ask(conn), lambda error: conn.disconnect()
                 )
@@ -248,7 +252,7 @@ class AsyncDirect:
             finally:
                 await self._release(conn)
             if isinstance(exc, asyncio.TimeoutError):  # the timer's: as redis-py's own
-                raise RedisTimeoutError(f"Timeout talking to Redis ({self.timeout} s)") from None
+                raise RedisTimeoutError(f"Timeout talking to Redis ({timeout} s)") from None
             raise
         await self._put_back(conn)
         return reply
