@@ -12,6 +12,7 @@ import redis.asyncio
 
 from sharedsession.ids import new_id
 from sharedsession.ids import store_key
+from sharedsession.stores import _redis_direct
 from sharedsession.stores.base import ApplyResult
 from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.base import KeyWrites
@@ -245,11 +246,15 @@ def test_scans_walk_every_page_sync_and_async(redis_server: RedisServer, redis_c
     assert asyncio.run(main()) == (sids, keys)
 
 
+@pytest.mark.parametrize("packer", ["hiredis", "redis-py"])
 def test_a_flushed_script_cache_is_reloaded_sync_and_async(
-    redis_server: RedisServer, redis_client: Any
+    redis_server: RedisServer, redis_client: Any, packer: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A lone script (apply, then write_keys) meets NOSCRIPT: it is loaded
-    # and sent again, and the write happens once.
+    # and sent again, and the write happens once. Commands are packed by
+    # hiredis, or by redis-py's connection where hiredis is not installed.
+    if packer == "redis-py":
+        monkeypatch.setattr(_redis_direct, "_pack", None)
     key = store_key(new_id())
     now = time.time()
     with RedisStore(redis.Redis(port=redis_server.port)) as store:
@@ -259,7 +264,7 @@ def test_a_flushed_script_cache_is_reloaded_sync_and_async(
         redis_client.script_flush()
         assert store.apply(key, ChangeSet(now, now + 60, {"b": "2"})) is ApplyResult.APPLIED
         redis_client.script_flush()
-        written = store.write_keys(key, KeyWrites(time.time(), 60, None, {"d": "4"}))
+        written = store.write_keys(key, KeyWrites(time.time(), 60, None, {"d": '"é"'}))
         assert written is not None
 
     async def main() -> ApplyResult:
@@ -276,5 +281,5 @@ def test_a_flushed_script_cache_is_reloaded_sync_and_async(
         b"a": b"1",
         b"b": b"2",
         b"c": b"3",
-        b"d": b"4",
+        b"d": '"é"'.encode(),
     }

@@ -21,8 +21,8 @@ a pool that is the store's own (``keep``); on a client the app shares, each
 goes back to the pool after its command. A connection that failed any other
 way than with an error reply is closed before it goes back (a timeout can
 leave a reply on its way, which the next command would read as its own);
-after a fork the parent's connections are forgotten, as the pool forgets
-them.
+after a fork the blocking :class:`Direct` forgets the parent's connections,
+as the pool forgets them.
 
 On asyncio, redis-py bounds each send and each read by the socket timeout on
 its own (a task and a timer for the send, a timer for the read), which costs
