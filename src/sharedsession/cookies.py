@@ -11,7 +11,6 @@ about the client. Session cookie values are URL-safe (an ID, optionally
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -22,7 +21,8 @@ from urllib.parse import quote
 from .errors import ConfigurationError
 from .manager import Cookie
 
-_SEPARATORS = re.compile("[;,]")
+_SEPARATORS = (";", ",")
+_AFTER = ("", *_SEPARATORS)  # what may come before a cookie's name, white space aside
 _EXPIRED = "Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0"
 
 #: The 503 answer to a request whose session store cannot be reached.
@@ -40,14 +40,19 @@ def read_cookie(header: str | Iterable[str] | None, name: str) -> str | None:
     """
     if header is None:
         return None
-    fields = [header] if isinstance(header, str) else list(header)
-    for field in fields:
-        if name not in field:
-            continue
-        for chunk in _SEPARATORS.split(field):
-            cookie_name, _, value = chunk.strip().partition("=")
-            if cookie_name == name:
+    key = f"{name}="
+    for field in (header,) if isinstance(header, str) else header:
+        start = field.find(key)
+        while start != -1:
+            # A cookie's name follows the start or a separator, and white space.
+            if start == 0 or field[:start].rstrip()[-1:] in _AFTER:
+                value = field[start + len(key) :]
+                for separator in _SEPARATORS:
+                    end = value.find(separator)
+                    if end != -1:
+                        value = value[:end]
                 return value.strip().strip('"')
+            start = field.find(key, start + 1)
     return None
 
 

@@ -93,6 +93,8 @@ class SessionInterface(FlaskSessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, FlaskSession)
+        if _session.untouched(session):
+            return
         mark_used(response, session)
         if not _session.state(session).used or skipped(response.status_code):
             return

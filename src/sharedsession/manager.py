@@ -26,6 +26,7 @@ from typing import Any
 from typing import TypeVar
 
 from . import serialization
+from ._state import SessionState
 from ._state import changed
 from ._state import preload
 from ._state import removed
@@ -48,6 +49,9 @@ from .ids import seal_successor
 from .ids import store_key
 from .session import PERMANENT_KEY
 from .session import Session
+from .session import install
+from .session import opening
+from .session import untouched
 from .stores.base import ApplyResult
 from .stores.base import ChangeSet
 from .stores.base import KeyWrites
@@ -358,6 +362,11 @@ class SessionManager:
     ) -> S:
         """Return the session for a request; nothing is loaded until it is used.
 
+        Nor is anything else done until then: the cookie is checked, and the
+        session's state made, on first use, so a request that never touches
+        its session costs next to nothing (``session_class.__init__`` is not
+        called, see :func:`~sharedsession.session.opening`).
+
         :param cookie_value: The session cookie's value, if any.
         :param loader: Loads a session by ID (see :data:`Loader`); omit it to
             :func:`~sharedsession.session.preload` later.
@@ -367,9 +376,20 @@ class SessionManager:
             (:func:`~sharedsession.stores.base.writes_keys`): keys that are
             only set are saved that way, when :attr:`writes_unread` allows.
         """
+        opener = functools.partial(self._open_state, cookie_value, loader, client, unread)
+        return opening(session_class, opener)
+
+    def _open_state(
+        self,
+        cookie_value: str | None,
+        loader: Loader | None,
+        client: Mapping[str, str] | None,
+        unread: bool,
+        session: Session,
+    ) -> None:
         found = self.unsign(cookie_value)
         sid = None if found is None else found[0]
-        session = session_class(
+        st = SessionState(
             sid,
             functools.partial(loader, sid) if sid is not None and loader is not None else None,
             permanent=self.permanent,
@@ -377,14 +397,14 @@ class SessionManager:
             degrade=self.degrade,
             client=client,
         )
+        install(session, st)
         if sid is None:
             # Nothing to load: loaded (empty) now, at no store cost, so that code
             # reading the dict directly (orjson, unbound dict methods) sees it as is.
             preload(session, None)
         elif unread and loader is not None and self.writes_unread:
-            state(session).pending = {}
-        state(session).resign = found is not None and not found[1]
-        return session
+            st.pending = {}
+        st.resign = found is not None and not found[1]
 
     @property
     def writes_unread(self) -> bool:
@@ -439,6 +459,8 @@ class SessionManager:
         :raises SerializationError: A value cannot be stored; nothing is written.
         :raises SessionTooLarge: The session exceeds ``max_size``; nothing is written.
         """
+        if untouched(session):
+            return _NOTHING
         st = state(session)
         if not st.loaded:
             return _NOTHING if not st.pending else self._key_writes(session)

@@ -21,10 +21,12 @@ dict, reached through :func:`state`; the session's public surface is the dict pl
 from __future__ import annotations
 
 import copy as _copy
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
+from typing import TypeVar
 from typing import cast
 
 from ._state import Loader
@@ -57,6 +59,32 @@ _get = dict.__getitem__
 _set = dict.__setitem__
 _has = dict.__contains__
 
+S = TypeVar("S", bound="Session")
+
+#: ``opener(session)``: makes the session's state and installs it with :func:`install`.
+Opener = Callable[["Session"], None]
+
+
+class _Opening:
+    """``Session._state`` until the state is made: makes it on first use.
+
+    A session from :func:`opening` has no state yet; the first look at it
+    (any dict method, ``sid``, ``accessed``...) runs its opener, which puts
+    the state in the instance's ``__dict__``, where every later look finds it
+    directly. A request that never touches its session pays for no more.
+    """
+
+    def __get__(self, session: Session | None, owner: type[Session]) -> SessionState:
+        if session is None:
+            raise AttributeError("_state is an instance attribute")
+        opener: Opener | None = session.__dict__.get("_opener")
+        if opener is None:
+            raise AttributeError("a Session made without __init__ or opening() has no state")
+        opener(session)
+        del session.__dict__["_opener"]
+        st: SessionState = session.__dict__["_state"]
+        return st
+
 
 class Session(dict[str, Any]):
     """A server-side session: a ``dict`` of top-level keys.
@@ -84,9 +112,14 @@ class Session(dict[str, Any]):
     ) -> None:
         super().__init__()
         _set(self, cast(str, _UNLOADED), None)
-        self._state = SessionState(
-            sid, loader, permanent=permanent, id_bytes=id_bytes, degrade=degrade, client=client
+        install(
+            self,
+            SessionState(
+                sid, loader, permanent=permanent, id_bytes=id_bytes, degrade=degrade, client=client
+            ),
         )
+
+    _state = _Opening()
 
     def _load(self) -> SessionState:
         st = self._state
@@ -366,3 +399,25 @@ class Session(dict[str, Any]):
     def _everything(self) -> None:
         # Values handed out in bulk may be mutated: compare all of them at save.
         self._load().all_touched = True
+
+
+def opening(session_class: type[S], opener: Opener) -> S:
+    """A session of ``session_class`` whose state ``opener`` makes on first use.
+
+    The class's ``__init__`` is not called: ``opener`` does its work, later.
+    """
+    session = session_class.__new__(session_class)
+    _set(session, cast(str, _UNLOADED), None)
+    session.__dict__["_opener"] = opener
+    return session
+
+
+def install(session: Session, st: SessionState) -> None:
+    """Make ``st`` the state of ``session`` (from its ``__init__`` or its opener)."""
+    session.__dict__["_state"] = st
+
+
+def untouched(session: Session) -> bool:
+    """Whether nothing has looked at ``session`` since :func:`opening` made it:
+    it was neither used nor accessed, and its state is not even made."""
+    return "_state" not in session.__dict__

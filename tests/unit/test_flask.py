@@ -58,6 +58,17 @@ def test_no_cookie_untouched_costs_nothing(client: FlaskClient, counting: Counti
     assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
 
 
+def test_an_untouched_route_with_a_session_costs_nothing(
+    client: FlaskClient, counting: CountingStore
+) -> None:
+    client.get("/set/user/alice")
+    before = counting.total
+    response = client.get("/untouched")
+    assert counting.total == before
+    assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
+    assert client.get("/get/user").text == "'alice'"
+
+
 def test_no_cookie_read_costs_nothing(client: FlaskClient, counting: CountingStore) -> None:
     response = client.get("/get/x")
     assert counting.total == 0

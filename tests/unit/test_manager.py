@@ -16,10 +16,13 @@ from sharedsession.manager import Cookie
 from sharedsession.manager import SavePlan
 from sharedsession.manager import SessionManager
 from sharedsession.session import Session
+from sharedsession.session import state
+from sharedsession.session import untouched
 from sharedsession.stores.base import ApplyResult
 from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.memory import MemoryStore
 from tests.conftest import FakeClock
+from tests.helpers import CountingStore
 
 
 def make(
@@ -49,6 +52,35 @@ def test_untouched_session_plans_nothing(clock: FakeClock) -> None:
     manager, store = make(clock)
     plan = manager.save_plan(open_(manager, store, new_id()))
     assert plan == SavePlan()
+
+
+def test_an_opened_session_does_no_work_until_first_use(clock: FakeClock) -> None:
+    manager, store = make(clock, signer=CookieSigner(["new", "old"]))
+    sid = saved(manager, store, a=1)
+    old_key = SessionManager(ExpiryPolicy(3600), clock=clock, signer=CookieSigner(["old"]))
+    counting = CountingStore(store)
+    session: Session = manager.open(old_key.cookie_value(sid), loader(manager, counting))
+    assert untouched(session)
+    assert manager.save_plan(session) == SavePlan()
+    assert untouched(session)  # planning the save of an untouched session makes nothing
+    assert not session.accessed  # the first look makes the state: the cookie is checked
+    st = state(session)
+    assert not untouched(session) and st.incoming_sid == sid and st.resign
+    assert not st.loaded and counting.total == 0
+    assert session["a"] == 1 and counting.calls == {"load": 1}
+    cookie = run(manager, store, session)
+    assert cookie is not None and cookie.value == manager.cookie_value(sid)  # signed anew
+
+
+def test_an_opened_session_is_of_the_class_asked_for() -> None:
+    class Custom(Session):
+        pass
+
+    manager = SessionManager(ExpiryPolicy(3600))
+    session = manager.open(None, session_class=Custom)
+    assert type(session) is Custom and untouched(session)
+    session["a"] = 1
+    assert dict(session) == {"a": 1} and state(session).loaded
 
 
 def test_new_empty_session_writes_nothing(clock: FakeClock) -> None:

@@ -359,3 +359,9 @@ def test_the_public_surface_is_small_and_never_raises_before_load() -> None:
     }
     for name in sorted(names):
         getattr(loaded(stored(a=1)), name)  # loads if it must, never raises
+
+
+def test_a_session_made_without_init_says_it_has_no_state() -> None:
+    session = Session.__new__(Session)
+    with pytest.raises(AttributeError, match="without __init__ or opening"):
+        session.get("a")
