@@ -12,6 +12,7 @@ with this library's methods::
 
 from __future__ import annotations
 
+import functools
 from typing import cast
 
 from flask import Flask
@@ -78,7 +79,9 @@ class SessionInterface(FlaskSessionInterface):
         self._unread = writes_keys(store)
 
     def open_session(self, app: Flask, request: Request) -> FlaskSession:
-        cookie = read_cookie(request.environ.get("HTTP_COOKIE"), self.get_cookie_name(app))
+        cookie = functools.partial(
+            read_cookie, request.environ.get("HTTP_COOKIE"), self.get_cookie_name(app)
+        )
         client = None
         if self.track_client:
             client = client_info(request.user_agent.string, request.remote_addr)

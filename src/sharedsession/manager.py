@@ -353,7 +353,7 @@ class SessionManager:
 
     def open(
         self,
-        cookie_value: str | None,
+        cookie_value: str | Callable[[], str | None] | None,
         loader: Loader | None = None,
         *,
         session_class: type[S] = Session,  # type: ignore[assignment]
@@ -367,7 +367,8 @@ class SessionManager:
         its session costs next to nothing (``session_class.__init__`` is not
         called, see :func:`~sharedsession.session.opening`).
 
-        :param cookie_value: The session cookie's value, if any.
+        :param cookie_value: The session cookie's value, if any; or a function
+            that reads it, called on first use.
         :param loader: Loads a session by ID (see :data:`Loader`); omit it to
             :func:`~sharedsession.session.preload` later.
         :param session_class: The class to make, a subclass of :class:`Session`.
@@ -381,13 +382,13 @@ class SessionManager:
 
     def _open_state(
         self,
-        cookie_value: str | None,
+        cookie_value: str | Callable[[], str | None] | None,
         loader: Loader | None,
         client: Mapping[str, str] | None,
         unread: bool,
         session: Session,
     ) -> None:
-        found = self.unsign(cookie_value)
+        found = self.unsign(cookie_value() if callable(cookie_value) else cookie_value)
         sid = None if found is None else found[0]
         st = SessionState(
             sid,

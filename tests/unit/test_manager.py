@@ -72,6 +72,20 @@ def test_an_opened_session_does_no_work_until_first_use(clock: FakeClock) -> Non
     assert cookie is not None and cookie.value == manager.cookie_value(sid)  # signed anew
 
 
+def test_a_cookie_reader_is_called_on_first_use(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    sid = saved(manager, store, a=1)
+    reads: list[str] = []
+
+    def read() -> str:
+        reads.append(sid)
+        return sid
+
+    session: Session = manager.open(read, loader(manager, store))
+    assert reads == [] and untouched(session)
+    assert session["a"] == 1 and session.sid == sid and reads == [sid]
+
+
 def test_an_opened_session_is_of_the_class_asked_for() -> None:
     class Custom(Session):
         pass
