@@ -194,21 +194,7 @@ class SessionMiddleware:
         if scope["type"] == "websocket":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_started(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, self._saving(session, send_started))
-        except StoreUnavailable as exc:
-            # The handler used a session whose load found the store down.
-            if started:
-                raise
-            log_unavailable(exc, "load")
-            await _send_unavailable(send)
+        await self._respond(scope, receive, send, session)
 
     def _open(self, scope: Scope) -> Session:
         headers = scope.get("headers", ())
@@ -244,11 +230,13 @@ class SessionMiddleware:
         """
         await aload(self.manager, self.store, session, defer=False)
 
-    def _saving(self, session: Session, send: Send) -> Send:
-        dropped = False
+    async def _respond(self, scope: Scope, receive: Receive, send: Send, session: Session) -> None:
+        """Run the app, saving the session when its response starts."""
+        started = dropped = False
 
         async def send_with_session(message: Message) -> None:
-            nonlocal dropped
+            nonlocal started, dropped
+            started = True
             if dropped:
                 return
             if message["type"] == "http.response.start":
@@ -273,7 +261,14 @@ class SessionMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        return send_with_session
+        try:
+            await self.app(scope, receive, send_with_session)
+        except StoreUnavailable as exc:
+            # The handler used a session whose load found the store down.
+            if started:
+                raise
+            log_unavailable(exc, "load")
+            await _send_unavailable(send)
 
 
 async def load_session(connection: Any) -> Session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ import pytest
 import redis.asyncio
 from starlette.testclient import TestClient
 
+from sharedsession.asgi import SessionMiddleware
 from sharedsession.errors import SessionNotLoaded
+from sharedsession.errors import StoreUnavailable
 from sharedsession.ids import new_id
 from sharedsession.ids import store_key
 from sharedsession.stores.base import AsyncSessionStore
@@ -223,6 +226,30 @@ def test_store_down_is_503(store: AsyncCountingStore) -> None:
         response = client.get("/get/a")
         assert response.status_code == 200 and response.text == "None"
         assert client.get("/set/a/1").status_code == 200
+
+
+def test_a_session_used_after_its_response_started_on_an_outage_ends_the_response() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    async def stream(request: Request) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b"started: "
+            yield str(request.session.get("a")).encode()  # the failed load surfaces here
+
+        return StreamingResponse(body())
+
+    dead = AsyncRedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    app = Starlette(routes=[Route("/stream", stream)])
+    app.state.store = dead
+    app.add_middleware(SessionMiddleware, store=dead)
+    with serve(app) as client:
+        client.cookies.set("session", new_id())
+        # Too late for a 503: the error ends the response, as any handler error would.
+        with pytest.raises(StoreUnavailable):
+            client.get("/stream")
 
 
 def test_middleware_options_are_checked(store: AsyncCountingStore) -> None:
