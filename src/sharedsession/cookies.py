@@ -22,7 +22,6 @@ from .errors import ConfigurationError
 from .manager import Cookie
 
 _SEPARATORS = (";", ",")
-_AFTER = ("", *_SEPARATORS)  # what may come before a cookie's name, white space aside
 _EXPIRED = "Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0"
 
 #: The 503 answer to a request whose session store cannot be reached.
@@ -44,8 +43,12 @@ def read_cookie(header: str | Iterable[str] | None, name: str) -> str | None:
     for field in (header,) if isinstance(header, str) else header:
         start = field.find(key)
         while start != -1:
-            # A cookie's name follows the start or a separator, and white space.
-            if start == 0 or field[:start].rstrip()[-1:] in _AFTER:
+            # A cookie's name follows the start or a separator, and white space
+            # (walked back over, never copied: a hostile header stays linear).
+            before = start - 1
+            while before >= 0 and field[before].isspace():
+                before -= 1
+            if before < 0 or field[before] in _SEPARATORS:
                 value = field[start + len(key) :]
                 for separator in _SEPARATORS:
                     end = value.find(separator)

@@ -378,7 +378,12 @@ class SessionManager:
             only set are saved that way, when :attr:`writes_unread` allows.
         """
         opener = functools.partial(self._open_state, cookie_value, loader, client, unread)
-        return opening(session_class, opener)
+        session = opening(session_class, opener)
+        if cookie_value is None:
+            # Nothing to load: loaded (empty) now, at no store cost, so that code
+            # reading the dict directly (orjson, unbound dict methods) sees it as is.
+            state(session)
+        return session
 
     def _open_state(
         self,
@@ -400,8 +405,6 @@ class SessionManager:
         )
         install(session, st)
         if sid is None:
-            # Nothing to load: loaded (empty) now, at no store cost, so that code
-            # reading the dict directly (orjson, unbound dict methods) sees it as is.
             preload(session, None)
         elif unread and loader is not None and self.writes_unread:
             st.pending = {}

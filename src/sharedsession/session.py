@@ -21,6 +21,7 @@ dict, reached through :func:`state`; the session's public surface is the dict pl
 from __future__ import annotations
 
 import copy as _copy
+import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
@@ -65,6 +66,10 @@ S = TypeVar("S", bound="Session")
 Opener = Callable[["Session"], None]
 
 
+#: Held while an opener runs (microseconds, no I/O; re-entrant, never a deadlock).
+_OPENING = threading.RLock()
+
+
 class _Opening:
     """``Session._state`` until the state is made: makes it on first use.
 
@@ -77,12 +82,17 @@ class _Opening:
     def __get__(self, session: Session | None, owner: type[Session]) -> SessionState:
         if session is None:
             raise AttributeError("_state is an instance attribute")
-        opener: Opener | None = session.__dict__.get("_opener")
-        if opener is None:
-            raise AttributeError("a Session made without __init__ or opening() has no state")
-        opener(session)
-        del session.__dict__["_opener"]
-        st: SessionState = session.__dict__["_state"]
+        with _OPENING:  # two threads' first looks at once: one opener runs
+            st: SessionState | None = session.__dict__.get("_state")
+            if st is None:
+                opener: Opener | None = session.__dict__.get("_opener")
+                if opener is None:
+                    raise AttributeError(
+                        "a Session made without __init__ or opening() has no state"
+                    )
+                opener(session)
+                del session.__dict__["_opener"]
+                st = session.__dict__["_state"]
         return st
 
 

@@ -38,6 +38,8 @@ def split_and_compare(fields: list[str], name: str) -> str | None:
         ("session=", ""),
         ("sessions=abc", None),
         ("session; a=1", None),
+        ("session; session=abc", "abc"),
+        ("xsession=" * 5000 + "; session=abc", "abc"),
         (["a=1", "b=2; session=abc"], "abc"),
         (["session=one", "session=two"], "one"),
     ],

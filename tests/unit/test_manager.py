@@ -86,12 +86,21 @@ def test_a_cookie_reader_is_called_on_first_use(clock: FakeClock) -> None:
     assert session["a"] == 1 and session.sid == sid and reads == [sid]
 
 
+def test_a_session_without_a_cookie_is_an_empty_dict_at_once() -> None:
+    import orjson
+
+    manager = SessionManager(ExpiryPolicy(3600))
+    session: Session = manager.open(None)
+    # Seen as it is by code that reads the dict without calling its methods.
+    assert dict.__len__(session) == 0 and orjson.dumps(session) == b"{}"
+
+
 def test_an_opened_session_is_of_the_class_asked_for() -> None:
     class Custom(Session):
         pass
 
     manager = SessionManager(ExpiryPolicy(3600))
-    session = manager.open(None, session_class=Custom)
+    session = manager.open(new_id(), session_class=Custom)
     assert type(session) is Custom and untouched(session)
     session["a"] = 1
     assert dict(session) == {"a": 1} and state(session).loaded

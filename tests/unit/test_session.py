@@ -365,3 +365,42 @@ def test_a_session_made_without_init_says_it_has_no_state() -> None:
     session = Session.__new__(Session)
     with pytest.raises(AttributeError, match="without __init__ or opening"):
         session.get("a")
+
+
+def test_first_looks_from_two_threads_at_once_run_one_opener() -> None:
+    import threading
+    import time
+
+    from sharedsession._state import SessionState
+    from sharedsession.session import install
+    from sharedsession.session import opening
+
+    runs: list[int] = []
+
+    def opener(session: Session) -> None:
+        runs.append(1)
+        time.sleep(0.05)  # both threads look while it runs
+        install(
+            session,
+            SessionState(None, None, permanent=True, id_bytes=32, degrade=False, client=None),
+        )
+
+    session = opening(Session, opener)
+    seen: list[object] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def look() -> None:
+        start.wait()
+        try:
+            seen.append(state(session))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=look) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and runs == [1]
+    assert len(seen) == 2 and seen[0] is seen[1]
