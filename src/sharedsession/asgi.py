@@ -54,7 +54,6 @@ from .ids import MIN_ID_BYTES
 from .manager import DEFAULT_MAX_KEYS
 from .manager import DEFAULT_RENEWAL_GRACE
 from .session import Session
-from .session import untouched
 from .stores.base import AsyncSessionStore
 
 Scope = MutableMapping[str, Any]
@@ -254,7 +253,7 @@ class SessionMiddleware:
                     log_not_saved(exc)
                     cookie = None
                 headers = list(message.get("headers", ()))
-                if not untouched(session) and session.accessed:
+                if session.accessed:
                     headers = _used(headers)
                 if cookie is not None:
                     header = self.cookie.set_cookie(cookie).encode("latin-1")

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import replace
 from typing import Any
-from typing import TypeVar
 
 from . import serialization
 from ._state import SessionState
@@ -48,6 +47,7 @@ from .ids import is_well_formed
 from .ids import seal_successor
 from .ids import store_key
 from .session import PERMANENT_KEY
+from .session import S
 from .session import Session
 from .session import install
 from .session import opening
@@ -67,7 +67,6 @@ DEFAULT_MAX_KEYS = 1000
 #: Seconds an automatically renewed ID still leads to its successor.
 DEFAULT_RENEWAL_GRACE = 30.0
 
-S = TypeVar("S", bound=Session)
 
 #: ``load(sid)``: the stored record of ``sid`` (following renewal markers),
 #: the keys to rewrite, and the ID it is stored under; bound by the adapter.

@@ -82,8 +82,6 @@ class SessionInterface(QuartSessionInterface):
         assert isinstance(session, QuartSession)
         if response is None:  # a websocket: no cookie can be set
             return
-        if _session.untouched(session):
-            return
         mark_used(response, session)
         if skipped(response.status_code):
             return

@@ -183,7 +183,9 @@ class Session(dict[str, Any]):
     @property
     def accessed(self) -> bool:
         """Whether the session was used, or marked as accessed by the framework."""
-        return self._state.used or self._state.accessed
+        # Asking does not open a session that nothing has looked at yet.
+        st: SessionState | None = self.__dict__.get("_state")
+        return st is not None and (st.used or st.accessed)
 
     @accessed.setter
     def accessed(self, value: bool) -> None:

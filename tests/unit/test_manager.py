@@ -63,8 +63,8 @@ def test_an_opened_session_does_no_work_until_first_use(clock: FakeClock) -> Non
     assert untouched(session)
     assert manager.save_plan(session) == SavePlan()
     assert untouched(session)  # planning the save of an untouched session makes nothing
-    assert not session.accessed  # the first look makes the state: the cookie is checked
-    st = state(session)
+    assert not session.accessed and untouched(session)  # asking does not open it either
+    st = state(session)  # the first look makes the state: the cookie is checked
     assert not untouched(session) and st.incoming_sid == sid and st.resign
     assert not st.loaded and counting.total == 0
     assert session["a"] == 1 and counting.calls == {"load": 1}
