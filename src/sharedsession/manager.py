@@ -506,7 +506,23 @@ class SessionManager:
                 return SavePlan(cookie=self._cookie(session, self.policy.deadline(now, absolute)))
             return _NOTHING
         expires = self.policy.deadline(now, absolute)
-        cookie = self._cookie(session, expires)
+        keep = (
+            record is not None
+            and record.expires is not None
+            and not (st.forced or regenerated or reseal or bind is not None)
+            and record.expires <= expires <= record.expires + self.policy.refresh_step()
+        )
+        if keep:
+            # Within a refresh step of the deadline the client's cookie has: the
+            # deadline stays, and the cookie goes out again only if it must.
+            assert record is not None and record.expires is not None
+            expires = record.expires
+            permanence = PERMANENT_KEY in changes_ or PERMANENT_KEY in gone_keys
+            refreshed = session.permanent and record.refreshed  # by this request's load
+            resend = refreshed or permanence or st.resign or st.sid != st.incoming_sid
+            cookie = self._cookie(session, expires) if resend else None
+        else:
+            cookie = self._cookie(session, expires)
 
         if self.max_keys is not None and dict.__len__(session) > self.max_keys:
             raise SessionTooLarge(dict.__len__(session), self.max_keys, unit="keys")
@@ -550,6 +566,7 @@ class SessionManager:
             handle=None if record is None else record.handle,
             owner=None if record is None or bind is not None else self._store_user(record),
             idle=self.policy.idle,
+            keeps_deadline=keep,
         )
         if record is None:
             return SavePlan(delete=_key(st.destroyed_sid), key=key, changes=changes, cookie=cookie)
@@ -570,13 +587,24 @@ class SessionManager:
             raise SessionTooLarge(len(texts), self.max_keys, unit="keys")
         read = None if PERMANENT_KEY in texts else PERMANENT_KEY
         policy = self.policy
-        writes = KeyWrites(self.clock(), policy.idle, policy.absolute, texts, self.max_keys, read)
+        writes = KeyWrites(
+            self.clock(),
+            policy.idle,
+            policy.absolute,
+            texts,
+            self.max_keys,
+            read,
+            policy.refresh_step(),
+        )
         return SavePlan(key=store_key(st.incoming_sid), writes=writes)
 
-    def cookie_after_writes(self, session: Session, written: Written) -> Cookie:
-        """The cookie to send once ``store.write_keys`` wrote a session's keys."""
+    def cookie_after_writes(self, session: Session, written: Written) -> Cookie | None:
+        """The cookie to send once ``store.write_keys`` wrote a session's keys
+        (``None``: the deadline stayed, and the client's cookie still holds)."""
         st = state(session)
         assert st.pending is not None and st.incoming_sid is not None
+        if not written.moved and PERMANENT_KEY not in st.pending and not st.resign:
+            return None
         if PERMANENT_KEY in st.pending:
             permanent = bool(st.pending[PERMANENT_KEY])
         else:

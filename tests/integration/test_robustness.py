@@ -106,9 +106,12 @@ def test_damaged_stored_data_is_no_session_never_a_500(
         # again. Damaged metadata, or a key of another type, it does see: the
         # keys start a new session, as on the stores that always load.
         status, _, set_cookie = visit(app, cookie, "/set/user/bob")
-        assert status == 200 and set_cookie is not None
         unread = how == "data" and writes_keys(app.session_interface.store)  # type: ignore[attr-defined]
-        assert (cookie in set_cookie) is unread
+        if unread:
+            # The same session, its deadline within a step of the cookie's: no cookie.
+            assert status == 200 and set_cookie is None
+        else:
+            assert status == 200 and set_cookie is not None and cookie not in set_cookie
         assert visit(app, cookie, "/get/user")[:2] == (200, "'bob'" if unread else "None")
     assert caplog.records and cookie not in caplog.text
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from sharedsession.stores.redis import RedisStore
 from tests.flask_apps import make_app
 from tests.flask_apps import session_cookie
 from tests.flask_apps import trips
+from tests.flask_apps import visit
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -118,16 +121,52 @@ def test_write_without_a_read_is_one_round_trip(
     assert trips(sent, app, "/set/theme/dark", cookie) == ["EVALSHA"]
     assert trips(sent, app, "/get/theme", cookie) == ["HGETALL"]
     assert redis_client.hget(f"session:{{{store_key(cookie)}}}", "theme") == b'"dark"'
-    # A session bound to a user: its user index is kept alive as long as it,
-    # in a second round trip (the script learns of the binding).
+    # A session bound to a user: its user index lives as long as it. Within a
+    # refresh step of its deadline a write leaves both deadlines as they are.
     bound = session_cookie(app, "/login/ann")
     index = "session:user:ann"
-    redis_client.pexpire(index, 5000)  # as if written long ago
-    assert trips(sent, app, "/set/theme/light", bound) == ["EVALSHA", "PEXPIRE"]
+    name = f"session:{{{store_key(bound)}}}"
+    deadline = redis_client.hget(name, ":expires")
+    assert trips(sent, app, "/set/theme/light", bound) == ["EVALSHA"]
+    assert redis_client.hget(name, ":expires") == deadline
+    # Written long ago (its deadline more than a step behind): the write moves
+    # the deadline, and the index's in a second round trip (the script learns
+    # of the binding).
+    redis_client.pexpire(index, 5000)
+    redis_client.pexpire(name, 5000)
+    redis_client.hset(name, ":expires", repr(time.time() + 5))
+    assert trips(sent, app, "/set/theme/dark", bound) == ["EVALSHA", "PEXPIRE"]
     # The index first: read later, the hash's TTL has had time to shrink.
     index_ttl = redis_client.pttl(index)
-    hash_ttl = redis_client.pttl(f"session:{{{store_key(bound)}}}")
+    hash_ttl = redis_client.pttl(name)
     assert hash_ttl > 5000 and index_ttl >= hash_ttl
+    assert float(redis_client.hget(name, ":expires")) > time.time() + 60
+
+
+def test_a_write_moves_the_deadline_and_sends_the_cookie_once_per_refresh_step(
+    counted: tuple[Flask, list[str]], redis_client: Any
+) -> None:
+    app, _ = counted
+    cookie = session_cookie(app)
+    name = f"session:{{{store_key(cookie)}}}"
+    deadline = redis_client.hget(name, ":expires")
+    # Written unread, and read then written: within a step of the deadline the
+    # cookie has, the deadline stays and no cookie goes out.
+    for path in ("/set/theme/dark", "/append/x"):
+        assert visit(app, cookie, path)[::2] == (200, None)
+        assert redis_client.hget(name, ":expires") == deadline
+    # Its deadline more than a step behind (written a while ago): the write
+    # moves it, and the cookie goes out with that deadline.
+    for path in ("/set/theme/light", "/append/y"):
+        redis_client.hset(name, ":expires", repr(time.time() + 5))
+        redis_client.pexpire(name, 5000)
+        status, _, set_cookie = visit(app, cookie, path)
+        assert status == 200 and set_cookie is not None and cookie in set_cookie
+        stored = float(redis_client.hget(name, ":expires"))
+        assert stored > time.time() + 60 and redis_client.pttl(name) > 60_000
+        sent = parsedate_to_datetime(set_cookie.split("Expires=")[1].split(";")[0])
+        assert sent.timestamp() == int(stored)
+    assert visit(app, cookie, "/get/cart")[1] == "['x', 'y']"
 
 
 def test_clear_is_two_round_trips(counted: tuple[Flask, list[str]]) -> None:

@@ -74,12 +74,17 @@ def test_the_cookie_follows_the_stored_permanent_flag(clock: FakeClock) -> None:
     sid = saved(manager, store, a=1, _permanent=False)
     session = open_(manager, store, sid)
     session["b"] = 2
+    # Within a refresh step of its deadline: the deadline stays, the cookie holds.
+    assert save(store, manager, session) is None
+    clock.advance(100)
+    session = open_(manager, store, sid)
+    session["b"] = 3
     assert save(store, manager, session) == Cookie(sid, None)  # a browser-session cookie
     session = open_(manager, store, sid)
     session.permanent = True  # loads: set on every request by many apps, rarely changed
     session["c"] = 3
     assert save(store, manager, session) == Cookie(sid, clock.now + 3600)
-    assert dict(store.calls) == {"write_keys": 1, "load": 1, "apply": 1}
+    assert dict(store.calls) == {"write_keys": 2, "load": 1, "apply": 1}
     store.calls.clear()
     session = open_(manager, store, sid)
     session.permanent = True

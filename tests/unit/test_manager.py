@@ -176,6 +176,52 @@ def test_absolute_timeout_caps_everything(clock: FakeClock) -> None:
     assert open_(manager, store, sid).get("a") is None
 
 
+def test_a_write_within_a_refresh_step_keeps_the_deadline_and_sends_no_cookie(
+    clock: FakeClock,
+) -> None:
+    manager, store = make(clock)  # idle 3600 s: a step of 36 s
+    sid = saved(manager, store, a=1)
+    deadline = clock.now + 3600
+    clock.advance(30)
+    session = open_(manager, store, sid)
+    session["a"] = 2
+    assert run(manager, store, session) is None  # the cookie still has the deadline
+    record = store.load(store_key(sid))
+    assert record is not None and record.expires == deadline and record.data["a"] == "2"
+    clock.advance(10)  # 40 s since the deadline moved: more than a step
+    session = open_(manager, store, sid)
+    session["a"] = 3
+    assert run(manager, store, session) == Cookie(sid, clock.now + 3600)
+    record = store.load(store_key(sid))
+    assert record is not None and record.expires == clock.now + 3600
+
+
+def test_a_kept_deadline_never_undoes_a_concurrent_move(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    sid = saved(manager, store, a=1)
+    first = open_(manager, store, sid)
+    assert first.get("a") == 1  # loaded: its deadline is within a step of a move
+    clock.advance(10)
+    other = open_(manager, store, sid)
+    other.modified = True  # a forced save always moves the deadline
+    assert run(manager, store, other) == Cookie(sid, clock.now + 3600)
+    first["a"] = 2
+    assert run(manager, store, first) is None
+    record = store.load(store_key(sid))
+    assert record is not None and record.expires == clock.now + 3600  # not moved back
+
+
+def test_a_write_that_changes_permanent_sends_the_cookie_within_a_step(clock: FakeClock) -> None:
+    manager, store = make(clock)
+    sid = saved(manager, store, a=1)
+    session = open_(manager, store, sid)
+    session.permanent = False
+    assert run(manager, store, session) == Cookie(sid, None)
+    session = open_(manager, store, sid)
+    session.permanent = True
+    assert run(manager, store, session) == Cookie(sid, clock.now + 3600)
+
+
 def test_expired_record_returned_by_a_store_is_refused(clock: FakeClock) -> None:
     manager, store = make(clock, absolute=10)
     session = open_(manager, store, None)

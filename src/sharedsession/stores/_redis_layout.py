@@ -65,7 +65,8 @@ redis.call('HSET', KEYS[1], ':seen', ARGV[1], ':expires', ARGV[3])
 return 1
 """
 
-# KEYS[1] the hash; ARGV: mode ('create' | 'update'), ttl ms, clear ('1' | '0'),
+# KEYS[1] the hash; ARGV: mode ('create' | 'update'), ttl ms ('' keeps the TTL
+# it has: a write within a refresh step of its deadline), clear ('1' | '0'),
 # number of fields to delete, those fields, then field/value pairs to set.
 APPLY = """
 local key = KEYS[1]
@@ -97,7 +98,7 @@ while i <= #ARGV do
   redis.call('HSET', key, unpack(ARGV, i, j))
   i = j + 1
 end
-local ms = tonumber(ARGV[2])
+local ms = ARGV[2]
 local empty = false
 if clear or ndel > 0 then  -- only a removal can leave no keys
   local meta = 0
@@ -107,10 +108,10 @@ if clear or ndel > 0 then  -- only a removal can leave no keys
   end
   empty = redis.call('HLEN', key) <= meta and redis.call('HEXISTS', key, ':user') == 0
 end
-if ms <= 0 or empty then
+if empty or (ms ~= '' and tonumber(ms) <= 0) then
   redis.call('DEL', key)
-else
-  redis.call('PEXPIRE', key, ARGV[2])  -- the text: a Lua number costs a conversion
+elseif ms ~= '' then
+  redis.call('PEXPIRE', key, ms)  -- the text: a Lua number costs a conversion
 end
 return 'applied'
 """
@@ -120,14 +121,16 @@ return 'applied'
 # hold ('' if no limit), ARGV[5] a field to return ('' if none), ARGV[6] and
 # ARGV[7] the idle deadline (now + idle) and its ms from now, as text ('' if
 # endless; used when no absolute deadline comes first: a Lua number costs the
-# server a conversion), then field/value pairs. Sets fields of a live session
+# server a conversion), ARGV[8] the refresh step in seconds ('' to always move
+# the deadline), then field/value pairs. Sets fields of a live session
 # without reading it first; false, with nothing written, when there is none
 # (deleted, expired, past its absolute deadline, a marker) or it may hold too
-# many: the caller loads.
+# many: the caller loads. The deadline moves only when the new one is more
+# than a step later than ':expires' (or earlier): else the cookie still has it.
 WRITE_KEYS = """
 local key = KEYS[1]
 local m = redis.pcall('HMGET', key, ':created', ':forward', ':absolute', ':user', ':handle',
-  ':issued', ARGV[5])
+  ':issued', ':expires', ARGV[5])
 if m.err then return false end  -- not a hash: the caller's load says what it is
 local created, absolute = tonumber(m[1]), math.huge
 if m[3] then absolute = tonumber(m[3]) end
@@ -143,20 +146,29 @@ if deadline ~= idle or expires == '' then
 end
 if tonumber(ms) <= 0 then return false end
 -- An upper bound (metadata fields count too): near the limit the caller counts.
-if ARGV[4] ~= '' and redis.call('HLEN', key) + (#ARGV - 7) / 2 > tonumber(ARGV[4]) then
+if ARGV[4] ~= '' and redis.call('HLEN', key) + (#ARGV - 8) / 2 > tonumber(ARGV[4]) then
   return false
 end
+local has, moved = tonumber(m[7]), 1
+if has and ARGV[8] ~= '' and has <= deadline and deadline - has <= tonumber(ARGV[8]) then
+  moved = 0
+end
 -- In chunks (unpack() of thousands of arguments overflows Lua's stack).
-redis.call('HSET', key, ':seen', ARGV[1], ':expires', expires,
-  unpack(ARGV, 8, math.min(#ARGV, 1007)))
-local i = 1008
+if moved == 1 then
+  redis.call('HSET', key, ':seen', ARGV[1], ':expires', expires,
+    unpack(ARGV, 9, math.min(#ARGV, 1008)))
+else
+  redis.call('HSET', key, ':seen', ARGV[1], unpack(ARGV, 9, math.min(#ARGV, 1008)))
+end
+local i = 1009
 while i <= #ARGV do
   local j = math.min(i + 999, #ARGV)
   redis.call('HSET', key, unpack(ARGV, i, j))
   i = j + 1
 end
+if moved == 0 then return {m[7], m[4] or '', m[5] or '', m[8] or false, 0} end
 redis.call('PEXPIRE', key, ms)
-return {expires, m[4] or '', m[5] or '', m[7] or false}
+return {expires, m[4] or '', m[5] or '', m[8] or false, 1}
 """
 
 # KEYS[1] the hash: read it and delete it in one step (regeneration's first
@@ -400,10 +412,17 @@ def _parsed(
         if FORWARD in meta:
             return Record({}, created, forward=meta[FORWARD]), None
         absolute, issued = _optional(meta, ABSOLUTE), _optional(meta, ISSUED)
+        expires = _optional(meta, EXPIRES)
         record = Record(
-            data, created, absolute, issued, meta.get(USER), handle=meta.get(HANDLE, key)
+            data,
+            created,
+            absolute,
+            issued,
+            meta.get(USER),
+            handle=meta.get(HANDLE, key),
+            expires=expires,
         )
-        return record, _optional(meta, EXPIRES)
+        return record, expires
     except (ValueError, UnicodeError) as exc:
         # Written by someone else, or damaged: no session, never a 500.
         logger.warning("a stored session has unreadable metadata (%s); ignoring it", exc)
@@ -412,7 +431,9 @@ def _parsed(
 
 def _meta(changes: ChangeSet) -> list[tuple[str, str]]:
     """Metadata fields a change set writes."""
-    fields = [(SEEN, repr(changes.now)), (EXPIRES, repr(changes.expires))]
+    fields = [(SEEN, repr(changes.now))]
+    if not changes.keeps_deadline:
+        fields.append((EXPIRES, repr(changes.expires)))
     if changes.created is not None:
         fields += [(CREATED, repr(changes.created)), (ISSUED, repr(changes.now))]
         if changes.absolute is not None:
@@ -428,7 +449,7 @@ def _apply_args(mode: str, changes: ChangeSet, fields: list[tuple[str, str]]) ->
         deletes += [USER, CLIENT]
     args: list[Any] = [
         mode,
-        int((changes.expires - changes.now) * 1000),
+        "" if changes.keeps_deadline else int((changes.expires - changes.now) * 1000),
         "1" if changes.clear else "0",
         len(deletes),
         *deletes,
@@ -465,7 +486,7 @@ def load(
     # (A lone script is sent as it is: redis-py checks a pipeline's scripts
     # with SCRIPT EXISTS first, a round trip more.)
     touched, *_ = (yield Pipeline(calls, write=True)) if len(calls) > 1 else [(yield touch)]
-    return replace(record, refreshed=True) if touched else None
+    return replace(record, refreshed=True, expires=deadline) if touched else None
 
 
 def apply(
@@ -490,15 +511,19 @@ def write_keys(prefix: str, key: str, writes: KeyWrites) -> Flow[Written | None]
     idle = writes.now + writes.idle
     # The same arithmetic as the script's, so both agree to the ms.
     args += [repr(idle), int((idle - writes.now) * 1000)] if math.isfinite(idle) else ["", ""]
+    args.append(repr(writes.step) if writes.step > 0 else "")
     for field_name, value in writes.set.items():
         args += [_field(field_name), value]
     reply = yield Script("write_keys", [name], args, write=True)
     if not reply:
         return None
-    expires, user, handle, value = reply
+    expires, user, handle, value, moved = reply
     deadline = float(text(expires))
+    if not int(moved):
+        # The deadline stayed: so does what finds the session (it lives as long).
+        return Written(deadline, None if value is None else text(value), moved=False)
     # What finds a bound or re-IDed session lives as long as it may, as after
-    # any write: one round trip more, only for those.
+    # any write that moves the deadline: one round trip more, only for those.
     found_by = [user_key(prefix, text(user))] if user else []
     if handle and text(handle) != key:
         found_by.append(handle_key(prefix, text(handle)))
@@ -553,7 +578,8 @@ def _write(prefix: str, key: str, changes: ChangeSet) -> Flow[ApplyResult]:
         found_by = [user_key(prefix, changes.owner)] if changes.owner else []
         if changes.handle and changes.handle != key:
             found_by.append(handle_key(prefix, changes.handle))
-        if not found_by or changes.idle <= 0:
+        if not found_by or changes.idle <= 0 or changes.keeps_deadline:
+            # (A kept deadline keeps theirs too: they live as long as it.)
             return ApplyResult(text((yield script)))
         extend = [Call("pexpire", (found, idle_ms)) for found in found_by]
         replies = yield Pipeline([script, *extend], write=True)

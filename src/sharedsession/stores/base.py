@@ -50,6 +50,10 @@ class Record:
         from Flask-Session.
     :param handle: The session's handle: its first store key, kept when it
         gets a new ID (``None`` from stores that do not keep one).
+    :param expires: The deadline the store recorded with the last move (after
+        this load's refresh, if it made one), which is the expiry the client's
+        cookie was sent with; ``None`` from stores that do not say. A write
+        within a refresh step of it leaves it (and sends no cookie).
     """
 
     data: RecordData
@@ -61,6 +65,7 @@ class Record:
     refreshed: bool = False
     adopted: bool = False
     handle: str | None = None
+    expires: float | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,10 @@ class ChangeSet:
         knows it), so that stores keep its user index alive as long as it.
     :param idle: The idle lifetime (seconds, before any absolute cap): the
         longest any session can live from ``now`` on.
+    :param keeps_deadline: ``expires`` is the deadline the record has
+        (``Record.expires``), within a refresh step of the one a move would
+        set: a store may leave the deadline, and the TTL of what finds the
+        session, as they are (a concurrent move stays).
     """
 
     now: float
@@ -166,6 +175,7 @@ class ChangeSet:
     handle: str | None = None
     owner: str | None = None
     idle: float = 0.0
+    keeps_deadline: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,6 +192,8 @@ class KeyWrites:
         than this; a store may refuse earlier (with an upper bound), the
         caller then loads and counts. ``None``: no limit.
     :param read: A key whose stored text, as before the write, to return.
+    :param step: A store that records the deadline may leave it when the new
+        one is no more than this later (the refresh step); ``0``: always move.
     """
 
     now: float
@@ -190,6 +202,7 @@ class KeyWrites:
     set: Mapping[str, str]
     max_keys: int | None = None
     read: str | None = None
+    step: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -198,10 +211,13 @@ class Written:
 
     :param expires: The record's deadline now.
     :param value: The stored text of the key asked for (``read``), if it has one.
+    :param moved: Whether the write moved the deadline (``False``: it was
+        within ``step`` and left as it was, so the client's cookie still has it).
     """
 
     expires: float
     value: str | None = None
+    moved: bool = True
 
 
 class ApplyResult(enum.Enum):

@@ -110,6 +110,7 @@ class MemoryStore(Closing):
                 entry.user_id,
                 refreshed=refreshed,
                 handle=entry.handle,
+                expires=entry.expires,
             )
 
     def apply(self, key: str, changes: ChangeSet) -> ApplyResult:
@@ -138,11 +139,13 @@ class MemoryStore(Closing):
             for name in changes.delete:
                 data.pop(name, None)
             data.update(changes.set)
-            updated = replace(entry, data=data, expires=changes.expires, seen=changes.now)
+            # A kept deadline stays as it is (a concurrent move included).
+            expires = entry.expires if changes.keeps_deadline else changes.expires
+            updated = replace(entry, data=data, expires=expires, seen=changes.now)
             if changes.bind:
                 updated.user_id = changes.user_id
                 updated.client = dict(changes.client)
-            if (not data and updated.user_id is None) or changes.expires <= self._clock():
+            if (not data and updated.user_id is None) or expires <= self._clock():
                 self._entries.pop(key, None)
             else:
                 self._entries[key] = updated
@@ -166,8 +169,10 @@ class MemoryStore(Closing):
                 return None
             value = None if writes.read is None else entry.data.get(writes.read)
             entry.data = {**entry.data, **writes.set}
-            entry.expires = deadline
             entry.seen = writes.now
+            if writes.step > 0 and entry.expires <= deadline <= entry.expires + writes.step:
+                return Written(entry.expires, value, moved=False)  # within a step: kept
+            entry.expires = deadline
             return Written(deadline, value)
 
     def _cap(self, user_id: str, current: str, limit: int) -> None:
