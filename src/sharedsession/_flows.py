@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 from typing import TypeVar
 
@@ -162,7 +163,7 @@ def _from_flask_session(
     if blob is None:
         if record is None and ours:  # adopted by a concurrent request just now
             found: Record | None = yield Load(key, manager.refresh())
-            return found
+            return _moved(found)
         if record is not None and migration.rolling:
             yield Delete(key)  # logged out on an instance not yet switched
             return None
@@ -178,18 +179,26 @@ def _from_flask_session(
         result: ApplyResult = yield Apply(key, changes)
         if result is ApplyResult.EXISTS:  # adopted by a concurrent request
             again: Record | None = yield Load(key, None)
-            return again
+            return _moved(again)
         if not migration.rolling:
             yield FlaskSessionOp("delete", sid)  # moved: one copy, nothing to resurrect
         logger.info("adopted a Flask-Session session")
-        return Record(changes.set, changes.now, changes.absolute, changes.now, changes.user_id)
+        adopted = Record(changes.set, changes.now, changes.absolute, changes.now, changes.user_id)
+        return _moved(replace(adopted, expires=changes.expires))
     if record.refreshed:  # its copy lives as long as it does
         yield FlaskSessionOp("touch", sid, ttl_ms=migration.lifetime_ms)
     sync = manager.sync_to(key, record, data, migration)
     if sync is None:
         return record
     outcome: ApplyResult = yield Apply(key, sync)
-    return None if outcome is ApplyResult.GONE else (yield Load(key, None))
+    return None if outcome is ApplyResult.GONE else _moved((yield Load(key, None)))
+
+
+def _moved(record: Record | None) -> Record | None:
+    """``record``, marked as loaded by a request that moved its deadline (an
+    adoption, a sync with Flask-Session's copy): the client still holds the
+    cookie Flask-Session sent, so this response sends ours, with the deadline."""
+    return None if record is None else replace(record, refreshed=True)
 
 
 def save(manager: SessionManager, session: Session) -> Flow[Cookie | None]:

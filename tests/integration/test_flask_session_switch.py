@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -311,8 +312,15 @@ def test_the_adopting_request_slides_the_idle_deadline(client: redis.Redis) -> N
     old, cookie = login_old(client)
     client.pexpire(PREFIX + cookie, 2000)  # nearly expired in Flask-Session
     new = new_app(client)
-    visit(new, cookie, "/show")
-    assert client.pttl(f"{PREFIX}{{{_digest(cookie)}}}") > 3600 * 1000  # a full lifetime
+    response, _ = visit(new, cookie, "/show")
+    name = f"{PREFIX}{{{_digest(cookie)}}}"
+    assert client.pttl(name) > 3600 * 1000  # a full lifetime
+    # The browser holds Flask-Session's nearly expired cookie: ours goes out
+    # with the deadline the adoption set, also from a read.
+    set_cookie = response.headers.get("Set-Cookie")
+    assert set_cookie is not None
+    sent = parsedate_to_datetime(set_cookie.split("Expires=")[1].split(";")[0])
+    assert sent.timestamp() == int(float(client.hget(name, ":expires")))
 
 
 def test_a_request_racing_an_adoption_is_served_not_logged_out(client: redis.Redis) -> None:
