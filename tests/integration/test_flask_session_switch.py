@@ -320,7 +320,9 @@ def test_the_adopting_request_slides_the_idle_deadline(client: redis.Redis) -> N
     set_cookie = response.headers.get("Set-Cookie")
     assert set_cookie is not None
     sent = parsedate_to_datetime(set_cookie.split("Expires=")[1].split(";")[0])
-    assert sent.timestamp() == int(float(client.hget(name, ":expires")))
+    stored = client.hget(name, ":expires")
+    assert isinstance(stored, bytes)
+    assert sent.timestamp() == int(float(stored))
 
 
 def test_a_request_racing_an_adoption_is_served_not_logged_out(client: redis.Redis) -> None:
