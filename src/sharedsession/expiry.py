@@ -41,6 +41,14 @@ class ExpiryPolicy:
         return min(60.0, self.idle / 100)
 
 
+def kept(has: float, deadline: float, step: float) -> bool:
+    """Whether a write leaves the deadline ``has`` (the one the client's cookie
+    was sent with) instead of moving it to ``deadline``: the new one is no
+    earlier and at most ``step`` (> 0) later. The Redis ``write_keys`` script
+    applies the same rule."""
+    return step > 0 and has <= deadline <= has + step
+
+
 def cap(deadline: float, absolute_deadline: float | None) -> float:
     """``deadline``, but never past ``absolute_deadline``."""
     return deadline if absolute_deadline is None else min(deadline, absolute_deadline)

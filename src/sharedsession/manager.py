@@ -39,6 +39,7 @@ from .errors import SessionTooLarge
 from .errors import StoreError
 from .expiry import ExpiryPolicy
 from .expiry import cap
+from .expiry import kept
 from .flask_session import ADOPTED
 from .flask_session import Migration
 from .ids import MIN_ID_BYTES
@@ -510,19 +511,17 @@ class SessionManager:
             record is not None
             and record.expires is not None
             and not (st.forced or regenerated or reseal or bind is not None)
-            and record.expires <= expires <= record.expires + self.policy.refresh_step()
+            and kept(record.expires, expires, self.policy.refresh_step())
         )
-        if keep:
+        cookie: Cookie | None = self._cookie(session, expires)
+        if keep and record is not None and record.expires is not None:
             # Within a refresh step of the deadline the client's cookie has: the
             # deadline stays, and the cookie goes out again only if it must.
-            assert record is not None and record.expires is not None
             expires = record.expires
             permanence = PERMANENT_KEY in changes_ or PERMANENT_KEY in gone_keys
             refreshed = session.permanent and record.refreshed  # by this request's load
             resend = refreshed or permanence or st.resign or st.sid != st.incoming_sid
             cookie = self._cookie(session, expires) if resend else None
-        else:
-            cookie = self._cookie(session, expires)
 
         if self.max_keys is not None and dict.__len__(session) > self.max_keys:
             raise SessionTooLarge(dict.__len__(session), self.max_keys, unit="keys")

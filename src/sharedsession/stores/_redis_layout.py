@@ -149,24 +149,19 @@ if tonumber(ms) <= 0 then return false end
 if ARGV[4] ~= '' and redis.call('HLEN', key) + (#ARGV - 8) / 2 > tonumber(ARGV[4]) then
   return false
 end
-local has, moved = tonumber(m[7]), 1
-if has and ARGV[8] ~= '' and has <= deadline and deadline - has <= tonumber(ARGV[8]) then
-  moved = 0
-end
 -- In chunks (unpack() of thousands of arguments overflows Lua's stack).
-if moved == 1 then
-  redis.call('HSET', key, ':seen', ARGV[1], ':expires', expires,
-    unpack(ARGV, 9, math.min(#ARGV, 1008)))
-else
-  redis.call('HSET', key, ':seen', ARGV[1], unpack(ARGV, 9, math.min(#ARGV, 1008)))
-end
+redis.call('HSET', key, ':seen', ARGV[1], unpack(ARGV, 9, math.min(#ARGV, 1008)))
 local i = 1009
 while i <= #ARGV do
   local j = math.min(i + 999, #ARGV)
   redis.call('HSET', key, unpack(ARGV, i, j))
   i = j + 1
 end
-if moved == 0 then return {m[7], m[4] or '', m[5] or '', m[8] or false, 0} end
+local has = tonumber(m[7])
+if has and ARGV[8] ~= '' and has <= deadline and deadline - has <= tonumber(ARGV[8]) then
+  return {m[7], m[4] or '', m[5] or '', m[8] or false, 0}  -- kept: the cookie has it
+end
+redis.call('HSET', key, ':expires', expires)
 redis.call('PEXPIRE', key, ms)
 return {expires, m[4] or '', m[5] or '', m[8] or false, 1}
 """
@@ -396,37 +391,28 @@ def _optional(meta: dict[str, str], name: str) -> float | None:
 
 
 def _record(flat: Sequence[bytes | str] | dict[Any, Any], key: str) -> Record | None:
-    return _parsed(flat, key)[0]
-
-
-def _parsed(
-    flat: Sequence[bytes | str] | dict[Any, Any], key: str
-) -> tuple[Record | None, float | None]:
-    """The record a loaded hash holds, and the deadline it recorded (``None``:
-    unknown, written by an earlier version)."""
+    """The record a loaded hash holds; its ``expires`` is the deadline the hash
+    recorded (``None``: unknown, written by an earlier version)."""
     if not flat:
-        return None, None
+        return None
     try:
         data, meta = _split(flat)
         created = float(meta.get(CREATED, 0.0))
         if FORWARD in meta:
-            return Record({}, created, forward=meta[FORWARD]), None
-        absolute, issued = _optional(meta, ABSOLUTE), _optional(meta, ISSUED)
-        expires = _optional(meta, EXPIRES)
-        record = Record(
+            return Record({}, created, forward=meta[FORWARD])
+        return Record(
             data,
             created,
-            absolute,
-            issued,
+            _optional(meta, ABSOLUTE),
+            _optional(meta, ISSUED),
             meta.get(USER),
             handle=meta.get(HANDLE, key),
-            expires=expires,
+            expires=_optional(meta, EXPIRES),
         )
-        return record, expires
     except (ValueError, UnicodeError) as exc:
         # Written by someone else, or damaged: no session, never a 500.
         logger.warning("a stored session has unreadable metadata (%s); ignoring it", exc)
-        return None, None
+        return None
 
 
 def _meta(changes: ChangeSet) -> list[tuple[str, str]]:
@@ -466,13 +452,13 @@ def load(
     (Sentinel) refuses to read from a server that is no longer the master."""
     name = session_key(prefix, key)
     read = Script("read_master", [name], []) if master_only else Call("hgetall", (name,))
-    record, has = _parsed((yield read), key)
+    record = _record((yield read), key)
     if refresh is None or record is None or record.forward is not None:
         return record
     deadline = cap(refresh.now + refresh.ttl, record.absolute)
     if deadline <= refresh.now:
         return None  # past its absolute deadline: Redis expires it at that moment
-    if has is not None and deadline - has <= refresh.step:
+    if record.expires is not None and deadline - record.expires <= refresh.step:
         return record  # the deadline it has is close enough: a read writes nothing
     # Once per refresh step: the session, and what finds it, live as long as it does.
     ms = int((deadline - refresh.now) * 1000)

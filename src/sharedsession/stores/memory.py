@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..expiry import cap
+from ..expiry import kept
 from .base import ApplyResult
 from .base import ChangeSet
 from .base import Closing
@@ -170,8 +171,8 @@ class MemoryStore(Closing):
             value = None if writes.read is None else entry.data.get(writes.read)
             entry.data = {**entry.data, **writes.set}
             entry.seen = writes.now
-            if writes.step > 0 and entry.expires <= deadline <= entry.expires + writes.step:
-                return Written(entry.expires, value, moved=False)  # within a step: kept
+            if kept(entry.expires, deadline, writes.step):
+                return Written(entry.expires, value, moved=False)
             entry.expires = deadline
             return Written(deadline, value)
 
