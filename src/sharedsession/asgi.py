@@ -303,18 +303,28 @@ def admin(connection: Any) -> AsyncSessionAdmin:
 def _used(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The headers with ``Vary`` and ``Cache-Control`` of a response that used the session."""
     out: list[tuple[bytes, bytes]] = []
-    found: dict[bytes, list[str]] = {b"vary": [], b"cache-control": []}
+    found: dict[bytes, list[str]] = {}
     for key, value in headers:
         name = key.lower()
-        if name in found:
-            found[name].append(value.decode("latin-1"))
+        if name in _MERGED:
+            found.setdefault(name, []).append(value.decode("latin-1"))
         else:
             out.append((key, value))
-    cache_control = private_cache_control(", ".join(found[b"cache-control"]) or None)
-    vary = vary_cookie(", ".join(found[b"vary"]) or None)
+    if not found:  # the app set neither (the usual case): what they become is known
+        out += _USED
+        return out
+    cache_control = private_cache_control(", ".join(found.get(b"cache-control", ())) or None)
+    vary = vary_cookie(", ".join(found.get(b"vary", ())) or None)
     out.append((b"cache-control", cache_control.encode("latin-1")))
     out.append((b"vary", vary.encode("latin-1")))
     return out
+
+
+_MERGED = frozenset((b"vary", b"cache-control"))
+_USED = (
+    (b"cache-control", private_cache_control(None).encode("latin-1")),
+    (b"vary", vary_cookie(None).encode("latin-1")),
+)
 
 
 async def _send_unavailable(send: Send) -> None:

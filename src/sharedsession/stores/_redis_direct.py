@@ -27,7 +27,8 @@ as the pool forgets them.
 On asyncio, redis-py bounds each send and each read by the socket timeout on
 its own (a task and a timer for the send, a timer for the read), which costs
 more than the rest of a command. :class:`AsyncDirect` instead bounds the whole
-exchange (the retry included) by one timer of the same length, and clears the
+exchange (the retry included) by one timer of the same length (a
+:class:`~._deadline.Deadline`), and clears the
 timeout of a connection for as long as it holds it: a frozen server still
 fails the call within the timeout, with redis-py's ``TimeoutError``.
 
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -48,12 +48,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-# asyncio.timeout before 3.11.3 can raise a stray CancelledError; redis-py
-# depends on async-timeout there and makes the same choice.
-if sys.version_info >= (3, 11, 3):
-    from asyncio import timeout as _deadline  # type: ignore[attr-defined,unused-ignore]
-else:
-    from async_timeout import timeout as _deadline  # type: ignore[import-not-found,unused-ignore]
+from ._deadline import Deadline
 
 Command = tuple[Any, ...]
 
@@ -239,7 +234,7 @@ class AsyncDirect:
         conn = self._idle.pop() if self._idle else await self._new()
         timeout = self._timeouts[id(conn)]
         try:
-            async with _deadline(timeout):
+            with Deadline(timeout):
                 reply = await conn.retry.call_with_retry(
                     lambda: ask(conn), lambda error: conn.disconnect()
                 )
