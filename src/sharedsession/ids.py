@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Sequence
-
-from itsdangerous import BadSignature
-from itsdangerous import Signer
 
 #: Bytes of randomness in a new ID; 32 bytes is 256 bits.
 MIN_ID_BYTES = 32
@@ -60,13 +59,16 @@ class CookieSigner:
         if not keys or not all(keys):
             raise ValueError("CookieSigner needs at least one non-empty secret key")
         raw = [key.encode() if isinstance(key, str) else key for key in keys]
-        # itsdangerous signs with the last key and verifies with all of them.
-        self._signer = Signer(raw[::-1], salt=SIGNER_SALT, key_derivation="hmac")
-        self._current = Signer(raw[0], salt=SIGNER_SALT, key_derivation="hmac")
+        # itsdangerous's Signer with Flask-Session's salt, "hmac" key derivation
+        # and SHA-1, as Flask-Session signs: each key's derived key once, here,
+        # and the MAC by OpenSSL's one-shot HMAC (itsdangerous derives the key
+        # again and runs Python's HMAC on every call).
+        self._keys = [hmac.digest(key, _SALT, "sha1") for key in raw]
 
     def sign(self, sid: str) -> str:
         """Return ``sid`` with its signature, made with the current key."""
-        return self._signer.sign(sid).decode("ascii")
+        mac = hmac.digest(self._keys[0], sid.encode("ascii"), "sha1")
+        return f"{sid}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode('ascii')}"
 
     def unsign(self, value: str) -> tuple[str, bool] | None:
         """Verify a cookie value.
@@ -75,10 +77,23 @@ class CookieSigner:
             key signed it, or ``None`` when no key's signature matches.
         """
         try:
-            sid = self._signer.unsign(value).decode("ascii")
-        except (BadSignature, UnicodeError):
+            signed = value.encode("ascii")
+        except UnicodeError:
             return None
-        return sid, self._current.verify_signature(*value.encode("ascii").rsplit(b".", 1))
+        sid, dot, signature = signed.rpartition(b".")
+        if not dot:
+            return None
+        try:  # as itsdangerous reads it: padding optional
+            mac = base64.urlsafe_b64decode(signature + b"=" * (-len(signature) % 4))
+        except (binascii.Error, ValueError):
+            return None
+        for index, key in enumerate(self._keys):
+            if hmac.compare_digest(hmac.digest(key, sid, "sha1"), mac):
+                return sid.decode("ascii"), index == 0
+        return None
+
+
+_SALT = SIGNER_SALT.encode("ascii")
 
 
 def _successor_pad(old: str, size: int) -> bytes:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from itsdangerous import Signer
 
 from sharedsession.ids import CookieSigner
 from sharedsession.ids import is_well_formed
@@ -44,7 +45,26 @@ def test_signer_round_trip_and_rotation() -> None:
     assert rotated.sign(sid) == CookieSigner(["new-key"]).sign(sid)
 
 
-@pytest.mark.parametrize("value", ["", "no-dot", "a.b", "é.é", "x" * 5000 + ".sig"])
+@pytest.mark.parametrize("keys", [["k"], [b"current", "older", b"oldest"]])
+def test_signatures_are_the_ones_flask_session_makes_and_reads(keys: list[str | bytes]) -> None:
+    # Flask-Session signs with itsdangerous: this salt, "hmac" key derivation,
+    # SHA-1, the last key of its list the current one.
+    raw = [key.encode() if isinstance(key, str) else key for key in keys]
+    theirs = Signer(raw[::-1], salt="flask-session", key_derivation="hmac")
+    ours = CookieSigner(keys)
+    for sid in (new_id(), new_id(48)):
+        assert ours.sign(sid) == theirs.sign(sid).decode()
+        for index, key in enumerate(raw):
+            signed = Signer(key, salt="flask-session", key_derivation="hmac").sign(sid).decode()
+            assert ours.unsign(signed) == (sid, index == 0)
+            # Padding, as itsdangerous reads it.
+            assert ours.unsign(signed + "=") == (sid, index == 0)
+            forged = signed[:-2] + ("AA" if signed[-2:] != "AA" else "BB")
+            assert ours.unsign(forged) is None
+            assert ours.unsign(new_id() + signed[signed.rindex(".") :]) is None
+
+
+@pytest.mark.parametrize("value", ["", "no-dot", "a.b", "é.é", "x" * 5000 + ".sig", ".", "a.!!!"])
 def test_signer_rejects_garbage(value: str) -> None:
     assert CookieSigner(["k"]).unsign(value) is None
 
