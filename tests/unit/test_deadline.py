@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
 import pytest
 
 from sharedsession.stores._deadline import Deadline
 
+#: Python 3.10 has no cancellation count: a cancellation at the moment of
+#: expiry becomes a timeout there, as with async_timeout.
+counted = pytest.mark.skipif(sys.version_info < (3, 11), reason="needs Task.cancelling()")
 
+
+@counted
 def test_a_block_past_its_limit_leaves_with_a_timeout_and_no_cancellation_left() -> None:
     async def scenario() -> tuple[str, int]:
         task = asyncio.current_task()
@@ -72,6 +78,7 @@ def test_an_outer_limit_that_ends_first_is_the_one_reported() -> None:
     assert asyncio.run(scenario()) == "outer timed out"
 
 
+@counted
 def test_a_cancellation_at_the_moment_of_expiry_is_not_swallowed() -> None:
     # The limit ends and a cancellation from elsewhere arrives before the task
     # runs again: the block must not turn both into a timeout, which a caller
@@ -87,6 +94,37 @@ def test_a_cancellation_at_the_moment_of_expiry_is_not_swallowed() -> None:
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(scenario())
+
+
+def test_a_limit_already_due_ends_a_block_that_would_finish_at_once() -> None:
+    async def scenario() -> str:
+        try:
+            with Deadline(0):
+                await asyncio.sleep(0)
+        except asyncio.TimeoutError:
+            return "timed out"
+        return "finished"
+
+    assert asyncio.run(scenario()) == "timed out"
+
+
+@counted
+def test_used_again_it_starts_afresh() -> None:
+    async def scenario() -> str:
+        deadline = Deadline(0.01)
+        with pytest.raises(asyncio.TimeoutError), deadline:
+            await asyncio.sleep(5)
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            with deadline:  # a cancellation from elsewhere is not this limit's
+                task.cancel()
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            return f"cancelled, {task.cancelling()} pending"  # type: ignore[attr-defined,unused-ignore]
+        return "finished"
+
+    assert asyncio.run(scenario()) == "cancelled, 1 pending"
 
 
 def test_outside_a_task_it_says_so() -> None:

@@ -28,7 +28,7 @@ class Deadline:
     def __init__(self, delay: float | None) -> None:
         self._delay = delay
         self._expired = False
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: asyncio.Handle | None = None
         self._cancelling = 0
 
     def __enter__(self) -> Deadline:
@@ -38,10 +38,15 @@ class Deadline:
         if task is None:
             raise RuntimeError("Deadline is for use inside a task")
         self._task = task
+        self._expired = False
         # Python 3.11+ counts cancellations: one from elsewhere is told apart.
         uncounted = getattr(task, "cancelling", None)
         self._cancelling = uncounted() if uncounted is not None else 0
-        self._handle = asyncio.get_running_loop().call_later(self._delay, self._expire)
+        loop = asyncio.get_running_loop()
+        if self._delay <= 0:  # already due: before anything else can finish the block
+            self._handle = loop.call_soon(self._expire)
+        else:
+            self._handle = loop.call_later(self._delay, self._expire)
         return self
 
     def _expire(self) -> None:
