@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from flask import Flask
@@ -148,6 +151,13 @@ def visit(app: Flask, cookie: str, path: str) -> tuple[int, str, str | None]:
     client.set_cookie("session", cookie)
     response = client.get(path)
     return response.status_code, response.text, response.headers.get("Set-Cookie")
+
+
+def expires_of(set_cookie: str) -> dt.datetime:
+    """The ``Expires`` of a ``Set-Cookie`` header."""
+    found = re.search(r"Expires=([^;]+)", set_cookie)
+    assert found is not None, set_cookie
+    return parsedate_to_datetime(found.group(1))
 
 
 def session_cookie(app: Flask, path: str = "/set/user/alice") -> str:

@@ -53,6 +53,7 @@ from .errors import StoreUnavailable
 from .ids import MIN_ID_BYTES
 from .manager import DEFAULT_MAX_KEYS
 from .manager import DEFAULT_RENEWAL_GRACE
+from .manager import Cookie
 from .session import Session
 from .stores.base import AsyncSessionStore
 
@@ -241,23 +242,24 @@ class SessionMiddleware:
                 return
             if message["type"] == "http.response.start":
                 try:
-                    cookie = None
-                    if not skipped(message["status"]):
+                    if skipped(message["status"]):
+                        cookie = self.manager.cookie_unsaved(session)
+                    else:
                         cookie = await asave(self.store, self.manager, session)
                 except StoreUnavailable as exc:
+                    cookie = self.manager.cookie_unsaved(session)
                     if not degrades(self.manager, session):
                         log_unavailable(exc, "save")
                         dropped = True
-                        await _send_unavailable(send)
+                        cookies = [] if cookie is None else [self._set_cookie(cookie)]
+                        await _send_unavailable(send, cookies)
                         return
                     log_not_saved(exc)
-                    cookie = None
                 headers = list(message.get("headers", ()))
                 if session.accessed:
                     headers = _used(headers)
                 if cookie is not None:
-                    header = self.cookie.set_cookie(cookie).encode("latin-1")
-                    headers.append((b"set-cookie", header))
+                    headers.append(self._set_cookie(cookie))
                 message["headers"] = headers
             await send(message)
 
@@ -269,6 +271,9 @@ class SessionMiddleware:
                 raise
             log_unavailable(exc, "load")
             await _send_unavailable(send)
+
+    def _set_cookie(self, cookie: Cookie) -> tuple[bytes, bytes]:
+        return (b"set-cookie", self.cookie.set_cookie(cookie).encode("latin-1"))
 
 
 async def load_session(connection: Any) -> Session:
@@ -327,9 +332,10 @@ _USED = (
 )
 
 
-async def _send_unavailable(send: Send) -> None:
+async def _send_unavailable(send: Send, cookies: Sequence[tuple[bytes, bytes]] = ()) -> None:
     body = UNAVAILABLE_MESSAGE.encode()
     headers = [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS]
     headers.append((b"content-length", str(len(body)).encode()))
+    headers += cookies
     await send({"type": "http.response.start", "status": UNAVAILABLE_STATUS, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -99,14 +99,17 @@ class SessionInterface(FlaskSessionInterface):
         if _session.untouched(session):
             return
         mark_used(response, session)
-        if not _session.state(session).used or skipped(response.status_code):
+        if not _session.state(session).used:
             return
-        try:
-            cookie = save(self.store, self.manager, session)
-        except StoreUnavailable as exc:
-            if on_save_error(exc, response, degrades(self.manager, session)):
-                response.set_data(UNAVAILABLE_MESSAGE)
-            return
+        if skipped(response.status_code):
+            cookie = self.manager.cookie_unsaved(session)
+        else:
+            try:
+                cookie = save(self.store, self.manager, session)
+            except StoreUnavailable as exc:
+                if on_save_error(exc, response, degrades(self.manager, session)):
+                    response.set_data(UNAVAILABLE_MESSAGE)
+                cookie = self.manager.cookie_unsaved(session)
         if cookie is not None:
             send_cookie(cookie_attributes(self, app), response, cookie)
 

@@ -617,6 +617,44 @@ class SessionManager:
         expires = written.expires if permanent else None
         return Cookie(self.cookie_value(st.incoming_sid), expires)
 
+    def cookie_unsaved(self, session: Session) -> Cookie | None:
+        """The cookie a response that saved nothing still sends (a 5xx, or a
+        save the store refused), or ``None``.
+
+        Only the idle deadline this request's load moved (once per refresh
+        step), for the ID and the permanence the client already has: without
+        it the client keeps the earlier expiry while the store has the later
+        one, no request sends it for a step, and a user who leaves then is
+        logged out as much earlier as the session had sat idle.
+        """
+        if untouched(session):
+            return None
+        st = state(session)
+        record = st.record
+        if (
+            not st.loaded
+            or not st.used  # its response may be cached: never a cookie on it
+            or st.degraded
+            or record is None
+            or not record.refreshed
+            or not self.refresh_each_request
+            or not st.incoming_sid == st.stored_sid == st.sid
+        ):
+            return None
+        permanent = self.permanent
+        stored = st.raw.get(PERMANENT_KEY)
+        if stored is not None:
+            try:
+                permanent = bool(serialization.loads(stored))
+            except ValueError:
+                pass  # undecodable: the default, as when it is not stored
+        if not permanent:
+            return None  # a cookie without an expiry has nothing to move
+        expires = record.expires  # what the load wrote
+        if expires is None:
+            expires = self.policy.deadline(self.clock(), record.absolute)
+        return Cookie(self.cookie_value(st.incoming_sid), expires)
+
 
 def ends_or_rotates(session: Session) -> bool:
     """Whether saving ``session`` ends it or gives it a new ID: such a save never

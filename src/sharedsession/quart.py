@@ -84,15 +84,16 @@ class SessionInterface(QuartSessionInterface):
             return
         mark_used(response, session)
         if skipped(response.status_code):
-            return
-        try:
-            cookie = await asave(self.store, self.manager, session)
-        except StoreUnavailable as exc:
-            if on_save_error(exc, response, degrades(self.manager, session)):
-                done = response.set_data(UNAVAILABLE_MESSAGE)  # Quart's is async, werkzeug's not
-                if inspect.isawaitable(done):
-                    await done
-            return
+            cookie = self.manager.cookie_unsaved(session)
+        else:
+            try:
+                cookie = await asave(self.store, self.manager, session)
+            except StoreUnavailable as exc:
+                if on_save_error(exc, response, degrades(self.manager, session)):
+                    done = response.set_data(UNAVAILABLE_MESSAGE)  # Quart's is async
+                    if inspect.isawaitable(done):
+                        await done
+                cookie = self.manager.cookie_unsaved(session)
         if cookie is not None:
             send_cookie(cookie_attributes(self, app), response, cookie)
 

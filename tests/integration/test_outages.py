@@ -15,11 +15,16 @@ import pytest
 import redis
 import redis.asyncio
 from flask import Flask
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from sharedsession.errors import StoreUnavailable
+from sharedsession.flask import session
 from sharedsession.stores.redis import AsyncRedisStore
 from tests.asgi_apps import starlette_app
+from tests.flask_apps import expires_of
 from tests.flask_apps import make_app
 from tests.flask_apps import visit
 from tests.servers import RedisServer
@@ -218,3 +223,69 @@ def test_degrade_serves_an_empty_unsaved_session(
     server.start()
     assert visit(app, cookie, "/get/user")[:2] == (200, "'alice'")
     assert visit(app, cookie, "/get/cart")[:2] == (200, "None")  # nothing was written
+
+
+@pytest.mark.parametrize("mode", ["fail", "degrade"])
+def test_a_save_lost_to_an_outage_still_sends_the_deadline_its_load_moved(
+    server: RedisServer, mode: str
+) -> None:
+    # A 100 s lifetime refreshes in steps of 1 s. The request's load moves
+    # the deadline, then Redis goes down before the save: the response (a 503,
+    # or with degrade a 200 that saved nothing) still tells the browser the
+    # new expiry, under the ID it has, so it does not keep the earlier one.
+    app, _ = make_app(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=server.url,
+        SESSION_REDIS_TIMEOUT=1,
+        SESSION_ON_STORE_ERROR=mode,
+        PERMANENT_SESSION_LIFETIME=100,
+    )
+
+    @app.get("/outage-before-save")
+    def outage_before_save() -> str:
+        assert session["user"] == "alice"
+        session["cart"] = "lost"
+        server.stop()
+        return "ok"
+
+    client = app.test_client()
+    created = client.get("/set/user/alice").headers["Set-Cookie"]
+    time.sleep(1.05)  # past the step, and past a second of Expires
+    response = client.get("/outage-before-save")
+    assert response.status_code == (503 if mode == "fail" else 200)
+    refreshed = response.headers.get("Set-Cookie")
+    assert refreshed is not None
+    assert refreshed.split(";")[0] == created.split(";")[0]
+    assert expires_of(refreshed) > expires_of(created)
+    server.start()
+    assert client.get("/get/user").text == "'alice'"
+    assert client.get("/get/cart").text == "None"  # nothing was written
+
+
+def test_asgi_a_save_lost_to_an_outage_still_sends_the_deadline_its_load_moved(
+    server: RedisServer,
+) -> None:
+    store = AsyncRedisStore.from_url(server.url, timeout=1)
+
+    async def outage_before_save(request: Request) -> PlainTextResponse:
+        assert request.session["user"] == "alice"
+        request.session["cart"] = "lost"
+        server.stop()
+        return PlainTextResponse("ok")
+
+    app = starlette_app(store, max_age=100)
+    app.router.routes.append(Route("/outage-before-save", outage_before_save))
+    with TestClient(app) as client:
+        created = client.get("/set/user/alice").headers["set-cookie"]
+        time.sleep(1.05)
+        response = client.get("/outage-before-save")
+        assert response.status_code == 503
+        refreshed = response.headers.get("set-cookie")
+        assert refreshed is not None
+        assert refreshed.split(";")[0] == created.split(";")[0]
+        assert expires_of(refreshed) > expires_of(created)
+        server.start()
+        assert client.get("/get/user").text == "'alice'"
+        assert client.get("/get/cart").text == "None"
+        assert client.portal is not None
+        client.portal.call(store.aclose)

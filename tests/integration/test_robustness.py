@@ -18,12 +18,14 @@ from starlette.testclient import TestClient
 
 from sharedsession.errors import ConfigurationError
 from sharedsession.errors import SessionTooLarge
+from sharedsession.flask import session
 from sharedsession.ids import store_key
 from sharedsession.stores.base import writes_keys
 from sharedsession.stores.memory import AsyncMemoryStore
 from tests.asgi_apps import quart_app
 from tests.asgi_apps import starlette_app
 from tests.flask_apps import cookie_of
+from tests.flask_apps import expires_of
 from tests.flask_apps import make_app
 from tests.flask_apps import visit
 from tests.integration.conftest import KINDS
@@ -290,6 +292,78 @@ def test_a_server_error_saves_nothing_on_every_adapter(adapter: str) -> None:
             return str(await (await q.get("/get/a")).get_data(as_text=True))
 
         assert asyncio.run(scenario()) == "'1'"
+
+
+@pytest.mark.parametrize("adapter", ["flask", "starlette", "quart"])
+def test_a_server_error_still_sends_the_deadline_its_load_moved(adapter: str) -> None:
+    # A 2 s lifetime refreshes in steps of 20 ms. After a second, the first
+    # request's load moves the deadline; it fails with a 500, which saves
+    # nothing, yet its response carries the cookie: same ID, the new expiry.
+    # Without it the browser keeps the earlier expiry, and no request within
+    # the step would send the later one.
+    paths = ["/set/a/1", "/fail/a", "/fail/a", "/get/a"]
+    if adapter == "flask":
+        app, _ = make_app(PERMANENT_SESSION_LIFETIME=2)
+
+        @app.get("/read-then-fail/<key>")
+        def read_then_fail(key: str) -> tuple[str, int]:
+            # Flask loads on first use: a handler that only sets keys loads
+            # nothing and moves no deadline (ASGI and Quart load up front).
+            assert session["a"] == "1"
+            session[key] = "half-done"
+            return "failed", 500
+
+        paths = ["/set/a/1", "/read-then-fail/a", "/read-then-fail/a", "/get/a"]
+        flask_client = app.test_client()
+
+        def flask_visit(path: str) -> tuple[int, str | None, str]:
+            response = flask_client.get(path)
+            return response.status_code, response.headers.get("Set-Cookie"), response.text
+
+        seen = _with_a_pause(flask_visit, paths)
+    elif adapter == "starlette":
+        with TestClient(starlette_app(AsyncMemoryStore(), debug=True, max_age=2)) as asgi:
+
+            def asgi_visit(path: str) -> tuple[int, str | None, str]:
+                response = asgi.get(path)
+                return response.status_code, response.headers.get("set-cookie"), response.text
+
+            seen = _with_a_pause(asgi_visit, paths)
+    else:
+        quart, _ = quart_app(PERMANENT_SESSION_LIFETIME=2)
+
+        async def scenario() -> list[tuple[int, str | None, str]]:
+            q = quart.test_client()
+            out = []
+            for index, path in enumerate(paths):
+                if index == 1:
+                    await asyncio.sleep(1.05)
+                response = await q.get(path)
+                text = await response.get_data(as_text=True)
+                out.append((response.status_code, response.headers.get("Set-Cookie"), text))
+            return out
+
+        seen = asyncio.run(scenario())
+    (_, created, _), (failed, refreshed, _), (again, within_step, _), (_, _, value) = seen
+    assert created is not None and refreshed is not None
+    assert failed == again == 500
+    assert _value(refreshed) == _value(created)  # the ID the browser has
+    assert expires_of(refreshed) > expires_of(created)
+    assert within_step is None  # that load moved nothing: nothing to tell
+    assert value == "'1'"  # and the failed requests saved nothing
+
+
+def _with_a_pause(visit_: Any, paths: list[str]) -> list[tuple[int, str | None, str]]:
+    out = []
+    for index, path in enumerate(paths):
+        if index == 1:
+            time.sleep(1.05)  # past the step, and past a second of Expires
+        out.append(visit_(path))
+    return out
+
+
+def _value(set_cookie: str) -> str:
+    return set_cookie.split(";")[0]
 
 
 @pytest.mark.integration

@@ -4,8 +4,11 @@ from typing import Any
 
 import pytest
 
+from sharedsession import _flows as flows
 from sharedsession._driver import loader
+from sharedsession._driver import run as drive
 from sharedsession._driver import save
+from sharedsession._state import preload
 from sharedsession.errors import SessionTooLarge
 from sharedsession.errors import StoreError
 from sharedsession.expiry import ExpiryPolicy
@@ -140,6 +143,53 @@ def test_read_only_request_refreshes_cookie_not_data(clock: FakeClock) -> None:
     assert session["a"] == 1
     plan = manager.save_plan(session)
     assert plan.changes is None and plan.cookie == Cookie(sid, clock.now + 3600)
+
+
+def test_a_response_that_saves_nothing_still_sends_the_deadline_its_load_moved(
+    clock: FakeClock,
+) -> None:
+    # A 5xx (or a save the store refused): the load moved the deadline, and
+    # the client must learn it, under the ID it has; nothing else goes out.
+    manager, store = make(clock)
+    sid = saved(manager, store, a=1)
+    clock.advance(100)
+    session = open_(manager, store, sid)
+    session["a"] = "half-done"
+    assert manager.cookie_unsaved(session) == Cookie(sid, clock.now + 3600)
+    assert store.load(store_key(sid)) is not None
+    assert open_(manager, store, sid)["a"] == 1  # nothing saved
+
+    within_step = open_(manager, store, sid)
+    assert within_step["a"] == 1
+    assert manager.cookie_unsaved(within_step) is None  # this load moved nothing
+
+
+@pytest.mark.parametrize("change", ["regenerate", "destroy", "unused", "browser-session"])
+def test_a_response_that_saves_nothing_sends_no_other_cookie(clock: FakeClock, change: str) -> None:
+    manager, store = make(clock)
+    sid = saved(manager, store, a=1)
+    if change == "browser-session":
+        session = open_(manager, store, sid)
+        session.permanent = False
+        run(manager, store, session)
+    clock.advance(100)
+    session = open_(manager, store, sid)
+    if change == "unused":
+        # Loaded before the handler (ASGI, Quart), never touched by it: its
+        # response may be cached, so it never carries a cookie.
+        session = manager.open(sid)
+        record, stale, stored = drive(store, flows.load(manager, sid))
+        assert record is not None and record.refreshed
+        preload(session, record, stale=stale, sid=stored)
+    if change == "regenerate":
+        session.regenerate()  # the new ID was never stored
+    elif change == "destroy":
+        session.destroy()
+    elif change == "browser-session":
+        session.permanent = True  # not saved: the client's cookie has no expiry
+    if change != "unused":
+        assert session.get("a") in (1, None)
+    assert manager.cookie_unsaved(session) is None
 
 
 def test_read_only_without_refresh_each_request_sends_nothing(clock: FakeClock) -> None:
