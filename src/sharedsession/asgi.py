@@ -336,6 +336,7 @@ async def _send_unavailable(send: Send, cookies: Sequence[tuple[bytes, bytes]] =
     body = UNAVAILABLE_MESSAGE.encode()
     headers = [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS]
     headers.append((b"content-length", str(len(body)).encode()))
-    headers += cookies
+    if cookies:  # never stored by a shared cache
+        headers = _used(headers) + list(cookies)
     await send({"type": "http.response.start", "status": UNAVAILABLE_STATUS, "headers": headers})
     await send({"type": "http.response.body", "body": body})

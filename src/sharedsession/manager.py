@@ -635,6 +635,7 @@ class SessionManager:
             not st.loaded
             or not st.used  # its response may be cached: never a cookie on it
             or st.degraded
+            or st.cleared  # a logout: never a cookie that outlives it
             or record is None
             or not record.refreshed
             or not self.refresh_each_request
@@ -642,7 +643,7 @@ class SessionManager:
         ):
             return None
         permanent = self.permanent
-        stored = st.raw.get(PERMANENT_KEY)
+        stored = record.data.get(PERMANENT_KEY)  # as stored, whatever the request did
         if stored is not None:
             try:
                 permanent = bool(serialization.loads(stored))
@@ -657,12 +658,13 @@ class SessionManager:
 
 
 def ends_or_rotates(session: Session) -> bool:
-    """Whether saving ``session`` ends it or gives it a new ID: such a save never
-    degrades on a store outage (the old session would live on), it fails closed."""
+    """Whether saving ``session`` ends it, empties it (``clear()``, how many
+    apps log out) or gives it a new ID: such a save never degrades on a store
+    outage (the old session would live on), it fails closed."""
     st = state(session)
     if not st.loaded:
         return False
-    return bool(st.destroyed_sid or st.bind is not None or st.regenerated)
+    return bool(st.destroyed_sid or st.cleared or st.bind is not None or st.regenerated)
 
 
 def _invalid(record: Record) -> str | None:

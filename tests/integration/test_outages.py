@@ -280,6 +280,7 @@ def test_asgi_a_save_lost_to_an_outage_still_sends_the_deadline_its_load_moved(
         time.sleep(1.05)
         response = client.get("/outage-before-save")
         assert response.status_code == 503
+        assert response.headers["cache-control"] == "private"  # never kept by a shared cache
         refreshed = response.headers.get("set-cookie")
         assert refreshed is not None
         assert refreshed.split(";")[0] == created.split(";")[0]
@@ -289,3 +290,32 @@ def test_asgi_a_save_lost_to_an_outage_still_sends_the_deadline_its_load_moved(
         assert client.get("/get/cart").text == "None"
         assert client.portal is not None
         client.portal.call(store.aclose)
+
+
+def test_a_logout_by_clear_fails_closed_when_degrading(server: RedisServer) -> None:
+    # session.clear() is how many apps log out: answered 200 while the store
+    # still holds the session, the user would stay logged in. Degrading never
+    # covers it; it fails closed, and sends no cookie.
+    app, _ = make_app(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=server.url,
+        SESSION_REDIS_TIMEOUT=1,
+        SESSION_ON_STORE_ERROR="degrade",
+        PERMANENT_SESSION_LIFETIME=100,
+    )
+
+    @app.get("/logout-during-outage")
+    def logout_during_outage() -> str:
+        assert session["user"] == "alice"
+        server.stop()
+        session.clear()
+        return "logged out"
+
+    client = app.test_client()
+    assert client.get("/set/user/alice").status_code == 200
+    time.sleep(1.05)  # the load below moves the deadline
+    response = client.get("/logout-during-outage")
+    assert response.status_code == 503
+    assert "Set-Cookie" not in response.headers
+    server.start()
+    assert client.get("/get/user").text == "'alice'"  # the logout did not happen, and said so

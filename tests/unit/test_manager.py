@@ -164,11 +164,13 @@ def test_a_response_that_saves_nothing_still_sends_the_deadline_its_load_moved(
     assert manager.cookie_unsaved(within_step) is None  # this load moved nothing
 
 
-@pytest.mark.parametrize("change", ["regenerate", "destroy", "unused", "browser-session"])
+@pytest.mark.parametrize(
+    "change", ["regenerate", "destroy", "clear", "unused", "browser-session", "cleared-browser"]
+)
 def test_a_response_that_saves_nothing_sends_no_other_cookie(clock: FakeClock, change: str) -> None:
     manager, store = make(clock)
     sid = saved(manager, store, a=1)
-    if change == "browser-session":
+    if change in ("browser-session", "cleared-browser"):
         session = open_(manager, store, sid)
         session.permanent = False
         run(manager, store, session)
@@ -187,6 +189,8 @@ def test_a_response_that_saves_nothing_sends_no_other_cookie(clock: FakeClock, c
         session.destroy()
     elif change == "browser-session":
         session.permanent = True  # not saved: the client's cookie has no expiry
+    elif change in ("clear", "cleared-browser"):
+        session.clear()  # a logout: no cookie outlives it, persistent or not
     if change != "unused":
         assert session.get("a") in (1, None)
     assert manager.cookie_unsaved(session) is None
