@@ -658,13 +658,14 @@ class SessionManager:
 
 
 def ends_or_rotates(session: Session) -> bool:
-    """Whether saving ``session`` ends it, empties it (``clear()``, how many
-    apps log out) or gives it a new ID: such a save never degrades on a store
-    outage (the old session would live on), it fails closed."""
+    """Whether saving ``session`` ends it, empties a stored one (``clear()``,
+    how many apps log out) or gives it a new ID: such a save never degrades on
+    a store outage (the old session would live on), it fails closed."""
     st = state(session)
     if not st.loaded:
         return False
-    return bool(st.destroyed_sid or st.cleared or st.bind is not None or st.regenerated)
+    emptied = st.cleared and st.record is not None
+    return bool(st.destroyed_sid or emptied or st.bind is not None or st.regenerated)
 
 
 def _invalid(record: Record) -> str | None:

@@ -319,3 +319,25 @@ def test_a_logout_by_clear_fails_closed_when_degrading(server: RedisServer) -> N
     assert "Set-Cookie" not in response.headers
     server.start()
     assert client.get("/get/user").text == "'alice'"  # the logout did not happen, and said so
+
+
+def test_clear_on_a_new_session_still_degrades(server: RedisServer) -> None:
+    # Nothing was stored before the request, so nothing can live on: a write
+    # into a new session that began with clear() degrades like any other.
+    app, _ = make_app(
+        SESSION_TYPE="redis",
+        SESSION_REDIS=server.url,
+        SESSION_REDIS_TIMEOUT=1,
+        SESSION_ON_STORE_ERROR="degrade",
+    )
+
+    @app.get("/fresh-start-during-outage")
+    def fresh_start_during_outage() -> str:
+        session.clear()
+        session["csrf"] = "token"
+        server.stop()
+        return "ok"
+
+    response = app.test_client().get("/fresh-start-during-outage")
+    assert (response.status_code, response.text) == (200, "ok")
+    assert "Set-Cookie" not in response.headers  # nothing was saved

@@ -40,8 +40,8 @@ class Deadline:
         self._task = task
         self._expired = False
         # Python 3.11+ counts cancellations: one from elsewhere is told apart.
-        uncounted = getattr(task, "cancelling", None)
-        self._cancelling = uncounted() if uncounted is not None else 0
+        count = getattr(task, "cancelling", None)
+        self._cancelling = count() if count is not None else 0
         loop = asyncio.get_running_loop()
         if self._delay <= 0:  # already due: before anything else can finish the block
             self._handle = loop.call_soon(self._expire)
