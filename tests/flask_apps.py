@@ -153,8 +153,15 @@ def visit(app: Flask, cookie: str, path: str) -> tuple[int, str, str | None]:
     return response.status_code, response.text, response.headers.get("Set-Cookie")
 
 
-def expires_of(set_cookie: str) -> dt.datetime:
-    """The ``Expires`` of a ``Set-Cookie`` header."""
+def assert_later_expiry(created: str, refreshed: str | None) -> None:
+    """``refreshed`` (a ``Set-Cookie`` header) is ``created``'s cookie, the ID
+    the browser has, with a later ``Expires``."""
+    assert refreshed is not None
+    assert refreshed.split(";")[0] == created.split(";")[0]
+    assert _expires(refreshed) > _expires(created)
+
+
+def _expires(set_cookie: str) -> dt.datetime:
     found = re.search(r"Expires=([^;]+)", set_cookie)
     assert found is not None, set_cookie
     return parsedate_to_datetime(found.group(1))

@@ -137,15 +137,22 @@ def loader(manager: SessionManager, store: SessionStore) -> Loader:
     return lambda sid: run(store, flows.load(manager, sid))
 
 
-def save(store: SessionStore, manager: SessionManager, session: Session) -> Cookie | None:
-    """Save ``session`` to a blocking store; return the cookie to send."""
+def save(
+    store: SessionStore, manager: SessionManager, session: Session, *, status: int = 200
+) -> Cookie | None:
+    """Save ``session`` to a blocking store, unless its response (``status``) is
+    a server error (:func:`skipped`); return the cookie that response sends."""
+    if skipped(status):
+        return manager.cookie_unsaved(session)
     return run(store, flows.save(manager, session))
 
 
 async def asave(
-    store: AsyncSessionStore, manager: SessionManager, session: Session
+    store: AsyncSessionStore, manager: SessionManager, session: Session, *, status: int = 200
 ) -> Cookie | None:
     """The async twin of :func:`save`."""
+    if skipped(status):
+        return manager.cookie_unsaved(session)
     return await arun(store, flows.save(manager, session))
 
 

@@ -38,7 +38,6 @@ from ._driver import asave
 from ._driver import degrades
 from ._driver import log_not_saved
 from ._driver import log_unavailable
-from ._driver import skipped
 from ._flows import Loaded
 from .admin import AsyncSessionAdmin
 from .cookies import UNAVAILABLE_HEADERS
@@ -242,10 +241,9 @@ class SessionMiddleware:
                 return
             if message["type"] == "http.response.start":
                 try:
-                    if skipped(message["status"]):
-                        cookie = self.manager.cookie_unsaved(session)
-                    else:
-                        cookie = await asave(self.store, self.manager, session)
+                    cookie = await asave(
+                        self.store, self.manager, session, status=message["status"]
+                    )
                 except StoreUnavailable as exc:
                     cookie = self.manager.cookie_unsaved(session)
                     if not degrades(self.manager, session):

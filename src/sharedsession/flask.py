@@ -30,7 +30,6 @@ from ._config import Settings
 from ._driver import degrades
 from ._driver import loader
 from ._driver import save
-from ._driver import skipped
 from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
@@ -101,15 +100,12 @@ class SessionInterface(FlaskSessionInterface):
         mark_used(response, session)
         if not _session.state(session).used:
             return
-        if skipped(response.status_code):
+        try:
+            cookie = save(self.store, self.manager, session, status=response.status_code)
+        except StoreUnavailable as exc:
+            if on_save_error(exc, response, degrades(self.manager, session)):
+                response.set_data(UNAVAILABLE_MESSAGE)
             cookie = self.manager.cookie_unsaved(session)
-        else:
-            try:
-                cookie = save(self.store, self.manager, session)
-            except StoreUnavailable as exc:
-                if on_save_error(exc, response, degrades(self.manager, session)):
-                    response.set_data(UNAVAILABLE_MESSAGE)
-                cookie = self.manager.cookie_unsaved(session)
         if cookie is not None:
             send_cookie(cookie_attributes(self, app), response, cookie)
 

@@ -16,6 +16,7 @@ MIN_ID_BYTES = 32
 #: Salt of signed cookie values, the same as Flask-Session's so that its signed
 #: cookies stay valid after switching.
 SIGNER_SALT = "flask-session"
+_SALT = SIGNER_SALT.encode("ascii")
 
 # A cookie value longer than this is garbage, whatever ``id_bytes`` is.
 _MAX_ID_CHARS = 256
@@ -91,9 +92,6 @@ class CookieSigner:
             if hmac.compare_digest(hmac.digest(key, sid, "sha1"), mac):
                 return sid.decode("ascii"), index == 0
         return None
-
-
-_SALT = SIGNER_SALT.encode("ascii")
 
 
 def _successor_pad(old: str, size: int) -> bytes:

@@ -26,7 +26,6 @@ from ._config import Settings
 from ._driver import aload
 from ._driver import asave
 from ._driver import degrades
-from ._driver import skipped
 from ._werkzeug import Extension
 from ._werkzeug import cookie_attributes
 from ._werkzeug import mark_used
@@ -83,17 +82,14 @@ class SessionInterface(QuartSessionInterface):
         if response is None:  # a websocket: no cookie can be set
             return
         mark_used(response, session)
-        if skipped(response.status_code):
+        try:
+            cookie = await asave(self.store, self.manager, session, status=response.status_code)
+        except StoreUnavailable as exc:
+            if on_save_error(exc, response, degrades(self.manager, session)):
+                done = response.set_data(UNAVAILABLE_MESSAGE)  # Quart's is async, werkzeug's not
+                if inspect.isawaitable(done):
+                    await done
             cookie = self.manager.cookie_unsaved(session)
-        else:
-            try:
-                cookie = await asave(self.store, self.manager, session)
-            except StoreUnavailable as exc:
-                if on_save_error(exc, response, degrades(self.manager, session)):
-                    done = response.set_data(UNAVAILABLE_MESSAGE)  # Quart's is async
-                    if inspect.isawaitable(done):
-                        await done
-                cookie = self.manager.cookie_unsaved(session)
         if cookie is not None:
             send_cookie(cookie_attributes(self, app), response, cookie)
 
