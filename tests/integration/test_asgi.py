@@ -52,9 +52,7 @@ async def disconnect(store: Any) -> None:
     """Drop pooled Redis and SQL connections: each TestClient runs its own event loop."""
     while hasattr(store, "store"):
         store = store.store
-    if isinstance(store, AsyncRedisStore):
-        await store.client.connection_pool.disconnect()
-    elif isinstance(store, AsyncSQLAlchemyStore):
+    if isinstance(store, (AsyncRedisStore, AsyncSQLAlchemyStore)):
         await store.aclose()
 
 

@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -119,6 +121,40 @@ def owns_pool(client: Any) -> bool:
     return getattr(client, "connection_pool", None) in _OWN_POOLS
 
 
+#: How to make again an asyncio client made here (by :func:`connect` or
+#: :func:`bounded_client`), for another event loop.
+_REMAKES: weakref.WeakKeyDictionary[Any, Callable[[], Any]] = weakref.WeakKeyDictionary()
+
+
+def _remade_by(client: Any, remake: Callable[[], Any]) -> Any:
+    _REMAKES[client] = remake
+    return client
+
+
+def made_here(client: Any) -> bool:
+    """Whether the asyncio ``client`` was made here, for a store alone."""
+    return client in _REMAKES
+
+
+def another(client: Any) -> Any | None:
+    """A new asyncio client like ``client``, for another event loop: the same
+    servers and settings, none of its connections (an asyncio connection, and
+    the pool's lock, work only on the loop that made them).
+
+    A client made here from a URL or from the app's client is made again; the
+    app's own standalone client gets a pool of its own with its settings.
+    ``None`` for the app's own Sentinel or Cluster client, whose Sentinel
+    connections or nodes cannot be copied from outside.
+    """
+    remake = _REMAKES.get(client)
+    if remake is not None:
+        return remake()
+    pool = getattr(client, "connection_pool", None)
+    if pool is None or hasattr(pool, "sentinel_manager"):
+        return None
+    return _copy(client, pool, _settings(pool), pool.max_connections)
+
+
 def connect(
     url: str,
     *,
@@ -137,6 +173,7 @@ def connect(
     :raises ValueError: The URL is not one of the supported forms.
     """
     scheme = urlsplit(url).scheme.lower()
+    given = options
     options = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
@@ -144,6 +181,16 @@ def connect(
         "max_connections": max_connections,
         **options,
     }
+    made = _connect(url, scheme, asyncio, options)
+    if asyncio:  # another event loop gets its own (see another())
+        again = functools.partial(
+            connect, url, asyncio=True, timeout=timeout, max_connections=max_connections, **given
+        )
+        _remade_by(made, again)
+    return made
+
+
+def _connect(url: str, scheme: str, asyncio: bool, options: dict[str, Any]) -> Any:
     if scheme in STANDALONE_SCHEMES:
         if asyncio:
             import redis.asyncio
@@ -283,18 +330,35 @@ def bounded_client(
     if pool is None:
         _cap_cluster_timeouts(client, timeout)
         return client
-    kwargs = {
-        name: value
-        for name, value in pool.connection_kwargs.items()
-        if not name.startswith(_DERIVED)
-    }
+    kwargs = _settings(pool)
     for name in ("socket_timeout", "socket_connect_timeout"):
         current = kwargs.get(name)
         kwargs[name] = timeout if current is None else min(current, timeout)
     kwargs["retry"] = _retry(asyncio)
+    made = _copy(client, pool, kwargs, max_connections or pool.max_connections)
+    if asyncio and not hasattr(pool, "sentinel_manager"):
+        # (A Sentinel pool's copy would share the app's Sentinel connections.)
+        again = functools.partial(
+            bounded_client, client, timeout, asyncio=True, max_connections=max_connections
+        )
+        _remade_by(made, again)
+    return made
+
+
+def _settings(pool: Any) -> dict[str, Any]:
+    """The connection settings of ``pool`` that a copy of it is made with."""
+    return {
+        name: value
+        for name, value in pool.connection_kwargs.items()
+        if not name.startswith(_DERIVED)
+    }
+
+
+def _copy(client: Any, pool: Any, kwargs: dict[str, Any], max_connections: int) -> Any:
+    """A client like ``client`` on a pool of its own (the store's: closed with it)."""
     shape: dict[str, Any] = {
         "connection_class": pool.connection_class,
-        "max_connections": max_connections or pool.max_connections,
+        "max_connections": max_connections,
     }
     if hasattr(pool, "sentinel_manager"):
         made = type(pool)(

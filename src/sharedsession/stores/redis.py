@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -40,10 +41,12 @@ from ._redis_direct import Direct
 from ._redis_direct import evalsha
 from ._redis_url import DEFAULT_MAX_CONNECTIONS
 from ._redis_url import DEFAULT_TIMEOUT
+from ._redis_url import another
 from ._redis_url import client_from_setting
 from ._redis_url import connect
 from ._redis_url import is_cluster
 from ._redis_url import is_sentinel
+from ._redis_url import made_here
 from ._redis_url import own_sentinels
 from ._redis_url import owns_pool
 from ._slots import Slots
@@ -502,10 +505,9 @@ class AsyncRedisStore(AsyncClosing):
         )
         self.prefix = prefix
         self.revoked_ms = layout.REVOKED_MS
-        # asyncio primitives belong to one event loop; test clients run several.
-        self._slots: weakref.WeakKeyDictionary[Any, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-        self._scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
-        self._direct = AsyncDirect(client, keep=owns_pool(client)) if _direct_path(client) else None
+        # What each event loop uses (test clients and asyncio.run start several).
+        self._loops: weakref.WeakKeyDictionary[Any, _OnLoop] = weakref.WeakKeyDictionary()
+        self._client_taken = False
 
     @classmethod
     def from_url(
@@ -532,11 +534,36 @@ class AsyncRedisStore(AsyncClosing):
             max_per_user=max_per_user,
         )
 
-    async def _run(self, flow: layout.Flow[T]) -> T:
+    async def _here(self) -> _OnLoop:
+        """What this store uses on the running event loop."""
         loop = asyncio.get_running_loop()
-        slots = self._slots.get(loop)
-        if slots is None:
-            slots = self._slots[loop] = asyncio.Semaphore(self.options.max_connections)
+        here = self._loops.get(loop)
+        if here is None:
+            here = self._loops[loop] = self._on_new_loop()
+            await here.start()
+        return here
+
+    def _on_new_loop(self) -> _OnLoop:
+        # The first loop gets the client given; each later one a client of its
+        # own: the first one's connections (and its pool's lock) are bound to it.
+        client = self.client
+        if self._client_taken:
+            client = another(self.client)
+            if client is None:
+                logger.warning(
+                    "AsyncRedisStore runs on a second event loop with the app's own Sentinel"
+                    " or Cluster client, whose connections belong to the first loop; give"
+                    " the store a URL (redis+sentinel://, redis+cluster://) so that each"
+                    " loop gets connections of its own"
+                )
+                client = self.client
+        self._client_taken = True
+        owned = client is not self.client or made_here(client)
+        return _OnLoop(client, self.options.max_connections, owned=owned)
+
+    async def _run(self, flow: layout.Flow[T]) -> T:
+        here = self._loops.get(asyncio.get_running_loop()) or await self._here()
+        slots = here.slots
         if slots.locked():  # wait_for costs a task: only when it has to wait
             try:
                 await asyncio.wait_for(slots.acquire(), self.options.timeout)
@@ -547,52 +574,53 @@ class AsyncRedisStore(AsyncClosing):
         reply: Any = None
         try:
             while True:
-                reply = await self._do(flow.send(reply))
+                reply = await self._do(here, flow.send(reply))
         except StopIteration as stop:
             result: T = stop.value
             return result
         except (redis_errors.RedisError, layout.NotReplicated) as exc:
-            if _demoted(exc) and hasattr(self.client, "connection_pool"):
-                if self._direct is not None:
-                    await self._direct.drain(disconnect=True)
-                await self.client.connection_pool.disconnect(inuse_connections=False)
+            if _demoted(exc) and hasattr(here.client, "connection_pool"):
+                if here.direct is not None:
+                    await here.direct.drain(disconnect=True)
+                await here.client.connection_pool.disconnect(inuse_connections=False)
             raise _mapped(exc) from exc
         finally:
             slots.release()
 
-    async def _do(self, op: layout.Op) -> Any:
+    async def _do(self, here: _OnLoop, op: layout.Op) -> Any:
         if isinstance(op, layout.Pause):
             return await asyncio.sleep(op.seconds)
         confirm = self.options.confirmed(op)
+        scripts = here.scripts
         if not confirm and not isinstance(op, layout.Pipeline):
-            direct = self._direct
+            direct = here.direct
             if isinstance(op, layout.Script):
                 if direct is not None:
-                    return await direct.script(self._scripts[op.name], op.keys, op.args)
-                return await self._scripts[op.name](keys=op.keys, args=op.args)
+                    return await direct.script(scripts[op.name], op.keys, op.args)
+                return await scripts[op.name](keys=op.keys, args=op.args)
             if direct is not None and op.name in _DIRECT:
                 return await direct.call(_DIRECT[op.name], *op.args)
             if direct is not None:
                 await direct.drain()
-            return await getattr(self.client, op.name)(*op.args)
+            return await getattr(here.client, op.name)(*op.args)
         calls = op.calls if isinstance(op, layout.Pipeline) else [op]
-        direct = self._direct
+        direct = here.direct
         if direct is not None:
-            raw = _direct_commands(calls, self._scripts)
+            raw = _direct_commands(calls, scripts)
             if raw is not None:
                 sent = self.options.sent(raw[0], confirm)
                 replies = self.options.received(await direct.pipeline(sent, raw[1]), confirm)
                 return replies if isinstance(op, layout.Pipeline) else replies[0]
             await direct.drain()
         if self.options.cluster and layout.scripts_of(calls):
-            done = [await self._do(script) for script in layout.scripts_of(calls)]
-            rest = _queued(self.client, layout.calls_of(calls))
+            done = [await self._do(here, script) for script in layout.scripts_of(calls)]
+            rest = _queued(here.client, layout.calls_of(calls))
             replies = _merged(calls, done, await rest.execute() if rest else [])
             return replies if isinstance(op, layout.Pipeline) else replies[0]
-        pipe = self.client.pipeline(transaction=False)
+        pipe = here.client.pipeline(transaction=False)
         for call in calls:
             if isinstance(call, layout.Script):
-                await self._scripts[call.name](keys=call.keys, args=call.args, client=pipe)
+                await scripts[call.name](keys=call.keys, args=call.args, client=pipe)
             else:
                 getattr(pipe, call.name)(*call.args)
         if confirm:
@@ -635,7 +663,8 @@ class AsyncRedisStore(AsyncClosing):
                 yield stored
 
     async def _scan(self) -> AsyncIterator[str]:
-        if self._direct is not None:  # see RedisStore._scan
+        here = await self._here()
+        if here.direct is not None:  # see RedisStore._scan
             pages = self._pages(
                 lambda cursor: layout.scan_sessions(self.prefix, cursor, _SCAN_COUNT)
             )
@@ -643,7 +672,7 @@ class AsyncRedisStore(AsyncClosing):
                 yield name
             return
         try:
-            async for name in self.client.scan_iter(
+            async for name in here.client.scan_iter(
                 match=f"{self.prefix}{{*", count=_SCAN_COUNT, _type="hash"
             ):
                 yield layout.text(name)
@@ -690,11 +719,71 @@ class AsyncRedisStore(AsyncClosing):
                 return
 
     async def aclose(self) -> None:
-        if self._direct is not None:
-            await self._direct.drain(disconnect=True)
-        await self.client.aclose()
-        for sentinel in own_sentinels(self.client):
-            await sentinel.aclose()
+        """Close this store's connections on the running event loop (a loop
+        that ends closes those it opened)."""
+        here = self._loops.pop(asyncio.get_running_loop(), None)
+        if here is not None:
+            await here.end()
+        elif not self._client_taken:  # never used: no connection, but its pool is closed
+            await _close(self.client)
+
+
+async def _close(client: Any) -> None:
+    await client.aclose()
+    for sentinel in own_sentinels(client):
+        await sentinel.aclose()
+
+
+class _OnLoop:
+    """What an :class:`AsyncRedisStore` uses on one event loop: a client, its
+    scripts, its direct path and the bound on operations at once (asyncio
+    connections, locks and semaphores work only on the loop that made them).
+
+    Its connections are closed when the loop shuts down (``asyncio.run``,
+    ``asyncio.Runner``, anyio and pytest-asyncio finalize async generators
+    then), not left to a loop that can no longer close them.
+
+    :param owned: The client is the store's alone (made from a URL, or a copy):
+        closed whole. The app's own client keeps its pool; only its idle
+        connections, which no other loop can use, are closed.
+    """
+
+    __slots__ = ("client", "direct", "owned", "scripts", "slots", "_ender")
+
+    def __init__(self, client: Any, max_connections: int, *, owned: bool) -> None:
+        self.client = client
+        self.owned = owned
+        self.scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
+        self.direct = AsyncDirect(client, keep=owns_pool(client)) if _direct_path(client) else None
+        self.slots = asyncio.Semaphore(max_connections)
+        self._ender: AsyncGenerator[None, None] | None = None
+
+    async def start(self) -> None:
+        """Be closed when the running loop shuts down (see the class)."""
+        self._ender = self._until_the_loop_ends()
+        await anext(self._ender)
+
+    async def end(self) -> None:
+        """Close the connections now."""
+        if self._ender is not None:
+            await self._ender.aclose()
+
+    async def _until_the_loop_ends(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        try:
+            if self.direct is not None:
+                await self.direct.drain(disconnect=True)
+            if self.owned:
+                await _close(self.client)
+            elif hasattr(self.client, "connection_pool"):
+                await self.client.connection_pool.disconnect(inuse_connections=False)
+        except Exception as exc:  # a shutdown goes on; the reason is logged
+            logger.warning("closing Redis connections at the end of an event loop: %s", exc)
 
 
 def from_settings(settings: Settings, *, asyncio: bool) -> RedisStore | AsyncRedisStore:

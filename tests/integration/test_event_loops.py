@@ -1,0 +1,189 @@
+"""One async Redis store on several event loops, one after another or at once.
+
+An asyncio connection (and a pool's lock) works only on the loop that opened
+it. Starlette's and FastAPI's ``TestClient`` used without ``with`` runs each
+request on a loop of its own, pytest-asyncio gives each test one, and so does
+each ``asyncio.run``: the store must serve every one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+import uvloop
+from redis.asyncio.sentinel import Sentinel
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from sharedsession.asgi import SessionMiddleware
+from sharedsession.ids import store_key
+from sharedsession.stores.base import ChangeSet
+from sharedsession.stores.redis import AsyncRedisStore
+from tests.servers import RedisServer
+from tests.servers import SentinelSetup
+
+
+@pytest.fixture(params=["standalone", "sentinel", "cluster"])
+def url(request: pytest.FixtureRequest) -> str:
+    if request.param == "standalone":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        request.getfixturevalue("redis_client")  # emptied after the test
+        return server.url
+    if request.param == "sentinel":
+        setup: SentinelSetup = request.getfixturevalue("sentinel")
+        return setup.url
+    found: str = request.getfixturevalue("cluster_url")
+    return found
+
+
+def counter_app(store: AsyncRedisStore) -> Starlette:
+    async def count(request: Request) -> PlainTextResponse:
+        request.session["n"] = request.session.get("n", 0) + 1
+        return PlainTextResponse(str(request.session["n"]))
+
+    app = Starlette(routes=[Route("/", count)])
+    app.add_middleware(SessionMiddleware, store=store, debug=True)
+    return app
+
+
+def stored_count(url: str, sid: str) -> Any:
+    """What a store of its own, on a loop of its own, reads for ``sid``."""
+
+    async def read() -> Any:
+        store = AsyncRedisStore.from_url(url)
+        try:
+            record = await store.load(store_key(sid))
+        finally:
+            await store.aclose()
+        return None if record is None else record.data.get("n")
+
+    return asyncio.run(read())
+
+
+def test_a_test_client_without_with_keeps_the_session(url: str) -> None:
+    store = AsyncRedisStore.from_url(url)
+    client = TestClient(counter_app(store))  # no `with`: each request, a new event loop
+    assert [client.get("/").text for _ in range(4)] == ["1", "2", "3", "4"]
+    sid = client.cookies["session"]
+    assert stored_count(url, sid) == "4"
+
+
+def test_the_apps_own_client_serves_later_loops(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    apps_client = redis.asyncio.Redis(port=redis_server.port)
+    client = TestClient(counter_app(AsyncRedisStore(apps_client)))
+    assert [client.get("/").text for _ in range(3)] == ["1", "2", "3"]
+    assert stored_count(redis_server.url, client.cookies["session"]) == "3"
+
+
+def test_loops_one_after_another(redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    store = AsyncRedisStore.from_url(redis_server.url, max_connections=2)
+    key = store_key("s" * 43)
+
+    async def bump(expected: int) -> None:
+        record = await store.load(key)
+        count = 0 if record is None else int(record.data["n"])
+        assert count == expected
+        now = time.time()
+        created = now if record is None else None
+        changes = ChangeSet(now, now + 60, {"n": str(count + 1)}, created=created)
+        assert (await store.apply(key, changes)).value == "applied"
+
+    # asyncio's loop and uvloop's, more loops than the store has connections.
+    for round_ in range(4):
+        run = uvloop.run if round_ % 2 else asyncio.run
+        run(bump(round_))
+    assert redis_client.hget(f"session:{{{key}}}", "n") == b"4"
+
+
+def test_two_loops_at_once(redis_server: RedisServer, redis_client: redis.Redis) -> None:
+    store = AsyncRedisStore.from_url(redis_server.url, max_connections=2)
+    errors: list[BaseException] = []
+    done = []
+
+    async def writes(name: str) -> None:
+        key = store_key(name * 43)
+        now = time.time()
+        await store.apply(key, ChangeSet(now, now + 60, {"n": "0"}, created=now))
+        for n in range(1, 101):
+            # Several at once on this loop, while the other thread's loop runs too.
+            await asyncio.gather(*(store.load(key) for _ in range(3)))
+            later = time.time()
+            await store.apply(key, ChangeSet(later, later + 60, {"n": str(n)}))
+        done.append(name)
+
+    def thread(name: str) -> None:
+        try:
+            asyncio.run(writes(name))
+        except BaseException as exc:  # reported below, with the thread's name
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread, args=(name,)) for name in "ab"]
+    for each in threads:
+        each.start()
+    for each in threads:
+        each.join(60)
+    assert errors == []
+    assert sorted(done) == ["a", "b"]
+    for name in "ab":
+        assert redis_client.hget(f"session:{{{store_key(name * 43)}}}", "n") == b"100"
+
+
+def test_connections_close_with_their_loop_or_aclose(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    store = AsyncRedisStore.from_url(redis_server.url)
+    key = store_key("c" * 43)
+
+    def connected() -> int:
+        return len(redis_client.client_list()) - 1  # all but the test's own
+
+    async def use(close: bool) -> int:
+        await asyncio.gather(*(store.load(key) for _ in range(5)))
+        opened = connected()
+        if close:
+            await store.aclose()
+        return opened
+
+    assert asyncio.run(use(close=False)) >= 1
+    assert connected() == 0  # closed as the loop shut down
+    assert uvloop.run(use(close=False)) >= 1
+    assert connected() == 0
+    assert asyncio.run(use(close=True)) >= 1
+    assert connected() == 0
+
+
+def test_the_apps_own_sentinel_client_on_a_later_loop_says_what_to_do(
+    sentinel: SentinelSetup, caplog: pytest.LogCaptureFixture
+) -> None:
+    hosts = [("127.0.0.1", each.port) for each in sentinel.sentinels]
+    manager = Sentinel(hosts)  # type: ignore[no-untyped-call]
+    apps_client = manager.master_for(sentinel.service)
+    store = AsyncRedisStore(apps_client)
+
+    async def first_loop() -> Any:
+        try:
+            return await store.load(store_key("w" * 43))
+        finally:  # as the app does when it shuts down
+            await apps_client.aclose()
+            for each in manager.sentinels:
+                await each.aclose()
+
+    async def second_loop() -> None:
+        await store._here()  # what the store's first call on a loop does first
+
+    assert asyncio.run(first_loop()) is None
+    with caplog.at_level(logging.WARNING, logger="sharedsession"):
+        asyncio.run(second_loop())
+    assert any("give the store a URL" in r.getMessage() for r in caplog.records)
