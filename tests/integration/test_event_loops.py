@@ -9,9 +9,11 @@ each ``asyncio.run``: the store must serve every one of them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -164,6 +166,55 @@ def test_connections_close_with_their_loop_or_aclose(
     assert connected() == 0
 
 
+def test_a_loop_that_ended_is_not_kept(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    store = AsyncRedisStore.from_url(redis_server.url)
+    key = store_key("k" * 43)
+    ended = []
+    for _ in range(20):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(store.load(key))
+        loop.run_until_complete(loop.shutdown_asyncgens())  # as asyncio.run ends
+        loop.close()
+        ended.append(weakref.ref(loop))
+        del loop
+    gc.collect()
+    alive = [i for i, each in enumerate(ended) if each() is not None]
+    # The first loop's closed connections stay in the pool of the client the
+    # store was given, and still name that loop: one loop, however many run.
+    assert alive in ([], [0])
+    assert len(redis_client.client_list()) == 1  # the test's own
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_loop_closed_without_finalizing_is_let_go_at_the_next(
+    redis_server: RedisServer, redis_client: redis.Redis
+) -> None:
+    # loop.close() alone (no shutdown_asyncgens): nothing closes that loop's
+    # connections; the store lets them go when the next loop starts.
+    store = AsyncRedisStore.from_url(redis_server.url)
+    key = store_key("k" * 43)
+
+    async def three_loads(store: AsyncRedisStore) -> None:
+        await asyncio.gather(*(store.load(key) for _ in range(3)))
+
+    ended = []
+    for _ in range(10):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(three_loads(store))
+        loop.close()
+        ended.append(weakref.ref(loop))
+        del loop
+    gc.collect()
+    alive = [i for i, each in enumerate(ended) if each() is not None]
+    assert set(alive) <= {0, 9}  # the first (see above) and the last, until a next
+    assert len(redis_client.client_list()) - 1 <= 6  # at most those two loops' three each
+    del store
+    gc.collect()  # the sockets nobody closed go now, under this test's warning filters
+
+
 def test_the_apps_own_sentinel_client_on_a_later_loop_says_what_to_do(
     sentinel: SentinelSetup, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -171,19 +222,17 @@ def test_the_apps_own_sentinel_client_on_a_later_loop_says_what_to_do(
     manager = Sentinel(hosts)  # type: ignore[no-untyped-call]
     apps_client = manager.master_for(sentinel.service)
     store = AsyncRedisStore(apps_client)
+    key = store_key("w" * 43)
 
-    async def first_loop() -> Any:
+    async def on_a_loop() -> Any:
         try:
-            return await store.load(store_key("w" * 43))
-        finally:  # as the app does when it shuts down
+            return await store.load(key)
+        finally:  # the app closes its client as each loop ends (its lifespan)
             await apps_client.aclose()
             for each in manager.sentinels:
                 await each.aclose()
 
-    async def second_loop() -> None:
-        await store._here()  # what the store's first call on a loop does first
-
-    assert asyncio.run(first_loop()) is None
     with caplog.at_level(logging.WARNING, logger="sharedsession"):
-        asyncio.run(second_loop())
-    assert any("give the store a URL" in r.getMessage() for r in caplog.records)
+        assert [asyncio.run(on_a_loop()) for _ in range(3)] == [None, None, None]
+    warned = [r for r in caplog.records if "give the store a URL" in r.getMessage()]
+    assert len(warned) == 1  # once, on the second loop

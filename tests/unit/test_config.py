@@ -8,6 +8,8 @@ import re
 from typing import Any
 
 import pytest
+import redis
+import redis.asyncio
 from flask import Blueprint
 from flask import Flask
 from flask import current_app
@@ -21,6 +23,7 @@ from sharedsession.flask import Session
 from sharedsession.flask import SessionInterface
 from sharedsession.flask import session
 from sharedsession.ids import MAX_ID_BYTES
+from sharedsession.stores._redis_url import client_from_setting
 from sharedsession.stores.memcached import MemcachedStore
 from sharedsession.stores.memory import AsyncMemoryStore
 from sharedsession.stores.memory import MemoryStore
@@ -334,3 +337,14 @@ def test_a_flask_sqlalchemy_db_on_sqlite_is_said_to_be_one_machine_only(
     with caplog.at_level(logging.INFO, logger="sharedsession"):
         Session(app)
     assert "shared by the processes of this machine" in caplog.text
+
+
+@pytest.mark.parametrize("asyncio", [False, True])
+def test_the_private_copy_of_a_blocking_pool_keeps_its_wait(asyncio: bool) -> None:
+    # SESSION_REDIS given as the app's client: the store gets a copy of its pool.
+    module: Any = redis.asyncio if asyncio else redis
+    pool = module.BlockingConnectionPool(host="127.0.0.1", port=1, max_connections=3, timeout=5)
+    made = client_from_setting(module.Redis(connection_pool=pool), 2.0, 3, asyncio=asyncio)
+    assert made.connection_pool is not pool
+    assert type(made.connection_pool) is type(pool)
+    assert made.connection_pool.timeout == 5  # not redis-py's default 20

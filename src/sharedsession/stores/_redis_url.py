@@ -143,15 +143,18 @@ def another(client: Any) -> Any | None:
 
     A client made here from a URL or from the app's client is made again; the
     app's own standalone client gets a pool of its own with its settings.
-    ``None`` for the app's own Sentinel or Cluster client, whose Sentinel
-    connections or nodes cannot be copied from outside.
+    ``None`` for any other client of the app's: a Sentinel or Cluster client
+    (its Sentinel connections or nodes cannot be copied from outside), one on
+    another kind of pool or a single connection.
     """
     remake = _REMAKES.get(client)
     if remake is not None:
         return remake()
+    from redis.asyncio import ConnectionPool
+
     pool = getattr(client, "connection_pool", None)
-    if pool is None or hasattr(pool, "sentinel_manager"):
-        return None
+    if type(pool) is not ConnectionPool or getattr(client, "connection", None) is not None:
+        return None  # (a pool of another kind, or one connection, has settings of its own)
     return _copy(client, pool, _settings(pool), pool.max_connections)
 
 
@@ -360,6 +363,8 @@ def _copy(client: Any, pool: Any, kwargs: dict[str, Any], max_connections: int) 
         "connection_class": pool.connection_class,
         "max_connections": max_connections,
     }
+    if isinstance(pool, _blocking_pools()):
+        shape["timeout"] = pool.timeout  # how long a call waits for a free connection
     if hasattr(pool, "sentinel_manager"):
         made = type(pool)(
             pool.service_name,
@@ -375,6 +380,13 @@ def _copy(client: Any, pool: Any, kwargs: dict[str, Any], max_connections: int) 
     # The pool is the store's own: closing the store closes it.
     private.auto_close_connection_pool = True
     return _own(private)
+
+
+def _blocking_pools() -> tuple[type[Any], ...]:
+    from redis import BlockingConnectionPool
+    from redis.asyncio import BlockingConnectionPool as AsyncBlockingConnectionPool
+
+    return (BlockingConnectionPool, AsyncBlockingConnectionPool)
 
 
 def _cap_cluster_timeouts(client: Any, timeout: float) -> None:

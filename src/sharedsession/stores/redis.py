@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator
@@ -507,7 +508,9 @@ class AsyncRedisStore(AsyncClosing):
         self.revoked_ms = layout.REVOKED_MS
         # What each event loop uses (test clients and asyncio.run start several).
         self._loops: weakref.WeakKeyDictionary[Any, _OnLoop] = weakref.WeakKeyDictionary()
+        self._new_loop = threading.Lock()  # loops in threads of their own start at once
         self._client_taken = False
+        self._warned = False
 
     @classmethod
     def from_url(
@@ -539,27 +542,40 @@ class AsyncRedisStore(AsyncClosing):
         loop = asyncio.get_running_loop()
         here = self._loops.get(loop)
         if here is None:
-            here = self._loops[loop] = self._on_new_loop()
+            here = self._on_new_loop(loop)
             await here.start()
         return here
 
-    def _on_new_loop(self) -> _OnLoop:
-        # The first loop gets the client given; each later one a client of its
-        # own: the first one's connections (and its pool's lock) are bound to it.
-        client = self.client
-        if self._client_taken:
-            client = another(self.client)
-            if client is None:
-                logger.warning(
-                    "AsyncRedisStore runs on a second event loop with the app's own Sentinel"
-                    " or Cluster client, whose connections belong to the first loop; give"
-                    " the store a URL (redis+sentinel://, redis+cluster://) so that each"
-                    " loop gets connections of its own"
-                )
-                client = self.client
-        self._client_taken = True
-        owned = client is not self.client or made_here(client)
-        return _OnLoop(client, self.options.max_connections, owned=owned)
+    def _on_new_loop(self, loop: Any) -> _OnLoop:
+        with self._new_loop:
+            # A loop closed without finalizing its async generators (``loop.close()``
+            # alone) never ended its entry: what it held goes to the collector now.
+            for ended in [each for each in self._loops if each.is_closed()]:
+                del self._loops[ended]
+            # The first loop gets the client given; each later one a client of its
+            # own: the first one's connections (and its pool's lock) are bound to it.
+            client = self.client
+            if self._client_taken:
+                client = another(self.client)
+                if client is None:
+                    self._warn_once()
+                    client = self.client
+            self._client_taken = True
+            owned = client is not self.client or made_here(client)
+            here = _OnLoop(client, self.options.max_connections, owned=owned, table=self._loops)
+            self._loops[loop] = here
+        return here
+
+    def _warn_once(self) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "AsyncRedisStore runs on a second event loop with a client it cannot copy"
+                " (the app's own Sentinel or Cluster client, or a pool of another kind),"
+                " whose connections belong to the first loop; give the store a URL"
+                " (redis://, redis+sentinel://, redis+cluster://) so that each loop gets"
+                " connections of its own"
+            )
 
     async def _run(self, flow: layout.Flow[T]) -> T:
         here = self._loops.get(asyncio.get_running_loop()) or await self._here()
@@ -719,11 +735,11 @@ class AsyncRedisStore(AsyncClosing):
                 return
 
     async def aclose(self) -> None:
-        """Close this store's connections on the running event loop (a loop
-        that ends closes those it opened)."""
+        """Close the client of the running event loop (a loop that ends closes
+        the connections it opened)."""
         here = self._loops.pop(asyncio.get_running_loop(), None)
         if here is not None:
-            await here.end()
+            await here.close()
         elif not self._client_taken:  # never used: no connection, but its pool is closed
             await _close(self.client)
 
@@ -740,49 +756,75 @@ class _OnLoop:
     connections, locks and semaphores work only on the loop that made them).
 
     Its connections are closed when the loop shuts down (``asyncio.run``,
-    ``asyncio.Runner``, anyio and pytest-asyncio finalize async generators
-    then), not left to a loop that can no longer close them.
+    ``asyncio.Runner`` and anyio finalize async generators then), not left to
+    a loop that can no longer close them, and it leaves ``table`` then.
 
     :param owned: The client is the store's alone (made from a URL, or a copy):
         closed whole. The app's own client keeps its pool; only its idle
         connections, which no other loop can use, are closed.
     """
 
-    __slots__ = ("client", "direct", "owned", "scripts", "slots", "_ender")
+    __slots__ = ("client", "direct", "owned", "scripts", "slots", "_ended", "_ender", "_table")
 
-    def __init__(self, client: Any, max_connections: int, *, owned: bool) -> None:
+    def __init__(
+        self,
+        client: Any,
+        max_connections: int,
+        *,
+        owned: bool,
+        table: weakref.WeakKeyDictionary[Any, _OnLoop],
+    ) -> None:
         self.client = client
         self.owned = owned
         self.scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
         self.direct = AsyncDirect(client, keep=owns_pool(client)) if _direct_path(client) else None
         self.slots = asyncio.Semaphore(max_connections)
+        # Weak: the table is the store's, and the loop's async generators outlive it.
+        self._table = weakref.ref(table)
         self._ender: AsyncGenerator[None, None] | None = None
+        self._ended = False
 
     async def start(self) -> None:
         """Be closed when the running loop shuts down (see the class)."""
         self._ender = self._until_the_loop_ends()
         await anext(self._ender)
 
-    async def end(self) -> None:
-        """Close the connections now."""
+    async def close(self) -> None:
+        """Close the client now, whole (``aclose``); errors are raised."""
+        self._ended = True
         if self._ender is not None:
             await self._ender.aclose()
+        try:
+            if self.direct is not None:
+                await self.direct.drain(disconnect=True)
+        finally:
+            await _close(self.client)
 
     async def _until_the_loop_ends(self) -> AsyncGenerator[None, None]:
         try:
             yield
         finally:
-            await self._close()
+            if not self._ended:
+                self._ended = True
+                await self._at_loop_end()
 
-    async def _close(self) -> None:
+    async def _at_loop_end(self) -> None:
+        table = self._table()
+        loop = asyncio.get_running_loop()
+        if table is not None and table.get(loop) is self:
+            del table[loop]  # the entry holds the loop: it would never leave
+        # A shutdown goes on whatever fails here; each reason is logged.
         try:
             if self.direct is not None:
                 await self.direct.drain(disconnect=True)
+        except Exception as exc:
+            logger.warning("closing Redis connections at the end of an event loop: %s", exc)
+        try:
             if self.owned:
                 await _close(self.client)
             elif hasattr(self.client, "connection_pool"):
                 await self.client.connection_pool.disconnect(inuse_connections=False)
-        except Exception as exc:  # a shutdown goes on; the reason is logged
+        except Exception as exc:
             logger.warning("closing Redis connections at the end of an event loop: %s", exc)
 
 
