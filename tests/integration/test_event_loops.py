@@ -1,4 +1,4 @@
-"""One async Redis store on several event loops, one after another or at once.
+"""One async Redis or SQL store on several event loops, one after another or at once.
 
 An asyncio connection (and a pool's lock) works only on the loop that opened
 it. Starlette's and FastAPI's ``TestClient`` used without ``with`` runs each
@@ -31,6 +31,7 @@ from sharedsession.asgi import SessionMiddleware
 from sharedsession.ids import store_key
 from sharedsession.stores.base import ChangeSet
 from sharedsession.stores.redis import AsyncRedisStore
+from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
 from tests.servers import RedisServer
 from tests.servers import SentinelSetup
 
@@ -236,3 +237,49 @@ def test_the_apps_own_sentinel_client_on_a_later_loop_says_what_to_do(
         assert [asyncio.run(on_a_loop()) for _ in range(3)] == [None, None, None]
     warned = [r for r in caplog.records if "give the store a URL" in r.getMessage()]
     assert len(warned) == 1  # once, on the second loop
+
+
+@pytest.mark.parametrize("driver", ["postgresql", "postgresql+asyncpg"])
+def test_a_sql_store_on_loops_one_after_another(postgres_url: str, driver: str) -> None:
+    # A pool of one: three calls at once make the later ones wait on the pool's
+    # queue, which then belongs to that loop (asyncpg's connections always do).
+    store = AsyncSQLAlchemyStore(postgres_url.replace("postgresql", driver, 1), pool_size=1)
+    key = store_key("q" * 43)
+
+    async def bump(expected: int) -> None:
+        records = await asyncio.gather(*(store.load(key) for _ in range(3)))
+        counts = {0 if record is None else int(record.data["n"]) for record in records}
+        assert counts == {expected}
+        now = time.time()
+        created = now if expected == 0 else None
+        changes = ChangeSet(now, now + 60, {"n": str(expected + 1)}, created=created)
+        assert (await store.apply(key, changes)).value == "applied"
+
+    for round_ in range(3):
+        asyncio.run(bump(round_))
+
+    async def last() -> Any:
+        try:
+            return await store.load(key)
+        finally:
+            await store.aclose()
+
+    record = asyncio.run(last())
+    assert record is not None and record.data["n"] == "3"
+
+
+def test_the_apps_own_engine_on_a_later_loop_says_what_to_do(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(
+        postgres_url.replace("postgresql", "postgresql+psycopg", 1), poolclass=NullPool
+    )
+    store = AsyncSQLAlchemyStore(engine)
+    key = store_key("e" * 43)
+    with caplog.at_level(logging.WARNING, logger="sharedsession"):
+        assert [asyncio.run(store.load(key)) for _ in range(3)] == [None, None, None]
+    warned = [r for r in caplog.records if "poolclass=NullPool" in r.getMessage()]
+    assert len(warned) == 1  # once, on the second loop; with NullPool it works

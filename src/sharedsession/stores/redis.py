@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-import weakref
-from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -37,6 +34,7 @@ from ..errors import StoreError
 from ..errors import StoreUnavailable
 from ..ids import store_key
 from . import _redis_layout as layout
+from ._per_loop import PerLoop
 from ._redis_direct import AsyncDirect
 from ._redis_direct import Direct
 from ._redis_direct import evalsha
@@ -507,9 +505,7 @@ class AsyncRedisStore(AsyncClosing):
         self.prefix = prefix
         self.revoked_ms = layout.REVOKED_MS
         # What each event loop uses (test clients and asyncio.run start several).
-        self._loops: weakref.WeakKeyDictionary[Any, _OnLoop] = weakref.WeakKeyDictionary()
-        self._new_loop = threading.Lock()  # loops in threads of their own start at once
-        self._client_taken = False
+        self._loops: PerLoop[_OnLoop] = PerLoop(self._on_new_loop, _OnLoop.at_loop_end)
         self._warned = False
 
     @classmethod
@@ -537,34 +533,15 @@ class AsyncRedisStore(AsyncClosing):
             max_per_user=max_per_user,
         )
 
-    async def _here(self) -> _OnLoop:
-        """What this store uses on the running event loop."""
-        loop = asyncio.get_running_loop()
-        here = self._loops.get(loop)
-        if here is None:
-            here = self._on_new_loop(loop)
-            await here.start()
-        return here
-
-    def _on_new_loop(self, loop: Any) -> _OnLoop:
-        with self._new_loop:
-            # A loop closed without finalizing its async generators (``loop.close()``
-            # alone) never ended its entry: what it held goes to the collector now.
-            for ended in [each for each in self._loops if each.is_closed()]:
-                del self._loops[ended]
-            # The first loop gets the client given; each later one a client of its
-            # own: the first one's connections (and its pool's lock) are bound to it.
+    def _on_new_loop(self, first: bool) -> _OnLoop:
+        # The first loop gets the client given; each later one a client of its
+        # own: the first one's connections (and its pool's lock) are bound to it.
+        client = self.client if first else another(self.client)
+        if client is None:
+            self._warn_once()
             client = self.client
-            if self._client_taken:
-                client = another(self.client)
-                if client is None:
-                    self._warn_once()
-                    client = self.client
-            self._client_taken = True
-            owned = client is not self.client or made_here(client)
-            here = _OnLoop(client, self.options.max_connections, owned=owned, table=self._loops)
-            self._loops[loop] = here
-        return here
+        owned = client is not self.client or made_here(client)
+        return _OnLoop(client, self.options.max_connections, owned=owned)
 
     def _warn_once(self) -> None:
         if not self._warned:
@@ -578,7 +555,7 @@ class AsyncRedisStore(AsyncClosing):
             )
 
     async def _run(self, flow: layout.Flow[T]) -> T:
-        here = self._loops.get(asyncio.get_running_loop()) or await self._here()
+        here = self._loops.get() or await self._loops.here()
         slots = here.slots
         if slots.locked():  # wait_for costs a task: only when it has to wait
             try:
@@ -679,7 +656,7 @@ class AsyncRedisStore(AsyncClosing):
                 yield stored
 
     async def _scan(self) -> AsyncIterator[str]:
-        here = await self._here()
+        here = await self._loops.here()
         if here.direct is not None:  # see RedisStore._scan
             pages = self._pages(
                 lambda cursor: layout.scan_sessions(self.prefix, cursor, _SCAN_COUNT)
@@ -737,10 +714,10 @@ class AsyncRedisStore(AsyncClosing):
     async def aclose(self) -> None:
         """Close the client of the running event loop (a loop that ends closes
         the connections it opened)."""
-        here = self._loops.pop(asyncio.get_running_loop(), None)
+        here = await self._loops.take()
         if here is not None:
             await here.close()
-        elif not self._client_taken:  # never used: no connection, but its pool is closed
+        elif not self._loops.started:  # never used: no connection, but its pool is closed
             await _close(self.client)
 
 
@@ -751,81 +728,41 @@ async def _close(client: Any) -> None:
 
 
 class _OnLoop:
-    """What an :class:`AsyncRedisStore` uses on one event loop: a client, its
-    scripts, its direct path and the bound on operations at once (asyncio
-    connections, locks and semaphores work only on the loop that made them).
-
-    Its connections are closed when the loop shuts down (``asyncio.run``,
-    ``asyncio.Runner`` and anyio finalize async generators then), not left to
-    a loop that can no longer close them, and it leaves ``table`` then.
+    """What an :class:`AsyncRedisStore` uses on one event loop (see
+    :mod:`._per_loop`): a client, its scripts, its direct path and the bound
+    on operations at once.
 
     :param owned: The client is the store's alone (made from a URL, or a copy):
-        closed whole. The app's own client keeps its pool; only its idle
-        connections, which no other loop can use, are closed.
+        closed whole at the loop's end. The app's own client keeps its pool;
+        only its idle connections, which no other loop can use, are closed.
     """
 
-    __slots__ = ("client", "direct", "owned", "scripts", "slots", "_ended", "_ender", "_table")
+    __slots__ = ("client", "direct", "owned", "scripts", "slots")
 
-    def __init__(
-        self,
-        client: Any,
-        max_connections: int,
-        *,
-        owned: bool,
-        table: weakref.WeakKeyDictionary[Any, _OnLoop],
-    ) -> None:
+    def __init__(self, client: Any, max_connections: int, *, owned: bool) -> None:
         self.client = client
         self.owned = owned
         self.scripts = {name: client.register_script(lua) for name, lua in layout.SCRIPTS.items()}
         self.direct = AsyncDirect(client, keep=owns_pool(client)) if _direct_path(client) else None
         self.slots = asyncio.Semaphore(max_connections)
-        # Weak: the table is the store's, and the loop's async generators outlive it.
-        self._table = weakref.ref(table)
-        self._ender: AsyncGenerator[None, None] | None = None
-        self._ended = False
-
-    async def start(self) -> None:
-        """Be closed when the running loop shuts down (see the class)."""
-        self._ender = self._until_the_loop_ends()
-        await anext(self._ender)
 
     async def close(self) -> None:
-        """Close the client now, whole (``aclose``); errors are raised."""
-        self._ended = True
-        if self._ender is not None:
-            await self._ender.aclose()
+        """Close the client, whole (``aclose``)."""
         try:
             if self.direct is not None:
                 await self.direct.drain(disconnect=True)
         finally:
             await _close(self.client)
 
-    async def _until_the_loop_ends(self) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            if not self._ended:
-                self._ended = True
-                await self._at_loop_end()
-
-    async def _at_loop_end(self) -> None:
-        table = self._table()
-        loop = asyncio.get_running_loop()
-        if table is not None and table.get(loop) is self:
-            del table[loop]  # the entry holds the loop: it would never leave
-        # A shutdown goes on whatever fails here; each reason is logged.
+    async def at_loop_end(self) -> None:
         try:
             if self.direct is not None:
                 await self.direct.drain(disconnect=True)
-        except Exception as exc:
-            logger.warning("closing Redis connections at the end of an event loop: %s", exc)
-        try:
+        finally:
             if self.owned:
                 await _close(self.client)
             elif hasattr(self.client, "connection_pool"):
                 await self.client.connection_pool.disconnect(inuse_connections=False)
-        except Exception as exc:
-            logger.warning("closing Redis connections at the end of an event loop: %s", exc)
 
 
 def from_settings(settings: Settings, *, asyncio: bool) -> RedisStore | AsyncRedisStore:

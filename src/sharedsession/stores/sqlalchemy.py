@@ -15,6 +15,7 @@ created on first use.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ from ..errors import StoreError
 from . import _sql_engines as engines
 from . import _sql_layout as layout
 from . import _sql_tables as sql
+from ._per_loop import PerLoop
 from .base import ApplyResult
 from .base import AsyncClosing
 from .base import ChangeSet
@@ -267,9 +269,12 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
     ) -> None:
         super().__init__(table, schema, clock, max_per_user, purge_interval)
         self._owned = isinstance(bind, (str, URL))
+        self._make: Callable[[], AsyncEngine] | None = None
         if self._owned:
             url = engines.url(bind, asyncio=True)
-            bind = create_async_engine(url, **engines.engine_options(url, timeout, pool_size))
+            options = engines.engine_options(url, timeout, pool_size)
+            self._make = functools.partial(create_async_engine, url, **options)
+            bind = self._make()
         if not isinstance(bind, AsyncEngine):
             raise ConfigurationError(
                 "The async store (Quart, ASGI) needs a database URL or an AsyncEngine"
@@ -278,7 +283,32 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
         engines.foreign_keys(bind.sync_engine)
         self._tables(bind.dialect.name)
         self._engine = bind
+        # An engine per event loop: its pooled connections (asyncpg's, or any
+        # once a caller waited for one) work only on the loop that opened them.
+        self._engines: PerLoop[AsyncEngine] = PerLoop(self._engine_for_loop, self._at_loop_end)
+        self._warned = False
         self._ready = False
+
+    def _engine_for_loop(self, first: bool) -> AsyncEngine:
+        if first:
+            return self._engine
+        if self._make is None:
+            if not self._warned:
+                self._warned = True
+                logger.warning(
+                    "AsyncSQLAlchemyStore runs on a second event loop with the app's own"
+                    " AsyncEngine, whose pooled connections belong to the first loop; give"
+                    " the store a URL (it makes an engine per loop), or make the engine"
+                    " with poolclass=NullPool"
+                )
+            return self._engine
+        made = self._make()
+        engines.foreign_keys(made.sync_engine)
+        return made
+
+    async def _at_loop_end(self, engine: AsyncEngine) -> None:
+        if self._owned:
+            await engine.dispose()
 
     @property
     def reach(self) -> str:
@@ -286,16 +316,16 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
         return self._reach(self._engine)
 
     async def _run(self, make: Callable[[sql.Layout], sql.Flow[T]], *, write: bool) -> T:
-        t = self._tables(self._engine.dialect.name)
+        engine = self._engines.get() or await self._engines.here()
+        t = self._tables(engine.dialect.name)
         if not self._ready:
             try:
-                await self._drive(self._engine, sql.set_up(t), write=True)
+                await self._drive(engine, sql.set_up(t), write=True)
             except StoreError:
                 # Concurrent first requests race to create the tables (no lock
                 # spans event loops): the loser finds them made on a second look.
-                await self._drive(self._engine, sql.set_up(t), write=True)
+                await self._drive(engine, sql.set_up(t), write=True)
             self._ready = True
-        engine = self._engine
         if not write:
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         try:
@@ -375,8 +405,13 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
         return await self._run(lambda t: layout.purge(t, now, batch), write=False)
 
     async def aclose(self) -> None:
-        if self._owned:
-            await self._engine.dispose()
+        """Dispose of the running event loop's engine, if the store made it (a
+        loop that ends disposes of its own)."""
+        engine = await self._engines.take()
+        if engine is None and not self._engines.started:
+            engine = self._engine
+        if engine is not None and self._owned:
+            await engine.dispose()
 
 
 def from_settings(settings: Settings, *, asyncio: bool) -> SQLAlchemyStore | AsyncSQLAlchemyStore:
