@@ -49,7 +49,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncCountingStore:
 
 
 async def disconnect(store: Any) -> None:
-    """Drop pooled Redis and SQL connections: each TestClient runs its own event loop."""
+    """Close the store's connections on the TestClient's loop before it ends."""
     while hasattr(store, "store"):
         store = store.store
     if isinstance(store, (AsyncRedisStore, AsyncSQLAlchemyStore)):

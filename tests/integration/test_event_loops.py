@@ -21,6 +21,8 @@ import redis
 import redis.asyncio
 import uvloop
 from redis.asyncio.sentinel import Sentinel
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -34,6 +36,7 @@ from sharedsession.stores.redis import AsyncRedisStore
 from sharedsession.stores.sqlalchemy import AsyncSQLAlchemyStore
 from tests.servers import RedisServer
 from tests.servers import SentinelSetup
+from tests.servers import wait_until
 
 
 @pytest.fixture(params=["standalone", "sentinel", "cluster"])
@@ -47,6 +50,20 @@ def url(request: pytest.FixtureRequest) -> str:
         return setup.url
     found: str = request.getfixturevalue("cluster_url")
     return found
+
+
+#: The name the stores under count give their connections (the server is shared).
+NAME = "event-loops-test"
+
+
+def connections(client: redis.Redis) -> int:
+    """How many connections of the stores under count the server has."""
+    return sum(1 for each in client.client_list() if each.get("name") == NAME)
+
+
+def settles_at_most(client: redis.Redis, most: int) -> None:
+    """Wait until the server has seen the closed connections go (their FIN)."""
+    wait_until(lambda: connections(client) <= most, f"at most {most} connections")
 
 
 def counter_app(store: AsyncRedisStore) -> Starlette:
@@ -81,13 +98,26 @@ def test_a_test_client_without_with_keeps_the_session(url: str) -> None:
     assert stored_count(url, sid) == "4"
 
 
-def test_the_apps_own_client_serves_later_loops(
-    redis_server: RedisServer, redis_client: redis.Redis
+@pytest.mark.parametrize("blocking", [False, True])
+def test_the_apps_own_client_serves_later_loops_and_stays_the_apps(
+    redis_server: RedisServer, redis_client: redis.Redis, blocking: bool
 ) -> None:
-    apps_client = redis.asyncio.Redis(port=redis_server.port)
+    kind = redis.asyncio.BlockingConnectionPool if blocking else redis.asyncio.ConnectionPool
+    pool = kind(host="127.0.0.1", port=redis_server.port, client_name=NAME)
+    apps_client = redis.asyncio.Redis(connection_pool=pool)
     client = TestClient(counter_app(AsyncRedisStore(apps_client)))
     assert [client.get("/").text for _ in range(3)] == ["1", "2", "3"]
     assert stored_count(redis_server.url, client.cookies["session"]) == "3"
+    settles_at_most(redis_client, 0)  # each loop closed what it opened
+    # The app's client was not closed: it serves the app on a loop of its own.
+
+    async def apps_own_use() -> Any:
+        try:
+            return await apps_client.get("no-such-key")
+        finally:
+            await pool.disconnect()  # the app's to close
+
+    assert asyncio.run(apps_own_use()) is None
 
 
 def test_loops_one_after_another(redis_server: RedisServer, redis_client: redis.Redis) -> None:
@@ -144,33 +174,33 @@ def test_two_loops_at_once(redis_server: RedisServer, redis_client: redis.Redis)
 
 
 def test_connections_close_with_their_loop_or_aclose(
-    redis_server: RedisServer, redis_client: redis.Redis
+    redis_server: RedisServer, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = AsyncRedisStore.from_url(redis_server.url)
+    store = AsyncRedisStore.from_url(redis_server.url, client_name=NAME)
     key = store_key("c" * 43)
-
-    def connected() -> int:
-        return len(redis_client.client_list()) - 1  # all but the test's own
 
     async def use(close: bool) -> int:
         await asyncio.gather(*(store.load(key) for _ in range(5)))
-        opened = connected()
+        opened = connections(redis_client)
         if close:
             await store.aclose()
+            assert await store.load(key) is None  # used again after aclose: it reconnects
         return opened
 
     assert asyncio.run(use(close=False)) >= 1
-    assert connected() == 0  # closed as the loop shut down
+    settles_at_most(redis_client, 0)  # closed as the loop shut down
     assert uvloop.run(use(close=False)) >= 1
-    assert connected() == 0
-    assert asyncio.run(use(close=True)) >= 1
-    assert connected() == 0
+    settles_at_most(redis_client, 0)
+    with caplog.at_level(logging.WARNING, logger="sharedsession"):
+        assert asyncio.run(use(close=True)) >= 1
+    settles_at_most(redis_client, 0)
+    assert caplog.records == []
 
 
 def test_a_loop_that_ended_is_not_kept(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    store = AsyncRedisStore.from_url(redis_server.url)
+    store = AsyncRedisStore.from_url(redis_server.url, client_name=NAME)
     key = store_key("k" * 43)
     ended = []
     for _ in range(20):
@@ -185,7 +215,7 @@ def test_a_loop_that_ended_is_not_kept(
     # The first loop's closed connections stay in the pool of the client the
     # store was given, and still name that loop: one loop, however many run.
     assert alive in ([], [0])
-    assert len(redis_client.client_list()) == 1  # the test's own
+    settles_at_most(redis_client, 0)
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -194,8 +224,9 @@ def test_a_loop_closed_without_finalizing_is_let_go_at_the_next(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
     # loop.close() alone (no shutdown_asyncgens): nothing closes that loop's
-    # connections; the store lets them go when the next loop starts.
-    store = AsyncRedisStore.from_url(redis_server.url)
+    # connections; the store lets them go when the next loop starts, except
+    # the first loop's, which stay in the pool of the client it was given.
+    store = AsyncRedisStore.from_url(redis_server.url, client_name=NAME)
     key = store_key("k" * 43)
 
     async def three_loads(store: AsyncRedisStore) -> None:
@@ -210,10 +241,11 @@ def test_a_loop_closed_without_finalizing_is_let_go_at_the_next(
         del loop
     gc.collect()
     alive = [i for i, each in enumerate(ended) if each() is not None]
-    assert set(alive) <= {0, 9}  # the first (see above) and the last, until a next
-    assert len(redis_client.client_list()) - 1 <= 6  # at most those two loops' three each
+    assert set(alive) <= {0, 9}  # the first and the last, until a next
+    settles_at_most(redis_client, 6)  # at most those two loops' three each
     del store
     gc.collect()  # the sockets nobody closed go now, under this test's warning filters
+    settles_at_most(redis_client, 0)
 
 
 def test_the_apps_own_sentinel_client_on_a_later_loop_says_what_to_do(
@@ -268,18 +300,42 @@ def test_a_sql_store_on_loops_one_after_another(postgres_url: str, driver: str) 
     assert record is not None and record.data["n"] == "3"
 
 
-def test_the_apps_own_engine_on_a_later_loop_says_what_to_do(
-    postgres_url: str, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("pooled", [True, False])
+def test_the_apps_own_engine_on_later_loops(
+    postgres_url: str, caplog: pytest.LogCaptureFixture, pooled: bool
 ) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
-    from sqlalchemy.pool import NullPool
-
+    options: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     engine = create_async_engine(
-        postgres_url.replace("postgresql", "postgresql+psycopg", 1), poolclass=NullPool
+        postgres_url.replace("postgresql", "postgresql+psycopg", 1), **options
     )
     store = AsyncSQLAlchemyStore(engine)
     key = store_key("e" * 43)
     with caplog.at_level(logging.WARNING, logger="sharedsession"):
         assert [asyncio.run(store.load(key)) for _ in range(3)] == [None, None, None]
     warned = [r for r in caplog.records if "poolclass=NullPool" in r.getMessage()]
-    assert len(warned) == 1  # once, on the second loop; with NullPool it works
+    # Pooled: once, on the second loop. NullPool keeps no connection: no warning.
+    assert len(warned) == (1 if pooled else 0)
+    asyncio.run(engine.dispose())  # the app's engine: the app disposes of it
+
+
+def test_an_in_memory_sqlite_store_is_one_database_on_every_loop() -> None:
+    store = AsyncSQLAlchemyStore("sqlite+aiosqlite://")
+    key = store_key("m" * 43)
+
+    async def bump(expected: int) -> None:
+        record = await store.load(key)
+        assert (0 if record is None else int(record.data["n"])) == expected
+        now = time.time()
+        created = now if record is None else None
+        changes = ChangeSet(now, now + 60, {"n": str(expected + 1)}, created=created)
+        assert (await store.apply(key, changes)).value == "applied"
+
+    async def last() -> None:
+        try:
+            await bump(2)
+        finally:
+            await store.aclose()
+
+    for round_ in range(2):
+        asyncio.run(bump(round_))
+    asyncio.run(last())

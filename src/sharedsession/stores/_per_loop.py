@@ -33,8 +33,9 @@ logger = logging.getLogger("sharedsession")
 class PerLoop(Generic[T]):
     """Each event loop's ``T``.
 
-    :param make: Makes the state of a new loop; its argument tells whether it
-        is the first loop the store runs on.
+    :param make: Makes the state of a loop; its argument tells whether the
+        loop is the first one the store ran on (which uses what the store was
+        given; any other loop needs a state of its own).
     :param end: Closes a state as its loop shuts down; what it raises is
         logged (the shutdown goes on).
     """
@@ -43,12 +44,17 @@ class PerLoop(Generic[T]):
         self._make = make
         self._end = end
         self._entries: weakref.WeakKeyDictionary[Any, _Entry[T]] = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()  # loops in threads of their own start at once
-        #: Whether some loop made its state already.
-        self.started = False
+        self._first: weakref.ref[Any] | None = None
+        self._lock = threading.Lock()  # loops in threads of their own start and end at once
+        self._warned = False
+
+    @property
+    def started(self) -> bool:
+        """Whether the store ran on some loop already."""
+        return self._first is not None
 
     def get(self) -> T | None:
-        """The running loop's state, if it has one (the hot path)."""
+        """The running loop's state, if it has one (the hot path; else :meth:`here`)."""
         entry = self._entries.get(asyncio.get_running_loop())
         return None if entry is None else entry.state
 
@@ -60,28 +66,37 @@ class PerLoop(Generic[T]):
             with self._lock:
                 for ended in [each for each in self._entries if each.is_closed()]:
                     del self._entries[ended]
-                entry = _Entry(self._make(not self.started), self)
-                self.started = True
+                if self._first is None:
+                    self._first = weakref.ref(loop)
+                entry = _Entry(self._make(self._first() is loop), self)
                 self._entries[loop] = entry
             await entry.start()
         return entry.state
 
     async def take(self) -> T | None:
         """The running loop's state, no longer kept nor ended with the loop:
-        the caller closes it (``aclose``)."""
-        entry = self._entries.pop(asyncio.get_running_loop(), None)
+        the caller closes it (``aclose``); a later use makes a new one."""
+        with self._lock:
+            entry = self._entries.pop(asyncio.get_running_loop(), None)
         if entry is None:
             return None
         await entry.forget()
         return entry.state
 
+    def warn_once(self, message: str) -> None:
+        """Log ``message`` the first time only (a store on many loops would repeat it)."""
+        if not self._warned:
+            self._warned = True
+            logger.warning(message)
+
     async def _ended(self, entry: _Entry[T]) -> None:
         loop = asyncio.get_running_loop()
-        if self._entries.get(loop) is entry:
-            # The entry holds the loop (its generator names the loop's
-            # finalizer, its connections the loop's streams): kept, every
-            # loop and its state would stay alive as long as the store.
-            del self._entries[loop]
+        with self._lock:
+            if self._entries.get(loop) is entry:
+                # The entry holds the loop (its generator names the loop's
+                # finalizer, its connections the loop's streams): kept, every
+                # loop and its state would stay alive as long as the store.
+                del self._entries[loop]
         try:
             await self._end(entry.state)
         except Exception as exc:  # a shutdown goes on; the reason is logged
@@ -89,7 +104,7 @@ class PerLoop(Generic[T]):
 
 
 class _Entry(Generic[T]):
-    __slots__ = ("state", "_ender", "_owner", "_ended")
+    __slots__ = ("state", "_ended", "_ender", "_owner")
 
     def __init__(self, state: T, owner: PerLoop[T]) -> None:
         self.state = state

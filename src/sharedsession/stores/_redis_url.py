@@ -132,7 +132,8 @@ def _remade_by(client: Any, remake: Callable[[], Any]) -> Any:
 
 
 def made_here(client: Any) -> bool:
-    """Whether the asyncio ``client`` was made here, for a store alone."""
+    """Whether the asyncio ``client`` was made here to be made again (a Cluster
+    from a URL has no pool :func:`owns_pool` knows)."""
     return client in _REMAKES
 
 
@@ -144,17 +145,20 @@ def another(client: Any) -> Any | None:
     A client made here from a URL or from the app's client is made again; the
     app's own standalone client gets a pool of its own with its settings.
     ``None`` for any other client of the app's: a Sentinel or Cluster client
-    (its Sentinel connections or nodes cannot be copied from outside), one on
-    another kind of pool or a single connection.
+    (its Sentinel connections or nodes cannot be copied from outside), a
+    single connection, or a pool of a kind not known here.
     """
     remake = _REMAKES.get(client)
     if remake is not None:
         return remake()
+    from redis.asyncio import BlockingConnectionPool
     from redis.asyncio import ConnectionPool
 
-    pool = getattr(client, "connection_pool", None)
-    if type(pool) is not ConnectionPool or getattr(client, "connection", None) is not None:
-        return None  # (a pool of another kind, or one connection, has settings of its own)
+    pool: Any = getattr(client, "connection_pool", None)
+    if type(pool) not in (ConnectionPool, BlockingConnectionPool):
+        return None  # (a Sentinel's, or another kind with settings of its own)
+    if getattr(client, "connection", None) is not None:
+        return None  # a single connection
     return _copy(client, pool, _settings(pool), pool.max_connections)
 
 

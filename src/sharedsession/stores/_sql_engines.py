@@ -75,6 +75,15 @@ def url(bind: str | URL, *, asyncio: bool) -> URL:
     return url
 
 
+def one_database_per_engine(engine: Any) -> bool:
+    """Whether each engine made from ``engine``'s URL is a database of its own
+    (in-memory SQLite): such an engine is kept, never made again."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite":
+        return False
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
 def engine_options(url: URL, timeout: float, pool_size: int) -> dict[str, Any]:
     if url.get_backend_name() == "sqlite":
         return {}

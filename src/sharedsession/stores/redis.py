@@ -505,8 +505,7 @@ class AsyncRedisStore(AsyncClosing):
         self.prefix = prefix
         self.revoked_ms = layout.REVOKED_MS
         # What each event loop uses (test clients and asyncio.run start several).
-        self._loops: PerLoop[_OnLoop] = PerLoop(self._on_new_loop, _OnLoop.at_loop_end)
-        self._warned = False
+        self._loops: PerLoop[_OnLoop] = PerLoop(self._on_loop, _OnLoop.at_loop_end)
 
     @classmethod
     def from_url(
@@ -533,29 +532,25 @@ class AsyncRedisStore(AsyncClosing):
             max_per_user=max_per_user,
         )
 
-    def _on_new_loop(self, first: bool) -> _OnLoop:
-        # The first loop gets the client given; each later one a client of its
+    def _on_loop(self, first: bool) -> _OnLoop:
+        # The first loop uses the client given; each other one a client of its
         # own: the first one's connections (and its pool's lock) are bound to it.
         client = self.client if first else another(self.client)
         if client is None:
-            self._warn_once()
+            self._loops.warn_once(
+                "AsyncRedisStore runs on a second event loop with a client it cannot copy"
+                " (the app's own Sentinel or Cluster client, or a single connection), whose"
+                " connections belong to the first loop; give the store a URL (redis://,"
+                " redis+sentinel://, redis+cluster://) so that each loop gets its own"
+            )
             client = self.client
-        owned = client is not self.client or made_here(client)
+        owned = made_here(client) or owns_pool(client)
         return _OnLoop(client, self.options.max_connections, owned=owned)
 
-    def _warn_once(self) -> None:
-        if not self._warned:
-            self._warned = True
-            logger.warning(
-                "AsyncRedisStore runs on a second event loop with a client it cannot copy"
-                " (the app's own Sentinel or Cluster client, or a pool of another kind),"
-                " whose connections belong to the first loop; give the store a URL"
-                " (redis://, redis+sentinel://, redis+cluster://) so that each loop gets"
-                " connections of its own"
-            )
-
     async def _run(self, flow: layout.Flow[T]) -> T:
-        here = self._loops.get() or await self._loops.here()
+        here = self._loops.get()
+        if here is None:
+            here = await self._loops.here()
         slots = here.slots
         if slots.locked():  # wait_for costs a task: only when it has to wait
             try:
@@ -712,11 +707,12 @@ class AsyncRedisStore(AsyncClosing):
                 return
 
     async def aclose(self) -> None:
-        """Close the client of the running event loop (a loop that ends closes
-        the connections it opened)."""
+        """Close the running event loop's client, whole (the client given, on
+        the first loop: as :meth:`RedisStore.close`). A loop that ends closes
+        the connections it opened itself."""
         here = await self._loops.take()
         if here is not None:
-            await here.close()
+            await here.close(whole=True)
         elif not self._loops.started:  # never used: no connection, but its pool is closed
             await _close(self.client)
 
@@ -732,9 +728,10 @@ class _OnLoop:
     :mod:`._per_loop`): a client, its scripts, its direct path and the bound
     on operations at once.
 
-    :param owned: The client is the store's alone (made from a URL, or a copy):
-        closed whole at the loop's end. The app's own client keeps its pool;
-        only its idle connections, which no other loop can use, are closed.
+    :param owned: The client is the store's alone (made from a URL, or a copy
+        of the app's): closed whole at the loop's end. The app's own client
+        keeps its pool; only its idle connections, which no other loop can
+        use, are closed.
     """
 
     __slots__ = ("client", "direct", "owned", "scripts", "slots")
@@ -746,20 +743,17 @@ class _OnLoop:
         self.direct = AsyncDirect(client, keep=owns_pool(client)) if _direct_path(client) else None
         self.slots = asyncio.Semaphore(max_connections)
 
-    async def close(self) -> None:
-        """Close the client, whole (``aclose``)."""
-        try:
-            if self.direct is not None:
-                await self.direct.drain(disconnect=True)
-        finally:
-            await _close(self.client)
-
     async def at_loop_end(self) -> None:
+        await self.close(whole=self.owned)
+
+    async def close(self, *, whole: bool) -> None:
+        """Close the kept connections and, ``whole``, the client; else only
+        the idle connections of its pool."""
         try:
             if self.direct is not None:
                 await self.direct.drain(disconnect=True)
         finally:
-            if self.owned:
+            if whole:
                 await _close(self.client)
             elif hasattr(self.client, "connection_pool"):
                 await self.client.connection_pool.disconnect(inuse_connections=False)

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from ..errors import ConfigurationError
 from ..errors import StoreError
@@ -286,28 +287,26 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
         # An engine per event loop: its pooled connections (asyncpg's, or any
         # once a caller waited for one) work only on the loop that opened them.
         self._engines: PerLoop[AsyncEngine] = PerLoop(self._engine_for_loop, self._at_loop_end)
-        self._warned = False
         self._ready = False
 
     def _engine_for_loop(self, first: bool) -> AsyncEngine:
-        if first:
-            return self._engine
-        if self._make is None:
-            if not self._warned:
-                self._warned = True
-                logger.warning(
-                    "AsyncSQLAlchemyStore runs on a second event loop with the app's own"
-                    " AsyncEngine, whose pooled connections belong to the first loop; give"
-                    " the store a URL (it makes an engine per loop), or make the engine"
-                    " with poolclass=NullPool"
-                )
-            return self._engine
-        made = self._make()
-        engines.foreign_keys(made.sync_engine)
-        return made
+        if first or engines.one_database_per_engine(self._engine):
+            return self._engine  # (a new in-memory SQLite engine is a new, empty database)
+        if self._make is not None:
+            made = self._make()
+            engines.foreign_keys(made.sync_engine)
+            return made
+        if not isinstance(self._engine.pool, NullPool):  # (no pooled connection: any loop)
+            self._engines.warn_once(
+                "AsyncSQLAlchemyStore runs on a second event loop with the app's own"
+                " AsyncEngine, whose pooled connections belong to the first loop; give"
+                " the store a URL (it makes an engine per loop), or make the engine"
+                " with poolclass=NullPool"
+            )
+        return self._engine
 
     async def _at_loop_end(self, engine: AsyncEngine) -> None:
-        if self._owned:
+        if self._owned and not engines.one_database_per_engine(engine):
             await engine.dispose()
 
     @property
@@ -316,7 +315,9 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
         return self._reach(self._engine)
 
     async def _run(self, make: Callable[[sql.Layout], sql.Flow[T]], *, write: bool) -> T:
-        engine = self._engines.get() or await self._engines.here()
+        engine = self._engines.get()
+        if engine is None:
+            engine = await self._engines.here()
         t = self._tables(engine.dialect.name)
         if not self._ready:
             try:
