@@ -180,18 +180,17 @@ def connect(
     :raises ValueError: The URL is not one of the supported forms.
     """
     scheme = urlsplit(url).scheme.lower()
-    given = options
-    options = {
+    settings = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": _retry(asyncio),
         "max_connections": max_connections,
         **options,
     }
-    made = _connect(url, scheme, asyncio, options)
+    made = _connect(url, scheme, asyncio, settings)
     if asyncio:  # another event loop gets its own (see another())
         again = functools.partial(
-            connect, url, asyncio=True, timeout=timeout, max_connections=max_connections, **given
+            connect, url, asyncio=True, timeout=timeout, max_connections=max_connections, **options
         )
         _remade_by(made, again)
     return made

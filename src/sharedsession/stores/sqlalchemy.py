@@ -285,13 +285,15 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
         self._tables(bind.dialect.name)
         self._engine = bind
         # An engine per event loop: its pooled connections (asyncpg's, or any
-        # once a caller waited for one) work only on the loop that opened them.
+        # once a caller waited for one) work only on the loop that opened them;
+        # but a new in-memory SQLite engine is a new, empty database.
+        self._one_engine = engines.one_database_per_engine(bind)
         self._engines: PerLoop[AsyncEngine] = PerLoop(self._engine_for_loop, self._at_loop_end)
         self._ready = False
 
     def _engine_for_loop(self, first: bool) -> AsyncEngine:
-        if first or engines.one_database_per_engine(self._engine):
-            return self._engine  # (a new in-memory SQLite engine is a new, empty database)
+        if first or self._one_engine:
+            return self._engine
         if self._make is not None:
             made = self._make()
             engines.foreign_keys(made.sync_engine)
@@ -306,7 +308,7 @@ class AsyncSQLAlchemyStore(engines.Common, AsyncClosing):
         return self._engine
 
     async def _at_loop_end(self, engine: AsyncEngine) -> None:
-        if self._owned and not engines.one_database_per_engine(engine):
+        if self._owned and not self._one_engine:
             await engine.dispose()
 
     @property
